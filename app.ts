@@ -1,0 +1,110 @@
+import { randomUUID } from 'node:crypto'
+import type { Server } from 'node:http'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
+import fp from 'fastify-plugin'
+import type { DestinationStream } from 'pino'
+import type { Config } from './config.ts'
+import errors, { frameworkErrorHandler } from './plugins/app/errors.ts'
+import health from './plugins/app/health.ts'
+import store from './plugins/app/store/index.ts'
+import { validatorCompiler } from './plugins/app/validation.ts'
+import cors from './plugins/external/cors.ts'
+import helmet from './plugins/external/helmet.ts'
+import mongodb from './plugins/external/mongodb.ts'
+import redis from './plugins/external/redis.ts'
+import swagger from './plugins/external/swagger.ts'
+import underPressure from './plugins/external/under-pressure.ts'
+import api from './routes/api/index.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+  }
+}
+
+export interface BuildOptions {
+  /** Where logs go (tests capture them to search for secrets); stdout by default. */
+  logStream?: DestinationStream
+}
+
+/** Paths that may carry secrets; pino replaces their values wherever they appear in a log line. */
+export const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-api-key"]',
+  'headers.authorization',
+  '*.password', '*.currentPassword', '*.newPassword',
+  '*.passphrase', '*.currentPassphrase',
+  '*.secret', '*.key', '*.token', '*.accessToken', '*.refreshToken'
+]
+
+export function loggerOptions (config: Config, stream?: DestinationStream): FastifyServerOptions['logger'] {
+  const pretty = stream === undefined && process.stdout.isTTY && !config.isProduction
+  return {
+    level: config.logLevel,
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    ...(stream !== undefined ? { stream } : {}),
+    ...(pretty ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } } : {})
+  }
+}
+
+/** Trust the nearest `hops` proxies, as proxy-addr does for a number. */
+function hopCount (hops: number) {
+  return (_address: string, index: number) => index < hops
+}
+
+/**
+ * The whole application: ecosystem plugins, then Keyward's own plugins, then the routes. The
+ * same builder serves production (server.ts) and every test.
+ */
+export async function buildApp (config: Config, options: BuildOptions = {}) {
+  const app = Fastify({
+    logger: loggerOptions(config, options.logStream),
+    genReqId: () => randomUUID(),
+    logController: new LogController({ disableRequestLogging: !config.logRequests }),
+    bodyLimit: config.http.bodyLimit,
+    trustProxy: typeof config.trustProxy === 'number' ? hopCount(config.trustProxy) : config.trustProxy,
+    connectionTimeout: config.http.connectionTimeoutMs,
+    keepAliveTimeout: config.http.keepAliveTimeoutMs,
+    requestTimeout: config.http.requestTimeoutMs,
+    maxRequestsPerSocket: config.http.maxRequestsPerSocket === 0 ? undefined : config.http.maxRequestsPerSocket,
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    frameworkErrors: frameworkErrorHandler,
+    pluginTimeout: Math.max(10_000, (config.mongo?.connectTimeoutMs ?? 0) + 5000)
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  // A flood of connections is refused at the socket instead of exhausting file descriptors.
+  const server = app.server as Server
+  server.maxConnections = config.http.maxConnections
+  server.headersTimeout = config.http.headersTimeoutMs
+  // During shutdown, keep-alive sockets whose last request just finished are closed at once
+  // instead of lingering until their keep-alive timeout holds the process open.
+  let drain: NodeJS.Timeout | undefined
+  app.addHook('preClose', async () => {
+    drain = setInterval(() => server.closeIdleConnections(), 100).unref()
+  })
+  app.addHook('onClose', async () => { clearInterval(drain) })
+
+  app.setValidatorCompiler(validatorCompiler)
+  for (const warning of config.warnings) app.log.warn(warning)
+
+  await app.register(fp(async (instance) => { instance.decorate('config', config) }, { name: 'config' }))
+  await app.register(errors)
+
+  await app.register(helmet)
+  await app.register(cors)
+  await app.register(underPressure)
+  await app.register(redis)
+  await app.register(mongodb)
+  await app.register(swagger)
+
+  await app.register(store)
+  await app.register(health)
+
+  await app.register(api, { prefix: '/api' })
+  return app
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>

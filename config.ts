@@ -1,0 +1,216 @@
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { getHeapStatistics } from 'node:v8'
+import { Ajv } from 'ajv'
+import { Type, type Static } from 'typebox'
+
+const Int = (minimum: number, maximum: number, def: number, description: string) =>
+  Type.Integer({ minimum, maximum, default: def, description })
+
+const Secret = (description: string) => Type.Optional(Type.String({ minLength: 32, maxLength: 512, description }))
+
+/**
+ * Every setting Keyward reads, as the environment spells it. Values arrive as strings;
+ * numbers and booleans are coerced by the validator, and nothing else is accepted.
+ */
+export const EnvSchema = Type.Object({
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], { default: 'development', description: 'development, test or production (production requires every secret)' }),
+  PORT: Int(0, 65535, 8080, 'HTTP port of the API'),
+  HOST: Type.String({ minLength: 1, maxLength: 255, default: '0.0.0.0', description: 'Address to listen on' }),
+  LOG_REQUESTS: Type.Boolean({ default: false, description: 'Log every request and response (errors and slow requests are always logged)' }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'pino log level' }),
+  DATA_DIR: Type.String({ minLength: 1, maxLength: 4096, default: './data', description: 'Folder of the embedded SQLite store' }),
+  MONGODB_URI: Type.Optional(Type.String({ pattern: '^mongodb(\\+srv)?://', maxLength: 4096, description: 'MongoDB connection string; unset = embedded SQLite' })),
+  MONGODB_DB: Type.String({ pattern: '^[A-Za-z0-9_-]{1,63}$', default: 'keyward', description: 'Database name when MONGODB_URI names none' }),
+  MONGODB_CONNECT_TIMEOUT_MS: Int(500, 60000, 5000, 'Server selection timeout at start-up'),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', maxLength: 4096, description: 'Redis URL; unset = in-memory cache and limits' })),
+  REDIS_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_-]{1,64}$', default: 'kw:', description: 'Prefix of every Redis key Keyward writes' }),
+  FRONTEND_URL: Type.String({ maxLength: 4096, default: '', description: 'Comma-separated CORS allow-list of origins' }),
+  TRUST_PROXY: Type.String({ maxLength: 1024, default: 'false', description: 'false, true, a hop count, or comma-separated proxy addresses/CIDRs' }),
+  BODY_LIMIT: Int(1024, 16 * 1024 * 1024, 1024 * 1024, 'Largest request body in bytes'),
+  MAX_CONNECTIONS: Int(1, 1_000_000, 10_000, 'Open connections per process before new ones are refused'),
+  CONNECTION_TIMEOUT_MS: Int(1000, 3_600_000, 120_000, 'Idle socket timeout'),
+  KEEP_ALIVE_TIMEOUT_MS: Int(1000, 600_000, 72_000, 'Keep-alive timeout (above common load balancer idle timeouts)'),
+  REQUEST_TIMEOUT_MS: Int(1000, 600_000, 30_000, 'Whole-request timeout'),
+  HEADERS_TIMEOUT_MS: Int(1000, 600_000, 15_000, 'Time allowed to receive request headers (slowloris bound)'),
+  MAX_REQUESTS_PER_SOCKET: Int(0, 10_000_000, 0, 'Requests per keep-alive socket (0 = unlimited)'),
+  SHUTDOWN_TIMEOUT_MS: Int(1000, 120_000, 10_000, 'Graceful shutdown bound'),
+  MAX_EVENT_LOOP_DELAY_MS: Int(0, 60_000, 1000, 'Under-pressure: event-loop delay (0 = off)'),
+  MAX_EVENT_LOOP_UTILIZATION: Type.Number({ minimum: 0, maximum: 1, default: 0.98, description: 'Under-pressure: event-loop utilisation (0 = off)' }),
+  MAX_HEAP_USED_BYTES: Int(0, Number.MAX_SAFE_INTEGER, 0, 'Under-pressure: heap bytes (0 = 90% of the heap limit)'),
+  MAX_RSS_BYTES: Int(0, Number.MAX_SAFE_INTEGER, 0, 'Under-pressure: RSS bytes (0 = off)'),
+  JWT_SECRET: Secret('Signs access tokens (required in production)'),
+  KEY_HASH_SECRET: Secret('Pepper of the issued-key lookup hash (required in production)'),
+  JWT_ACCESS_TTL_SECONDS: Int(60, 86_400, 900, 'Access token lifetime'),
+  REFRESH_TTL_SECONDS: Int(3600, 31_536_000, 30 * 86_400, 'Refresh token (session) lifetime'),
+  ADMIN_EMAILS: Type.String({ maxLength: 4096, default: '', description: 'Comma-separated emails promoted to admin on register or login' }),
+  AUTH_RATE_LIMIT_MAX: Int(1, 1_000_000, 10, 'Auth tier: attempts per window per IP'),
+  AUTH_RATE_LIMIT_WINDOW_MS: Int(1000, 86_400_000, 15 * 60_000, 'Auth tier window')
+}, { additionalProperties: true })
+
+type Env = Static<typeof EnvSchema>
+
+const SECRET_NAMES = ['JWT_SECRET', 'KEY_HASH_SECRET'] as const
+type SecretName = typeof SECRET_NAMES[number]
+
+export class ConfigError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+const ajv = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: false, strict: false })
+const validateEnv = ajv.compile(EnvSchema)
+
+const DEV_SECRETS_FILE = '.dev-secrets.json'
+
+/**
+ * Development secrets generated once and kept beside the embedded store, so a restart of
+ * `npm start` keeps sessions and issued keys valid. Never used in production.
+ */
+function developmentSecrets (dataDir: string): Record<string, string> {
+  try {
+    const parsed = JSON.parse(readFileSync(join(dataDir, DEV_SECRETS_FILE), 'utf8'))
+    return typeof parsed === 'object' && parsed !== null ? parsed : {}
+  } catch {
+    return {}
+  }
+}
+
+function saveDevelopmentSecrets (dataDir: string, secrets: Record<string, string>) {
+  try {
+    mkdirSync(dataDir, { recursive: true })
+    writeFileSync(join(dataDir, DEV_SECRETS_FILE), JSON.stringify(secrets, null, 2), { mode: 0o600 })
+  } catch {
+    // An unwritable DATA_DIR surfaces when the store opens; secrets then last for this process only.
+  }
+}
+
+function parseList (value: string): string[] {
+  return value.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
+}
+
+function parseTrustProxy (value: string): boolean | number | string[] {
+  const v = value.trim().toLowerCase()
+  if (v === 'false' || v === '0' || v === '') return false
+  if (v === 'true') return true
+  if (/^\d+$/.test(v)) return Number(v)
+  const list = parseList(value)
+  for (const entry of list) {
+    if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(entry) && !['loopback', 'linklocal', 'uniquelocal'].includes(entry)) {
+      throw new ConfigError(`Invalid configuration: TRUST_PROXY entry "${entry}" is not an address, CIDR, hop count, true or false`)
+    }
+  }
+  return list
+}
+
+function parseOrigins (value: string): string[] {
+  const origins = parseList(value)
+  for (const origin of origins) {
+    let url: URL
+    try {
+      url = new URL(origin)
+    } catch {
+      throw new ConfigError(`Invalid configuration: FRONTEND_URL entry "${origin}" is not a URL`)
+    }
+    if (url.origin !== origin.replace(/\/$/, '')) {
+      throw new ConfigError(`Invalid configuration: FRONTEND_URL entry "${origin}" must be an origin (scheme://host[:port]) without a path`)
+    }
+  }
+  return origins.map((o) => o.replace(/\/$/, ''))
+}
+
+/**
+ * Builds the validated configuration from an environment-like record. Pure: tests pass the
+ * values they need instead of touching process.env.
+ */
+export function createConfig (source: Record<string, string | undefined> = process.env) {
+  const raw: Record<string, unknown> = {}
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const value = source[key]
+    if (value !== undefined && value !== '') raw[key] = value
+  }
+  if (!validateEnv(raw)) {
+    const err = validateEnv.errors?.[0]
+    const name = err?.instancePath.replace(/^\//, '') || String(err?.params?.missingProperty ?? 'environment')
+    const got = source[name]
+    const shown = name.endsWith('SECRET') ? '' : ` (got "${String(got).slice(0, 80)}")`
+    throw new ConfigError(`Invalid configuration: ${name} ${err?.message ?? 'is invalid'}${got === undefined ? '' : shown}`)
+  }
+  const env = raw as Env
+  const production = env.NODE_ENV === 'production'
+  const warnings: string[] = []
+
+  const dataDir = resolve(env.DATA_DIR)
+  const secrets = {} as Record<SecretName, string>
+  let generated: Record<string, string> | undefined
+  for (const name of SECRET_NAMES) {
+    const value = env[name]
+    if (value !== undefined) {
+      if (/^(change[-_ ]?me|secret|default|example)/i.test(value)) {
+        throw new ConfigError(`Invalid configuration: ${name} is a placeholder value; set a random secret of at least 32 characters`)
+      }
+      secrets[name] = value
+    } else if (production) {
+      throw new ConfigError(`Invalid configuration: ${name} is required in production (at least 32 random characters)`)
+    } else {
+      generated ??= env.NODE_ENV === 'development' ? developmentSecrets(dataDir) : {}
+      generated[name] ??= randomBytes(32).toString('base64url')
+      secrets[name] = generated[name]
+      warnings.push(env.NODE_ENV === 'development'
+        ? `${name} is not set: using a generated development secret kept in ${join(dataDir, DEV_SECRETS_FILE)}; set it explicitly in production`
+        : `${name} is not set: a random one was generated for this process`)
+    }
+  }
+  if (generated !== undefined && env.NODE_ENV === 'development') saveDevelopmentSecrets(dataDir, generated)
+
+  const heapLimit = getHeapStatistics().heap_size_limit
+
+  return {
+    env: env.NODE_ENV,
+    isProduction: production,
+    isTest: env.NODE_ENV === 'test',
+    port: env.PORT,
+    host: env.HOST,
+    logLevel: env.LOG_LEVEL,
+    logRequests: env.LOG_REQUESTS,
+    dataDir,
+    mongo: env.MONGODB_URI === undefined
+      ? undefined
+      : { uri: env.MONGODB_URI, database: env.MONGODB_DB, connectTimeoutMs: env.MONGODB_CONNECT_TIMEOUT_MS },
+    redis: env.REDIS_URL === undefined ? undefined : { url: env.REDIS_URL, prefix: env.REDIS_PREFIX },
+    corsOrigins: parseOrigins(env.FRONTEND_URL),
+    trustProxy: parseTrustProxy(env.TRUST_PROXY),
+    http: {
+      bodyLimit: env.BODY_LIMIT,
+      maxConnections: env.MAX_CONNECTIONS,
+      connectionTimeoutMs: env.CONNECTION_TIMEOUT_MS,
+      keepAliveTimeoutMs: env.KEEP_ALIVE_TIMEOUT_MS,
+      requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
+      headersTimeoutMs: Math.min(env.HEADERS_TIMEOUT_MS, env.REQUEST_TIMEOUT_MS),
+      maxRequestsPerSocket: env.MAX_REQUESTS_PER_SOCKET,
+      shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS
+    },
+    pressure: {
+      maxEventLoopDelay: env.MAX_EVENT_LOOP_DELAY_MS,
+      maxEventLoopUtilization: env.MAX_EVENT_LOOP_UTILIZATION,
+      maxHeapUsedBytes: env.MAX_HEAP_USED_BYTES === 0 ? Math.floor(heapLimit * 0.9) : env.MAX_HEAP_USED_BYTES,
+      maxRssBytes: env.MAX_RSS_BYTES
+    },
+    auth: {
+      jwtSecret: secrets.JWT_SECRET,
+      accessTtlSeconds: env.JWT_ACCESS_TTL_SECONDS,
+      refreshTtlSeconds: env.REFRESH_TTL_SECONDS,
+      adminEmails: parseList(env.ADMIN_EMAILS).map((e) => e.toLowerCase()),
+      rateLimit: { max: env.AUTH_RATE_LIMIT_MAX, windowMs: env.AUTH_RATE_LIMIT_WINDOW_MS }
+    },
+    keys: {
+      hashSecret: secrets.KEY_HASH_SECRET
+    },
+    warnings
+  }
+}
+
+export type Config = ReturnType<typeof createConfig>

@@ -1,0 +1,108 @@
+import { STATUS_CODES } from 'node:http'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { ErrorBody, type ErrorBodyType } from '../../schemas/error.ts'
+
+/** A failure the client can act on: a status, a stable code and a message safe to show. */
+export class AppError extends Error {
+  constructor (readonly statusCode: number, readonly code: string, message: string, readonly headers?: Record<string, string>) {
+    super(message)
+    this.name = 'AppError'
+  }
+}
+
+export const notFound = (what = 'Resource') => new AppError(404, 'NOT_FOUND', `${what} not found`)
+export const unauthorized = (message = 'Authentication required') => new AppError(401, 'UNAUTHORIZED', message)
+export const forbidden = (message = 'Not allowed') => new AppError(403, 'FORBIDDEN', message)
+
+const FRAMEWORK_CODES: Record<string, { status: number, code: string, message?: string }> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'PAYLOAD_TOO_LARGE' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'BAD_REQUEST' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'VALIDATION_FAILED', message: 'body must be a JSON object, but it was empty' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'MALFORMED_JSON', message: 'body is not valid JSON' },
+  FST_ERR_BAD_URL: { status: 400, code: 'BAD_URL', message: 'the URL is malformed' },
+  FST_ERR_ASYNC_CONSTRAINT: { status: 400, code: 'BAD_REQUEST' },
+  FST_ERR_CTP_INVALID_TYPE: { status: 400, code: 'BAD_REQUEST' },
+  FST_ERR_CTP_INVALID_HANDLER: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' }
+}
+
+const STATUS_DEFAULT_CODES: Record<number, string> = {
+  400: 'BAD_REQUEST',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
+  406: 'NOT_ACCEPTABLE',
+  408: 'REQUEST_TIMEOUT',
+  409: 'CONFLICT',
+  413: 'PAYLOAD_TOO_LARGE',
+  414: 'URI_TOO_LONG',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  429: 'RATE_LIMITED',
+  431: 'HEADERS_TOO_LARGE',
+  503: 'SERVICE_UNAVAILABLE'
+}
+
+interface ValidationItem { instancePath?: string, message?: string, keyword?: string, params?: Record<string, unknown> }
+
+function describeValidation (error: FastifyError): string {
+  const first = (error.validation?.[0] ?? {}) as ValidationItem
+  const where = `${error.validationContext ?? 'request'}${(first.instancePath ?? '').replace(/\//g, '.').replace(/^\./, '/')}`
+  if (first.keyword === 'additionalProperties') return `${where} has an unknown field '${String(first.params?.additionalProperty)}'`
+  if (first.keyword === 'required') return `${where} is missing the required field '${String(first.params?.missingProperty)}'`
+  return `${where} ${first.message ?? 'is invalid'}`
+}
+
+export function errorBody (request: FastifyRequest, statusCode: number, code: string, message: string): ErrorBodyType {
+  return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message, requestId: String(request.id) }
+}
+
+/** Maps any thrown error to the one error body; 5xx answers never carry internal details. */
+export function toErrorBody (error: FastifyError | AppError | Error, request: FastifyRequest): { body: ErrorBodyType, headers?: Record<string, string> } {
+  if (error instanceof AppError) {
+    return { body: errorBody(request, error.statusCode, error.code, error.message), headers: error.headers }
+  }
+  const fe = error as FastifyError
+  if (fe.validation !== undefined) {
+    return { body: errorBody(request, 400, 'VALIDATION_FAILED', describeValidation(fe)) }
+  }
+  const mapped = fe.code === undefined ? undefined : FRAMEWORK_CODES[fe.code]
+  if (mapped !== undefined) {
+    return { body: errorBody(request, mapped.status, mapped.code, mapped.message ?? fe.message) }
+  }
+  const status = fe.statusCode ?? 500
+  if (status >= 400 && status < 500) {
+    return { body: errorBody(request, status, STATUS_DEFAULT_CODES[status] ?? 'BAD_REQUEST', fe.message) }
+  }
+  if (status === 503) {
+    return { body: errorBody(request, 503, 'SERVICE_UNAVAILABLE', 'The service is temporarily unavailable; retry shortly') }
+  }
+  return { body: errorBody(request, 500, 'INTERNAL_ERROR', 'An unexpected error occurred') }
+}
+
+function sendError (error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
+  const { body, headers } = toErrorBody(error, request)
+  if (body.statusCode >= 500) {
+    request.log.error({ err: error }, 'request failed')
+  } else {
+    request.log.info({ code: body.code, statusCode: body.statusCode }, body.message)
+  }
+  if (headers !== undefined) reply.headers(headers)
+  return reply.code(body.statusCode).type('application/json; charset=utf-8').send(body)
+}
+
+/** Fastify's frameworkErrors option: URL and constraint errors raised before routing. */
+export function frameworkErrorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  sendError(error, request, reply)
+}
+
+async function errorsPlugin (fastify: FastifyInstance) {
+  fastify.addSchema(ErrorBody)
+  fastify.setErrorHandler((error: FastifyError, request, reply) => sendError(error, request, reply))
+  fastify.setNotFoundHandler((request, reply) => {
+    reply.code(404).send(errorBody(request, 404, 'NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]?.slice(0, 200)} not found`))
+  })
+}
+
+export default fp(errorsPlugin, { name: 'errors' })

@@ -1,0 +1,461 @@
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'libsql'
+import { newId } from './ids.ts'
+import { searchText, sortValue } from './shared.ts'
+import {
+  DuplicateError,
+  type KeyListQuery, type KeyPatch, type KeyRecord, type NewKey, type NewSession, type NewUser, type Page,
+  type RefreshOutcome, type SessionRecord, type Store, type StoreHealth, type UserPatch, type UserRecord
+} from './types.ts'
+
+type Row = Record<string, unknown>
+type Db = InstanceType<typeof Database>
+
+/**
+ * Schema migrations, applied in order and recorded in schema_migrations. Append only: a shipped
+ * migration is never edited.
+ */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE users (
+     id TEXT PRIMARY KEY,
+     email TEXT NOT NULL UNIQUE,
+     name TEXT,
+     role TEXT NOT NULL,
+     password_hash TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   );
+   CREATE TABLE sessions (
+     id TEXT PRIMARY KEY,
+     user_id TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     last_used_at INTEGER NOT NULL,
+     revoked_at INTEGER,
+     user_agent TEXT,
+     ip TEXT
+   );
+   CREATE INDEX sessions_user ON sessions (user_id, created_at);
+   CREATE TABLE refresh_tokens (
+     hash TEXT PRIMARY KEY,
+     session_id TEXT NOT NULL,
+     user_id TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     used_at INTEGER
+   );
+   CREATE INDEX refresh_tokens_session ON refresh_tokens (session_id);
+   CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);
+   CREATE TABLE keys (
+     id TEXT PRIMARY KEY,
+     owner_id TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     name TEXT NOT NULL,
+     service TEXT,
+     description TEXT,
+     environment TEXT NOT NULL,
+     tags TEXT NOT NULL,
+     scopes TEXT NOT NULL,
+     metadata TEXT NOT NULL,
+     prefix TEXT NOT NULL,
+     start TEXT NOT NULL,
+     hash TEXT UNIQUE,
+     version INTEGER NOT NULL,
+     status TEXT NOT NULL,
+     expires_at INTEGER,
+     rotation_interval_days INTEGER,
+     rotation_due_at INTEGER,
+     monthly_limit INTEGER,
+     rate_limit TEXT,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     last_used_at INTEGER,
+     search TEXT NOT NULL
+   );
+   CREATE INDEX keys_owner_created ON keys (owner_id, created_at, id);
+   CREATE INDEX keys_owner_name ON keys (owner_id, name, id);
+   CREATE INDEX keys_owner_last_used ON keys (owner_id, last_used_at, id);
+   CREATE INDEX keys_owner_expires ON keys (owner_id, expires_at, id);
+   CREATE INDEX keys_owner_status ON keys (owner_id, status);`
+]
+
+const USER_COLUMNS = 'id, email, name, role, password_hash, created_at, updated_at'
+const SESSION_COLUMNS = 'id, user_id, created_at, expires_at, last_used_at, revoked_at, user_agent, ip'
+
+const KEY_FIELD_COLUMNS: Record<keyof KeyPatch, string> = {
+  name: 'name',
+  service: 'service',
+  description: 'description',
+  environment: 'environment',
+  tags: 'tags',
+  scopes: 'scopes',
+  metadata: 'metadata',
+  expiresAt: 'expires_at',
+  rotationIntervalDays: 'rotation_interval_days',
+  rotationDueAt: 'rotation_due_at',
+  monthlyLimit: 'monthly_limit',
+  rateLimit: 'rate_limit',
+  status: 'status',
+  hash: 'hash',
+  start: 'start',
+  prefix: 'prefix',
+  version: 'version',
+  lastUsedAt: 'last_used_at'
+}
+
+const JSON_FIELDS = new Set<keyof KeyPatch>(['tags', 'scopes', 'metadata', 'rateLimit'])
+
+const SORT_COLUMNS = {
+  createdAt: 'created_at',
+  name: 'name',
+  lastUsedAt: 'COALESCE(last_used_at, -1)',
+  expiresAt: 'COALESCE(expires_at, -1)'
+} as const
+
+function toUser (row: Row): UserRecord {
+  return {
+    id: row.id as string,
+    email: row.email as string,
+    name: row.name as string | null,
+    role: row.role as UserRecord['role'],
+    passwordHash: row.password_hash as string,
+    createdAt: row.created_at as number,
+    updatedAt: row.updated_at as number
+  }
+}
+
+function toSession (row: Row): SessionRecord {
+  return {
+    id: row.id as string,
+    userId: row.user_id as string,
+    createdAt: row.created_at as number,
+    expiresAt: row.expires_at as number,
+    lastUsedAt: row.last_used_at as number,
+    revokedAt: row.revoked_at as number | null,
+    userAgent: row.user_agent as string | null,
+    ip: row.ip as string | null
+  }
+}
+
+function toKey (row: Row): KeyRecord {
+  return {
+    id: row.id as string,
+    ownerId: row.owner_id as string,
+    kind: row.kind as KeyRecord['kind'],
+    name: row.name as string,
+    service: row.service as string | null,
+    description: row.description as string | null,
+    environment: row.environment as KeyRecord['environment'],
+    tags: JSON.parse(row.tags as string),
+    scopes: JSON.parse(row.scopes as string),
+    metadata: JSON.parse(row.metadata as string),
+    prefix: row.prefix as string,
+    start: row.start as string,
+    hash: row.hash as string | null,
+    version: row.version as number,
+    status: row.status as KeyRecord['status'],
+    expiresAt: row.expires_at as number | null,
+    rotationIntervalDays: row.rotation_interval_days as number | null,
+    rotationDueAt: row.rotation_due_at as number | null,
+    monthlyLimit: row.monthly_limit as number | null,
+    rateLimit: row.rate_limit === null ? null : JSON.parse(row.rate_limit as string),
+    createdAt: row.created_at as number,
+    updatedAt: row.updated_at as number,
+    lastUsedAt: row.last_used_at as number | null
+  }
+}
+
+function isUniqueViolation (err: unknown): boolean {
+  const e = err as { code?: string, message?: string }
+  return e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' ||
+    /UNIQUE constraint failed/.test(e?.message ?? '')
+}
+
+function escapeLike (text: string): string {
+  return text.replace(/[\\%_]/g, (c) => '\\' + c)
+}
+
+export interface SqliteStoreOptions {
+  /** Folder holding keyward.db; ':memory:' is not accepted, the store is always a real file. */
+  dataDir: string
+  busyTimeoutMs?: number
+}
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const
+  readonly path: string
+  private db: Db
+  private statements = new Map<string, ReturnType<Db['prepare']>>()
+
+  constructor (options: SqliteStoreOptions) {
+    mkdirSync(options.dataDir, { recursive: true })
+    this.path = join(options.dataDir, 'keyward.db')
+    this.db = new Database(this.path)
+    // WAL lets readers proceed during a write and several processes share the file safely.
+    this.db.pragma('journal_mode = WAL')
+    this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`)
+    this.db.pragma('synchronous = NORMAL')
+    this.db.pragma('foreign_keys = ON')
+  }
+
+  private stmt (sql: string) {
+    let stmt = this.statements.get(sql)
+    if (stmt === undefined) {
+      stmt = this.db.prepare(sql)
+      this.statements.set(sql, stmt)
+    }
+    return stmt
+  }
+
+  private get (sql: string, ...params: unknown[]): Row | undefined {
+    return this.stmt(sql).get(params) as Row | undefined
+  }
+
+  private all (sql: string, ...params: unknown[]): Row[] {
+    return this.stmt(sql).all(params) as Row[]
+  }
+
+  private run (sql: string, ...params: unknown[]): number {
+    return this.stmt(sql).run(params).changes
+  }
+
+  /** Runs fn in a write transaction taken up front, so concurrent writers queue on the busy timeout instead of failing. */
+  private write<T> (fn: () => T): T {
+    return this.db.transaction(fn).immediate()
+  }
+
+  async init (): Promise<void> {
+    this.write(() => {
+      this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)')
+      const row = this.db.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations').get() as Row
+      for (let version = (row.v as number) + 1; version <= MIGRATIONS.length; version++) {
+        this.db.exec(MIGRATIONS[version - 1] as string)
+        this.db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version, Date.now())
+      }
+    })
+  }
+
+  /** The schema version applied; used by tests and the health report. */
+  schemaVersion (): number {
+    return (this.db.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations').get() as Row).v as number
+  }
+
+  /** SQLite's own consistency check; 'ok' when the file is sound. */
+  integrityCheck (): string {
+    const rows = this.db.pragma('integrity_check') as Array<{ integrity_check: string }>
+    return rows.map((r) => r.integrity_check).join('\n')
+  }
+
+  async close (): Promise<void> {
+    if (!this.db.open) return
+    this.statements.clear()
+    this.db.close()
+  }
+
+  async ping (): Promise<StoreHealth> {
+    const started = performance.now()
+    try {
+      this.get('SELECT 1 AS ok')
+      return { ok: true, latencyMs: performance.now() - started }
+    } catch (err) {
+      return { ok: false, latencyMs: performance.now() - started, error: (err as Error).message }
+    }
+  }
+
+  async createUser (user: NewUser): Promise<UserRecord> {
+    const now = Date.now()
+    const record: UserRecord = { id: newId(now), ...user, createdAt: now, updatedAt: now }
+    try {
+      this.run(`INSERT INTO users (${USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        record.id, record.email, record.name, record.role, record.passwordHash, record.createdAt, record.updatedAt)
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new DuplicateError('email')
+      throw err
+    }
+    return record
+  }
+
+  async getUser (id: string): Promise<UserRecord | null> {
+    const row = this.get(`SELECT ${USER_COLUMNS} FROM users WHERE id = ?`, id)
+    return row === undefined ? null : toUser(row)
+  }
+
+  async findUserByEmail (email: string): Promise<UserRecord | null> {
+    const row = this.get(`SELECT ${USER_COLUMNS} FROM users WHERE email = ?`, email)
+    return row === undefined ? null : toUser(row)
+  }
+
+  async updateUser (id: string, patch: UserPatch): Promise<UserRecord | null> {
+    const sets: string[] = []
+    const params: unknown[] = []
+    if (patch.name !== undefined) { sets.push('name = ?'); params.push(patch.name) }
+    if (patch.role !== undefined) { sets.push('role = ?'); params.push(patch.role) }
+    if (patch.passwordHash !== undefined) { sets.push('password_hash = ?'); params.push(patch.passwordHash) }
+    sets.push('updated_at = ?')
+    params.push(Date.now(), id)
+    const changed = this.run(`UPDATE users SET ${sets.join(', ')} WHERE id = ?`, ...params)
+    return changed === 0 ? null : this.getUser(id)
+  }
+
+  async deleteUser (id: string): Promise<boolean> {
+    return this.write(() => {
+      this.run('DELETE FROM keys WHERE owner_id = ?', id)
+      this.run('DELETE FROM refresh_tokens WHERE user_id = ?', id)
+      this.run('DELETE FROM sessions WHERE user_id = ?', id)
+      return this.run('DELETE FROM users WHERE id = ?', id) > 0
+    })
+  }
+
+  async createSession (session: NewSession, refreshHash: string): Promise<SessionRecord> {
+    const now = Date.now()
+    const record: SessionRecord = { id: newId(now), ...session, createdAt: now, lastUsedAt: now, revokedAt: null }
+    this.write(() => {
+      this.run(`INSERT INTO sessions (${SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        record.id, record.userId, record.createdAt, record.expiresAt, record.lastUsedAt, null, record.userAgent, record.ip)
+      this.run('INSERT INTO refresh_tokens (hash, session_id, user_id, created_at, used_at) VALUES (?, ?, ?, ?, NULL)',
+        refreshHash, record.id, record.userId, now)
+    })
+    return record
+  }
+
+  async getSession (userId: string, id: string): Promise<SessionRecord | null> {
+    const row = this.get(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE id = ? AND user_id = ?`, id, userId)
+    return row === undefined ? null : toSession(row)
+  }
+
+  async listSessions (userId: string): Promise<SessionRecord[]> {
+    return this.all(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE user_id = ? ORDER BY created_at DESC, id DESC`, userId).map(toSession)
+  }
+
+  async rotateRefreshToken (oldHash: string, newHash: string, now: number): Promise<RefreshOutcome> {
+    return this.write((): RefreshOutcome => {
+      const token = this.get('SELECT session_id, user_id, used_at FROM refresh_tokens WHERE hash = ?', oldHash)
+      if (token === undefined) return { status: 'invalid' }
+      const row = this.get(`SELECT ${SESSION_COLUMNS} FROM sessions WHERE id = ?`, token.session_id)
+      if (row === undefined) return { status: 'invalid' }
+      const session = toSession(row)
+      if (token.used_at !== null) {
+        if (session.revokedAt === null) {
+          this.run('UPDATE sessions SET revoked_at = ? WHERE id = ?', now, session.id)
+          session.revokedAt = now
+        }
+        return { status: 'reused', session }
+      }
+      if (session.revokedAt !== null || session.expiresAt <= now) return { status: 'invalid' }
+      this.run('UPDATE refresh_tokens SET used_at = ? WHERE hash = ?', now, oldHash)
+      this.run('INSERT INTO refresh_tokens (hash, session_id, user_id, created_at, used_at) VALUES (?, ?, ?, ?, NULL)',
+        newHash, session.id, session.userId, now)
+      this.run('UPDATE sessions SET last_used_at = ? WHERE id = ?', now, session.id)
+      session.lastUsedAt = now
+      return { status: 'rotated', session }
+    })
+  }
+
+  async revokeSession (userId: string, id: string, now: number): Promise<boolean> {
+    return this.run('UPDATE sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL', now, id, userId) > 0
+  }
+
+  async revokeSessions (userId: string, now: number, exceptId?: string): Promise<number> {
+    return this.run('UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND id != ?',
+      now, userId, exceptId ?? '')
+  }
+
+  async createKey (ownerId: string, key: NewKey): Promise<KeyRecord> {
+    const now = key.createdAt ?? Date.now()
+    const record: KeyRecord = { ...key, ownerId, createdAt: now, updatedAt: now, lastUsedAt: null }
+    try {
+      this.run(`INSERT INTO keys (id, owner_id, kind, name, service, description, environment, tags, scopes, metadata,
+          prefix, start, hash, version, status, expires_at, rotation_interval_days, rotation_due_at, monthly_limit,
+          rate_limit, created_at, updated_at, last_used_at, search)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      record.id, ownerId, record.kind, record.name, record.service, record.description, record.environment,
+      JSON.stringify(record.tags), JSON.stringify(record.scopes), JSON.stringify(record.metadata), record.prefix,
+      record.start, record.hash, record.version, record.status, record.expiresAt, record.rotationIntervalDays,
+      record.rotationDueAt, record.monthlyLimit, record.rateLimit === null ? null : JSON.stringify(record.rateLimit),
+      record.createdAt, record.updatedAt, null, searchText(record))
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new DuplicateError('key')
+      throw err
+    }
+    return record
+  }
+
+  async getKey (ownerId: string, id: string): Promise<KeyRecord | null> {
+    const row = this.get('SELECT * FROM keys WHERE id = ? AND owner_id = ?', id, ownerId)
+    return row === undefined ? null : toKey(row)
+  }
+
+  async listKeys (ownerId: string, query: KeyListQuery): Promise<Page<KeyRecord>> {
+    const where = ['owner_id = ?']
+    const params: unknown[] = [ownerId]
+    if (query.status !== undefined) { where.push('status = ?'); params.push(query.status) }
+    if (query.kind !== undefined) { where.push('kind = ?'); params.push(query.kind) }
+    if (query.service !== undefined) { where.push('service = ?'); params.push(query.service) }
+    if (query.environment !== undefined) { where.push('environment = ?'); params.push(query.environment) }
+    if (query.tag !== undefined) {
+      where.push('EXISTS (SELECT 1 FROM json_each(keys.tags) WHERE json_each.value = ?)')
+      params.push(query.tag)
+    }
+    if (query.q !== undefined && query.q !== '') {
+      where.push("search LIKE ? ESCAPE '\\'")
+      params.push(`%${escapeLike(query.q.toLowerCase())}%`)
+    }
+    const column = SORT_COLUMNS[query.sort]
+    const direction = query.descending ? 'DESC' : 'ASC'
+    if (query.after !== undefined) {
+      const op = query.descending ? '<' : '>'
+      const value = query.after.value ?? -1
+      where.push(`(${column} ${op} ? OR (${column} = ? AND id ${op} ?))`)
+      params.push(value, value, query.after.id)
+    }
+    params.push(query.limit + 1)
+    const rows = this.all(`SELECT * FROM keys WHERE ${where.join(' AND ')} ORDER BY ${column} ${direction}, id ${direction} LIMIT ?`, ...params)
+    const items = rows.slice(0, query.limit).map(toKey)
+    const last = items[items.length - 1]
+    return {
+      items,
+      next: rows.length > query.limit && last !== undefined ? { value: sortValue(last, query.sort), id: last.id } : null
+    }
+  }
+
+  async updateKey (ownerId: string, id: string, patch: KeyPatch): Promise<KeyRecord | null> {
+    return this.write(() => {
+      const current = this.get('SELECT * FROM keys WHERE id = ? AND owner_id = ?', id, ownerId)
+      if (current === undefined) return null
+      const sets: string[] = []
+      const params: unknown[] = []
+      const merged = toKey(current)
+      const assign = merged as unknown as Record<string, unknown>
+      for (const [field, value] of Object.entries(patch) as Array<[keyof KeyPatch, unknown]>) {
+        if (value === undefined) continue
+        sets.push(`${KEY_FIELD_COLUMNS[field]} = ?`)
+        params.push(JSON_FIELDS.has(field) && value !== null ? JSON.stringify(value) : value)
+        assign[field] = value
+      }
+      const updatedAt = Date.now()
+      sets.push('updated_at = ?', 'search = ?')
+      params.push(updatedAt, searchText(merged), id, ownerId)
+      try {
+        this.run(`UPDATE keys SET ${sets.join(', ')} WHERE id = ? AND owner_id = ?`, ...params)
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new DuplicateError('key')
+        throw err
+      }
+      return { ...merged, updatedAt }
+    })
+  }
+
+  async deleteKey (ownerId: string, id: string): Promise<boolean> {
+    return this.run('DELETE FROM keys WHERE id = ? AND owner_id = ?', id, ownerId) > 0
+  }
+
+  async findKeyByHash (ownerId: string, hash: string): Promise<KeyRecord | null> {
+    const row = this.get('SELECT * FROM keys WHERE hash = ? AND owner_id = ?', hash, ownerId)
+    return row === undefined ? null : toKey(row)
+  }
+
+  async findCredentialByHash (hash: string): Promise<KeyRecord | null> {
+    const row = this.get("SELECT * FROM keys WHERE hash = ? AND kind = 'issued'", hash)
+    return row === undefined ? null : toKey(row)
+  }
+}

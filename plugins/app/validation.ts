@@ -1,0 +1,15 @@
+import type { FastifySchemaCompiler } from 'fastify'
+import { Ajv, type Options } from 'ajv'
+import addFormats from 'ajv-formats'
+
+const common: Options = { allErrors: false, strict: false, useDefaults: true, removeAdditional: false }
+
+// Bodies are JSON: a wrong type or an unknown field is rejected, never repaired.
+const bodyAjv = addFormats.default(new Ajv({ ...common, coerceTypes: false }))
+// Query strings, path parameters and headers arrive as text and need coercion.
+const textAjv = addFormats.default(new Ajv({ ...common, coerceTypes: 'array' }))
+
+export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
+  const ajv = httpPart === 'body' ? bodyAjv : textAjv
+  return ajv.compile(schema as object)
+}

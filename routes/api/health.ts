@@ -1,0 +1,20 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { HealthBody } from '../../schemas/health.ts'
+
+const routes: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.get('/health', {
+    schema: {
+      summary: 'Health for load balancers',
+      description: '200 while the service can serve (status ok, or degraded when Redis is unreachable and memory fallbacks are in use); 503 when under pressure or the store is unreachable.',
+      tags: ['system'],
+      response: { 200: HealthBody, 503: HealthBody }
+    },
+    // Report the pressure in the body instead of being shed by under-pressure.
+    config: { pressureHandler: () => undefined }
+  }, async (_request, reply) => {
+    const report = await fastify.health.report()
+    return reply.code(report.status === 'unavailable' ? 503 : 200).send(report)
+  })
+}
+
+export default routes

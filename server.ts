@@ -1,0 +1,43 @@
+import closeWithGrace from 'close-with-grace'
+import { buildApp } from './app.ts'
+import { ConfigError, createConfig } from './config.ts'
+
+/** One HTTP process: validated config, the app, listen, and a bounded graceful shutdown. */
+async function main () {
+  let config
+  try {
+    config = createConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message)
+      process.exit(78)
+    }
+    throw err
+  }
+
+  let app
+  try {
+    app = await buildApp(config)
+  } catch (err) {
+    console.error(`Keyward could not start: ${(err as Error).message}`)
+    process.exit(1)
+  }
+
+  closeWithGrace({ delay: config.http.shutdownTimeoutMs }, async ({ signal, err }) => {
+    if (err !== undefined) app.log.error({ err }, 'shutting down after an uncaught error')
+    else app.log.info({ signal }, 'shutting down: finishing in-flight requests')
+    await app.close()
+  })
+
+  try {
+    await app.listen({ port: config.port, host: config.host })
+  } catch (err) {
+    app.log.error({ err }, 'could not listen')
+    await app.close()
+    process.exit(1)
+  }
+  // Tell a process manager (PM2 wait_ready, the cluster primary) that this process is serving.
+  if (typeof process.send === 'function') process.send('ready')
+}
+
+await main()

@@ -1,0 +1,48 @@
+import { Writable } from 'node:stream'
+import { buildApp, type App } from '../../app.ts'
+import { createConfig } from '../../config.ts'
+import { tempDir } from './tmp.ts'
+
+/** Every log line an app wrote, kept so tests can search them for secrets. */
+export class LogCapture extends Writable {
+  readonly lines: string[] = []
+  _write (chunk: Buffer, _enc: BufferEncoding, done: () => void) {
+    this.lines.push(...chunk.toString('utf8').split('\n').filter((l) => l.length > 0))
+    done()
+  }
+
+  text () {
+    return this.lines.join('\n')
+  }
+}
+
+export const TEST_SECRETS = {
+  JWT_SECRET: 'test-jwt-secret-0123456789abcdefghijklmnop',
+  KEY_HASH_SECRET: 'test-key-hash-secret-0123456789abcdefghijk'
+}
+
+export interface TestApp {
+  app: App
+  logs: LogCapture
+  dataDir: string
+  close (): Promise<void>
+}
+
+/** Builds the real app on a fresh SQLite file (and the real Redis when env.REDIS_URL is given). */
+export async function createTestApp (env: Record<string, string> = {}, options: { dataDir?: string } = {}): Promise<TestApp> {
+  const tmp = options.dataDir === undefined ? await tempDir('app') : null
+  const dataDir = options.dataDir ?? tmp!.dir
+  const config = createConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info', DATA_DIR: dataDir, ...TEST_SECRETS, ...env })
+  const logs = new LogCapture()
+  const app = await buildApp(config, { logStream: logs })
+  await app.ready()
+  return {
+    app,
+    logs,
+    dataDir,
+    close: async () => {
+      await app.close()
+      await tmp?.remove()
+    }
+  }
+}

@@ -1,0 +1,68 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { TEST_SECRETS } from './app.ts'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+export interface RunningServer {
+  proc: ChildProcess
+  port: number
+  url: string
+  output: string[]
+  /** Sends a signal and resolves with the exit code (null when killed by a signal). */
+  stop (signal?: NodeJS.Signals): Promise<number | null>
+}
+
+/** Spawns the real server (server.ts under tsx) on a free port and waits until it listens. */
+export async function startServer (env: Record<string, string>, entry = 'server.ts'): Promise<RunningServer> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', entry], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...TEST_SECRETS, ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const output: string[] = []
+  const exited = once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output.join('\n')}`)), 20_000)
+    const onData = (chunk: Buffer) => {
+      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
+        output.push(line)
+        const match = /listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(line)
+        if (match) { clearTimeout(timer); resolve(Number(match[1])) }
+      }
+    }
+    proc.stdout!.on('data', onData)
+    proc.stderr!.on('data', onData)
+    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited (${code}) before listening:\n${output.join('\n')}`)) })
+  })
+  return {
+    proc,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    output,
+    async stop (signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode !== null) return proc.exitCode
+      proc.kill(signal)
+      const [code] = await exited
+      return code
+    }
+  }
+}
+
+/** Runs an entry point to completion and returns its exit code and output (for start-up failures). */
+export async function runToExit (env: Record<string, string>, entry = 'server.ts', timeoutMs = 20_000) {
+  const proc = spawn(process.execPath, ['--import', 'tsx', entry], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', ...TEST_SECRETS, ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let output = ''
+  proc.stdout!.on('data', (c: Buffer) => { output += c.toString() })
+  proc.stderr!.on('data', (c: Buffer) => { output += c.toString() })
+  const started = Date.now()
+  const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs)
+  const [code] = await once(proc, 'exit') as [number | null]
+  clearTimeout(timer)
+  return { code, output, ms: Date.now() - started }
+}

@@ -5,13 +5,18 @@ import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.ts'
+import auth from './plugins/app/auth/index.ts'
+import cache from './plugins/app/cache/index.ts'
+import clock, { type Clock } from './plugins/app/clock.ts'
 import errors, { frameworkErrorHandler } from './plugins/app/errors.ts'
 import health from './plugins/app/health.ts'
 import store from './plugins/app/store/index.ts'
 import { validatorCompiler } from './plugins/app/validation.ts'
 import cors from './plugins/external/cors.ts'
 import helmet from './plugins/external/helmet.ts'
+import jwt from './plugins/external/jwt.ts'
 import mongodb from './plugins/external/mongodb.ts'
+import rateLimit from './plugins/external/rate-limit.ts'
 import redis from './plugins/external/redis.ts'
 import swagger from './plugins/external/swagger.ts'
 import underPressure from './plugins/external/under-pressure.ts'
@@ -26,6 +31,8 @@ declare module 'fastify' {
 export interface BuildOptions {
   /** Where logs go (tests capture them to search for secrets); stdout by default. */
   logStream?: DestinationStream
+  /** The time source for expiry decisions; tests inject one. */
+  clock?: Clock
 }
 
 /** Paths that may carry secrets; pino replaces their values wherever they appear in a log line. */
@@ -96,12 +103,17 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(helmet)
   await app.register(cors)
   await app.register(underPressure)
+  await app.register(rateLimit)
   await app.register(redis)
   await app.register(mongodb)
+  await app.register(jwt)
   await app.register(swagger)
 
+  await app.register(clock, { clock: options.clock })
   await app.register(store)
+  await app.register(cache)
   await app.register(health)
+  await app.register(auth)
 
   await app.register(api, { prefix: '/api' })
   return app

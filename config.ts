@@ -44,6 +44,7 @@ export const EnvSchema = Type.Object({
   KEY_HASH_SECRET: Secret('Pepper of the issued-key lookup hash (required in production)'),
   JWT_ACCESS_TTL_SECONDS: Int(60, 86_400, 900, 'Access token lifetime'),
   REFRESH_TTL_SECONDS: Int(3600, 31_536_000, 30 * 86_400, 'Refresh token (session) lifetime'),
+  PASSWORD_HASH_COST: Int(10, 20, 15, 'scrypt cost as log2(N) for new password hashes; raising it re-hashes at next login'),
   ADMIN_EMAILS: Type.String({ maxLength: 4096, default: '', description: 'Comma-separated emails promoted to admin on register or login' }),
   AUTH_RATE_LIMIT_MAX: Int(1, 1_000_000, 10, 'Auth tier: attempts per window per IP'),
   AUTH_RATE_LIMIT_WINDOW_MS: Int(1000, 86_400_000, 15 * 60_000, 'Auth tier window')
@@ -63,6 +64,8 @@ export class ConfigError extends Error {
 
 const ajv = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: false, strict: false })
 const validateEnv = ajv.compile(EnvSchema)
+
+const PACKAGE_VERSION: string = JSON.parse(readFileSync(new URL('./package.json', import.meta.url).pathname.replace(/\/dist\/package\.json$/, '/package.json'), 'utf8')).version
 
 const DEV_SECRETS_FILE = '.dev-secrets.json'
 
@@ -169,6 +172,7 @@ export function createConfig (source: Record<string, string | undefined> = proce
   const heapLimit = getHeapStatistics().heap_size_limit
 
   return {
+    version: PACKAGE_VERSION,
     env: env.NODE_ENV,
     isProduction: production,
     isTest: env.NODE_ENV === 'test',
@@ -204,6 +208,7 @@ export function createConfig (source: Record<string, string | undefined> = proce
       accessTtlSeconds: env.JWT_ACCESS_TTL_SECONDS,
       refreshTtlSeconds: env.REFRESH_TTL_SECONDS,
       adminEmails: parseList(env.ADMIN_EMAILS).map((e) => e.toLowerCase()),
+      passwordParams: { ln: env.PASSWORD_HASH_COST, r: 8, p: 1 },
       rateLimit: { max: env.AUTH_RATE_LIMIT_MAX, windowMs: env.AUTH_RATE_LIMIT_WINDOW_MS }
     },
     keys: {

@@ -47,6 +47,15 @@ describe('application shell', () => {
     assert.deepEqual(doc.paths['/api/health'].get.tags, ['system'])
     assert.ok(doc.components.securitySchemes.bearerAuth)
     assert.ok(doc.components.schemas.ErrorBody, 'the shared error body is a component')
+    assert.deepEqual(doc.paths['/api/auth/me'].get.security, [{ bearerAuth: [] }], 'protected routes are marked')
+    assert.equal(doc.paths['/api/auth/login'].post.security, undefined)
+    for (const [path, methods] of Object.entries(doc.paths) as Array<[string, Record<string, { summary?: string, tags?: string[], responses?: object }>]>) {
+      for (const [method, op] of Object.entries(methods)) {
+        assert.ok(op.summary, `${method} ${path} has a summary`)
+        assert.ok(op.tags?.length, `${method} ${path} has tags`)
+        assert.ok(op.responses && Object.keys(op.responses).length > 0, `${method} ${path} declares responses`)
+      }
+    }
     const ui = await t.app.inject({ method: 'GET', url: '/docs' })
     assert.equal(ui.statusCode, 200)
     const csp = String(ui.headers['content-security-policy'])

@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream'
 import { buildApp, type App } from '../../app.ts'
 import { createConfig } from '../../config.ts'
+import type { Clock } from '../../plugins/app/clock.ts'
 import { tempDir } from './tmp.ts'
 
 /** Every log line an app wrote, kept so tests can search them for secrets. */
@@ -29,12 +30,12 @@ export interface TestApp {
 }
 
 /** Builds the real app on a fresh SQLite file (and the real Redis when env.REDIS_URL is given). */
-export async function createTestApp (env: Record<string, string> = {}, options: { dataDir?: string } = {}): Promise<TestApp> {
+export async function createTestApp (env: Record<string, string> = {}, options: { dataDir?: string, clock?: Clock } = {}): Promise<TestApp> {
   const tmp = options.dataDir === undefined ? await tempDir('app') : null
   const dataDir = options.dataDir ?? tmp!.dir
-  const config = createConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info', DATA_DIR: dataDir, ...TEST_SECRETS, ...env })
+  const config = createConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info', DATA_DIR: dataDir, PASSWORD_HASH_COST: '10', ...TEST_SECRETS, ...env })
   const logs = new LogCapture()
-  const app = await buildApp(config, { logStream: logs })
+  const app = await buildApp(config, { logStream: logs, clock: options.clock })
   await app.ready()
   return {
     app,
@@ -45,4 +46,21 @@ export async function createTestApp (env: Record<string, string> = {}, options: 
       await tmp?.remove()
     }
   }
+}
+
+/** A clock tests move by hand. */
+export class ManualClock implements Clock {
+  constructor (public current = Date.now()) {}
+  now () { return this.current }
+  advance (ms: number) { this.current += ms }
+}
+
+/** Registers a user through the API and returns its tokens and an authorization header. */
+export async function registerUser (app: App, overrides: { email?: string, password?: string, name?: string } = {}) {
+  const email = overrides.email ?? `user-${Math.random().toString(36).slice(2)}@example.com`
+  const password = overrides.password ?? 'correct horse battery staple'
+  const res = await app.inject({ method: 'POST', url: '/api/auth/register', payload: { email, password, ...(overrides.name ? { name: overrides.name } : {}) } })
+  if (res.statusCode !== 201) throw new Error(`register failed: ${res.statusCode} ${res.body}`)
+  const body = res.json() as { accessToken: string, refreshToken: string, user: { id: string, email: string, role: string } }
+  return { ...body, email, password, headers: { authorization: `Bearer ${body.accessToken}` } }
 }

@@ -51,8 +51,8 @@ export async function startServer (env: Record<string, string>, entry = 'server.
 }
 
 /** Runs an entry point to completion and returns its exit code and output (for start-up failures). */
-export async function runToExit (env: Record<string, string>, entry = 'server.ts', timeoutMs = 20_000) {
-  const proc = spawn(process.execPath, ['--import', 'tsx', entry], {
+export async function runToExit (env: Record<string, string>, entry = 'server.ts', timeoutMs = 20_000, args: string[] = []) {
+  const proc = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', ...TEST_SECRETS, ...env },
     stdio: ['ignore', 'pipe', 'pipe']

@@ -1,0 +1,330 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { AppError, notFound } from '../errors.ts'
+import type { TwoLayerCache } from '../cache/cache.ts'
+import type { Clock } from '../clock.ts'
+import type { KeyRecord, Role, SessionRecord, Store, UserRecord } from '../store/types.ts'
+import { hashPassword, needsRehash, verifyPassword, type ScryptParams } from './passwords.ts'
+
+/** What an access token carries. `typ` keeps other tokens signed with the same secret out. */
+export interface AccessClaims {
+  sub: string
+  role: Role
+  sid: string
+  typ: 'access'
+  /** Unique per token, so two tokens issued in one second differ. */
+  jti: string
+  iat: number
+  exp?: number
+}
+
+/** The authenticated caller of a request. */
+export interface Principal {
+  id: string
+  role: Role
+  sessionId: string
+}
+
+export interface RequestContext {
+  ip: string | null
+  userAgent: string | null
+}
+
+export interface PublicUser {
+  id: string
+  email: string
+  name: string | null
+  role: Role
+  createdAt: string
+  updatedAt: string
+}
+
+export interface TokenPair {
+  tokenType: 'Bearer'
+  accessToken: string
+  refreshToken: string
+  expiresIn: number
+  user: PublicUser
+}
+
+export interface AuthEvent {
+  userId: string
+  action: 'auth.register' | 'auth.login' | 'auth.login_failed' | 'auth.refresh_reused' | 'auth.logout' |
+  'auth.logout_all' | 'auth.password_changed' | 'auth.account_deleted' | 'auth.role_changed'
+  sessionId?: string
+  ip: string | null
+  detail?: Record<string, unknown>
+}
+
+export interface AuthDependencies {
+  store: Store
+  cache: TwoLayerCache
+  clock: Clock
+  signAccess (claims: AccessClaims, expiresInSeconds: number): string
+  /** Checks the signature and algorithm only; expiry is checked here against the clock. */
+  verifyAccess (token: string): AccessClaims
+  accessTtlSeconds: number
+  refreshTtlSeconds: number
+  adminEmails: string[]
+  passwordParams: ScryptParams
+  /** Records security events (the audit trail); optional so the service works without it. */
+  record?: (event: AuthEvent) => Promise<void>
+  /** Called after an account is deleted, so other concerns (key caches) can forget it. */
+  onAccountDeleted?: (userId: string) => Promise<void>
+}
+
+const SESSION_CACHE_TTL_MS = 60_000
+const EMAIL = /^[a-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/
+
+export function normaliseEmail (raw: string): string {
+  const email = raw.trim().toLowerCase()
+  if (email.length > 254 || !EMAIL.test(email)) {
+    throw new AppError(400, 'VALIDATION_FAILED', 'body/email must be an email address')
+  }
+  return email
+}
+
+export function hashRefreshToken (token: string): string {
+  return createHash('sha256').update(token).digest('hex')
+}
+
+function newRefreshToken (): string {
+  return 'rt_' + randomBytes(32).toString('base64url')
+}
+
+export function publicUser (user: UserRecord): PublicUser {
+  return {
+    id: user.id,
+    email: user.email,
+    name: user.name,
+    role: user.role,
+    createdAt: new Date(user.createdAt).toISOString(),
+    updatedAt: new Date(user.updatedAt).toISOString()
+  }
+}
+
+const invalidCredentials = () => new AppError(401, 'INVALID_CREDENTIALS', 'Email or password is wrong')
+const wrongPassword = () => new AppError(403, 'WRONG_PASSWORD', 'The password is wrong')
+
+/** Accounts, sessions and tokens: plain TypeScript over the Store, used by the auth routes and tests. */
+export class AuthService {
+  private readonly dummyHash: Promise<string>
+
+  constructor (private readonly deps: AuthDependencies) {
+    // Unknown emails are checked against this hash so they cost the same time as known ones.
+    this.dummyHash = hashPassword(randomBytes(16).toString('hex'), deps.passwordParams)
+  }
+
+  private async record (event: AuthEvent) {
+    await this.deps.record?.(event)
+  }
+
+  private checkPasswordPolicy (password: string, email: string) {
+    if (password.trim().toLowerCase() === email) {
+      throw new AppError(400, 'WEAK_PASSWORD', 'The password must not be the email address')
+    }
+  }
+
+  private async issueTokens (user: UserRecord, ctx: RequestContext, session?: SessionRecord, refreshToken?: string): Promise<TokenPair> {
+    const now = this.deps.clock.now()
+    let token = refreshToken
+    if (session === undefined) {
+      token = newRefreshToken()
+      session = await this.deps.store.createSession({
+        userId: user.id,
+        expiresAt: now + this.deps.refreshTtlSeconds * 1000,
+        userAgent: ctx.userAgent?.slice(0, 256) ?? null,
+        ip: ctx.ip
+      }, hashRefreshToken(token))
+    }
+    const accessToken = this.deps.signAccess(
+      { sub: user.id, role: user.role, sid: session.id, typ: 'access', jti: randomBytes(9).toString('base64url'), iat: Math.floor(now / 1000) },
+      this.deps.accessTtlSeconds
+    )
+    return { tokenType: 'Bearer', accessToken, refreshToken: token as string, expiresIn: this.deps.accessTtlSeconds, user: publicUser(user) }
+  }
+
+  private async promoteIfListed (user: UserRecord, ip: string | null): Promise<UserRecord> {
+    if (user.role === 'admin' || !this.deps.adminEmails.includes(user.email)) return user
+    const promoted = await this.deps.store.updateUser(user.id, { role: 'admin' })
+    await this.record({ userId: user.id, action: 'auth.role_changed', ip, detail: { role: 'admin', via: 'ADMIN_EMAILS' } })
+    return promoted ?? user
+  }
+
+  async register (input: { email: string, password: string, name?: string }, ctx: RequestContext): Promise<TokenPair> {
+    const email = normaliseEmail(input.email)
+    this.checkPasswordPolicy(input.password, email)
+    const passwordHash = await hashPassword(input.password, this.deps.passwordParams)
+    let user: UserRecord
+    try {
+      user = await this.deps.store.createUser({ email, name: input.name?.trim() || null, role: 'user', passwordHash })
+    } catch (err) {
+      if ((err as Error).name === 'DuplicateError') throw new AppError(409, 'EMAIL_TAKEN', 'That email is already registered')
+      throw err
+    }
+    await this.record({ userId: user.id, action: 'auth.register', ip: ctx.ip })
+    user = await this.promoteIfListed(user, ctx.ip)
+    return this.issueTokens(user, ctx)
+  }
+
+  async login (input: { email: string, password: string }, ctx: RequestContext): Promise<TokenPair> {
+    let email: string | null
+    try {
+      email = normaliseEmail(input.email)
+    } catch {
+      email = null
+    }
+    const user = email === null ? null : await this.deps.store.findUserByEmail(email)
+    const ok = await verifyPassword(input.password, user?.passwordHash ?? await this.dummyHash)
+    if (user === null || !ok) {
+      if (user !== null) await this.record({ userId: user.id, action: 'auth.login_failed', ip: ctx.ip })
+      throw invalidCredentials()
+    }
+    let current = user
+    if (needsRehash(user.passwordHash, this.deps.passwordParams)) {
+      current = await this.deps.store.updateUser(user.id, { passwordHash: await hashPassword(input.password, this.deps.passwordParams) }) ?? user
+    }
+    if (current.role !== 'admin' && this.deps.adminEmails.includes(current.email)) {
+      current = await this.promoteIfListed(current, ctx.ip)
+      await this.forgetSessions(current.id)
+    }
+    const tokens = await this.issueTokens(current, ctx)
+    await this.record({ userId: user.id, action: 'auth.login', ip: ctx.ip })
+    return tokens
+  }
+
+  async refresh (refreshToken: string, ctx: RequestContext): Promise<TokenPair> {
+    const next = newRefreshToken()
+    const outcome = await this.deps.store.rotateRefreshToken(hashRefreshToken(refreshToken), hashRefreshToken(next), this.deps.clock.now())
+    if (outcome.status === 'reused') {
+      await this.forgetSessions(outcome.session.userId)
+      await this.record({ userId: outcome.session.userId, action: 'auth.refresh_reused', sessionId: outcome.session.id, ip: ctx.ip })
+      throw new AppError(401, 'REFRESH_TOKEN_REUSED', 'This refresh token was already used; the session has been revoked')
+    }
+    if (outcome.status === 'invalid') throw new AppError(401, 'INVALID_REFRESH_TOKEN', 'The refresh token is invalid or expired')
+    const user = await this.deps.store.getUser(outcome.session.userId)
+    if (user === null) throw new AppError(401, 'INVALID_REFRESH_TOKEN', 'The refresh token is invalid or expired')
+    return this.issueTokens(user, ctx, outcome.session, next)
+  }
+
+  private sessionScope (userId: string) {
+    return `sessions:${userId}`
+  }
+
+  /** Drops every cached session state of the user, in every process. */
+  private async forgetSessions (userId: string) {
+    await this.deps.cache.bumpGeneration(this.sessionScope(userId))
+  }
+
+  /** Resolves an access token to its caller, or throws 401. */
+  async authenticate (token: string): Promise<Principal> {
+    let claims: AccessClaims
+    try {
+      claims = this.deps.verifyAccess(token)
+    } catch {
+      throw new AppError(401, 'INVALID_TOKEN', 'The access token is invalid')
+    }
+    if (claims.typ !== 'access' || typeof claims.sub !== 'string' || typeof claims.sid !== 'string') {
+      throw new AppError(401, 'INVALID_TOKEN', 'The access token is invalid')
+    }
+    const now = this.deps.clock.now()
+    if (typeof claims.exp !== 'number' || claims.exp * 1000 <= now) {
+      throw new AppError(401, 'TOKEN_EXPIRED', 'The access token has expired; refresh it')
+    }
+    const state = await this.sessionState(claims.sub, claims.sid)
+    if (state.expiresAt <= now) {
+      throw new AppError(401, 'SESSION_REVOKED', 'The session of this token has ended')
+    }
+    // The role is the account's current one, so a demotion applies at once, not at token expiry.
+    return { id: claims.sub, role: state.role, sessionId: claims.sid }
+  }
+
+  private async sessionState (userId: string, sessionId: string): Promise<{ expiresAt: number, role: Role }> {
+    const gen = await this.deps.cache.generation(this.sessionScope(userId))
+    return this.deps.cache.get(`session:${userId}:${gen}:${sessionId}`, async () => {
+      const [session, user] = await Promise.all([this.deps.store.getSession(userId, sessionId), this.deps.store.getUser(userId)])
+      const live = session !== null && session.revokedAt === null && user !== null
+      return { expiresAt: live ? session.expiresAt : 0, role: user?.role ?? 'user' }
+    }, { ttlMs: SESSION_CACHE_TTL_MS })
+  }
+
+  async logout (principal: Principal, ctx: RequestContext) {
+    await this.deps.store.revokeSession(principal.id, principal.sessionId, this.deps.clock.now())
+    await this.forgetSessions(principal.id)
+    await this.record({ userId: principal.id, action: 'auth.logout', sessionId: principal.sessionId, ip: ctx.ip })
+  }
+
+  async logoutAll (principal: Principal, ctx: RequestContext): Promise<number> {
+    const count = await this.deps.store.revokeSessions(principal.id, this.deps.clock.now())
+    await this.forgetSessions(principal.id)
+    await this.record({ userId: principal.id, action: 'auth.logout_all', ip: ctx.ip, detail: { sessions: count } })
+    return count
+  }
+
+  async me (principal: Principal): Promise<UserRecord> {
+    const user = await this.deps.store.getUser(principal.id)
+    if (user === null) throw notFound('User')
+    return user
+  }
+
+  async updateMe (principal: Principal, patch: { name?: string | null }): Promise<UserRecord> {
+    const user = await this.deps.store.updateUser(principal.id, { name: patch.name?.trim() || null })
+    if (user === null) throw notFound('User')
+    return user
+  }
+
+  async changePassword (principal: Principal, input: { currentPassword: string, newPassword: string }, ctx: RequestContext) {
+    const user = await this.me(principal)
+    if (!(await verifyPassword(input.currentPassword, user.passwordHash))) throw wrongPassword()
+    this.checkPasswordPolicy(input.newPassword, user.email)
+    await this.deps.store.updateUser(user.id, { passwordHash: await hashPassword(input.newPassword, this.deps.passwordParams) })
+    const revoked = await this.deps.store.revokeSessions(user.id, this.deps.clock.now(), principal.sessionId)
+    await this.forgetSessions(user.id)
+    await this.record({ userId: user.id, action: 'auth.password_changed', sessionId: principal.sessionId, ip: ctx.ip, detail: { sessionsRevoked: revoked } })
+  }
+
+  async deleteAccount (principal: Principal, password: string, ctx: RequestContext) {
+    const user = await this.me(principal)
+    if (!(await verifyPassword(password, user.passwordHash))) throw wrongPassword()
+    await this.record({ userId: user.id, action: 'auth.account_deleted', ip: ctx.ip })
+    await this.deps.store.deleteUser(user.id)
+    await this.forgetSessions(user.id)
+    await this.deps.onAccountDeleted?.(user.id)
+  }
+
+  async sessions (principal: Principal): Promise<SessionRecord[]> {
+    return this.deps.store.listSessions(principal.id)
+  }
+
+  async revokeOwnSession (principal: Principal, sessionId: string, ctx: RequestContext) {
+    if (!(await this.deps.store.revokeSession(principal.id, sessionId, this.deps.clock.now()))) {
+      const exists = await this.deps.store.getSession(principal.id, sessionId)
+      if (exists === null) throw notFound('Session')
+      return
+    }
+    await this.forgetSessions(principal.id)
+    await this.record({ userId: principal.id, action: 'auth.logout', sessionId, ip: ctx.ip })
+  }
+
+  /** Every key the user owns, page by page (the export and account tools use it). */
+  async allKeys (userId: string): Promise<KeyRecord[]> {
+    const keys: KeyRecord[] = []
+    let after
+    for (;;) {
+      const page = await this.deps.store.listKeys(userId, { sort: 'createdAt', descending: false, limit: 100, after })
+      keys.push(...page.items)
+      if (page.next === null) return keys
+      after = page.next
+    }
+  }
+
+  /** Sets a user's role by email (the admin command). */
+  async setRole (email: string, role: Role): Promise<UserRecord> {
+    const user = await this.deps.store.findUserByEmail(normaliseEmail(email))
+    if (user === null) throw notFound('User')
+    if (user.role === role) return user
+    const updated = await this.deps.store.updateUser(user.id, { role })
+    await this.forgetSessions(user.id)
+    await this.record({ userId: user.id, action: 'auth.role_changed', ip: null, detail: { role, via: 'admin command' } })
+    return updated ?? user
+  }
+}

@@ -1,0 +1,204 @@
+import { randomBytes } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import { LRUCache } from 'lru-cache'
+
+/**
+ * Two-layer cache: L1 an in-process LRU (bounded entries and TTL), L2 Redis when configured.
+ * Per-scope generation counters make "drop everything of this user" one increment; deletions
+ * and generation bumps are broadcast over Redis pub/sub so every process drops its L1 copy.
+ * Concurrent misses for one key share one load. Callers must never cache secrets.
+ */
+
+export interface CacheOptions {
+  redis: Redis | null
+  /** A second connection for SUBSCRIBE (a subscribed connection cannot run other commands). */
+  subscriber?: Redis | null
+  prefix: string
+  maxEntries?: number
+  defaultTtlMs?: number
+}
+
+export interface LayerStats { hits: number, misses: number }
+
+export interface CacheStats {
+  l1: LayerStats & { size: number }
+  l2: LayerStats & { enabled: boolean, errors: number }
+  loads: number
+  coalesced: number
+  invalidationsReceived: number
+}
+
+interface Message { from: string, kind: 'del' | 'gen', key: string, gen?: number }
+
+type Entry = { value: unknown }
+
+export class TwoLayerCache {
+  private readonly l1: LRUCache<string, Entry>
+  private readonly generations: LRUCache<string, number>
+  private readonly inflight = new Map<string, Promise<unknown>>()
+  private readonly redis: Redis | null
+  private readonly subscriber: Redis | null
+  private readonly prefix: string
+  private readonly channel: string
+  private readonly instanceId = randomBytes(8).toString('hex')
+  private readonly defaultTtlMs: number
+  private localGenerations = new Map<string, number>()
+  private counters = { l1Hits: 0, l1Misses: 0, l2Hits: 0, l2Misses: 0, l2Errors: 0, loads: 0, coalesced: 0, received: 0 }
+
+  constructor (options: CacheOptions) {
+    this.redis = options.redis
+    this.subscriber = options.subscriber ?? null
+    this.prefix = `${options.prefix}cache:`
+    this.channel = `${options.prefix}cache-invalidate`
+    this.defaultTtlMs = options.defaultTtlMs ?? 60_000
+    this.l1 = new LRUCache({ max: options.maxEntries ?? 50_000, ttl: this.defaultTtlMs, ttlAutopurge: false })
+    // Generations are re-read from Redis at most this often even if a broadcast was missed.
+    this.generations = new LRUCache({ max: options.maxEntries ?? 50_000, ttl: 30_000 })
+  }
+
+  /** Starts listening for other processes' invalidations. */
+  async start (): Promise<void> {
+    if (this.subscriber === null) return
+    this.subscriber.on('message', (channel: string, raw: string) => {
+      if (channel !== this.channel) return
+      this.onMessage(raw)
+    })
+    await this.subscriber.subscribe(this.channel)
+  }
+
+  private onMessage (raw: string) {
+    let message: Message
+    try {
+      message = JSON.parse(raw) as Message
+    } catch {
+      return
+    }
+    if (message.from === this.instanceId) return
+    this.counters.received++
+    if (message.kind === 'del') this.l1.delete(message.key)
+    else if (message.kind === 'gen') {
+      const known = this.generations.get(message.key)
+      if (known === undefined || (message.gen ?? 0) > known) this.generations.set(message.key, message.gen ?? 0)
+    }
+  }
+
+  private publish (message: Omit<Message, 'from'>) {
+    if (this.redis === null) return
+    this.redis.publish(this.channel, JSON.stringify({ ...message, from: this.instanceId })).catch(() => {
+      this.counters.l2Errors++
+    })
+  }
+
+  /** The current generation of a scope (for example a user id); keys built with it die together. */
+  async generation (scope: string): Promise<number> {
+    const cached = this.generations.get(scope)
+    if (cached !== undefined) return cached
+    let gen = this.localGenerations.get(scope) ?? 0
+    if (this.redis !== null) {
+      try {
+        const raw = await this.redis.get(`${this.prefix}gen:${scope}`)
+        gen = raw === null ? 0 : Number(raw)
+      } catch {
+        this.counters.l2Errors++
+      }
+    }
+    this.generations.set(scope, gen)
+    return gen
+  }
+
+  /** Invalidates every key built with this scope's generation, in every process. */
+  async bumpGeneration (scope: string): Promise<number> {
+    let gen = (this.localGenerations.get(scope) ?? (await this.generation(scope))) + 1
+    if (this.redis !== null) {
+      try {
+        gen = await this.redis.incr(`${this.prefix}gen:${scope}`)
+      } catch {
+        this.counters.l2Errors++
+      }
+    }
+    this.localGenerations.set(scope, gen)
+    this.generations.set(scope, gen)
+    this.publish({ kind: 'gen', key: scope, gen })
+    return gen
+  }
+
+  /** The cached value, or the loader's (run once for concurrent callers), cached for ttlMs. */
+  async get<T> (key: string, loader: () => Promise<T>, options: { ttlMs?: number, l2?: boolean } = {}): Promise<T> {
+    const hit = this.l1.get(key)
+    if (hit !== undefined) {
+      this.counters.l1Hits++
+      return hit.value as T
+    }
+    this.counters.l1Misses++
+    const pending = this.inflight.get(key)
+    if (pending !== undefined) {
+      this.counters.coalesced++
+      return pending as Promise<T>
+    }
+    const load = this.load(key, loader, options.ttlMs ?? this.defaultTtlMs, options.l2 ?? true)
+      .finally(() => this.inflight.delete(key))
+    this.inflight.set(key, load)
+    return load
+  }
+
+  private async load<T> (key: string, loader: () => Promise<T>, ttlMs: number, useL2: boolean): Promise<T> {
+    if (useL2 && this.redis !== null) {
+      try {
+        const raw = await this.redis.get(this.prefix + key)
+        if (raw !== null) {
+          this.counters.l2Hits++
+          const value = JSON.parse(raw) as T
+          this.l1.set(key, { value }, { ttl: ttlMs })
+          return value
+        }
+        this.counters.l2Misses++
+      } catch {
+        this.counters.l2Errors++
+      }
+    }
+    this.counters.loads++
+    const value = await loader()
+    this.l1.set(key, { value }, { ttl: ttlMs })
+    if (useL2 && this.redis !== null && value !== undefined) {
+      this.redis.set(this.prefix + key, JSON.stringify(value), 'PX', ttlMs).catch(() => { this.counters.l2Errors++ })
+    }
+    return value
+  }
+
+  /** Drops a key from both layers here and from L1 in every other process. */
+  async delete (key: string): Promise<void> {
+    this.l1.delete(key)
+    if (this.redis !== null) {
+      try {
+        await this.redis.del(this.prefix + key)
+      } catch {
+        this.counters.l2Errors++
+      }
+    }
+    this.publish({ kind: 'del', key })
+  }
+
+  stats (): CacheStats {
+    const c = this.counters
+    return {
+      l1: { hits: c.l1Hits, misses: c.l1Misses, size: this.l1.size },
+      l2: { enabled: this.redis !== null, hits: c.l2Hits, misses: c.l2Misses, errors: c.l2Errors },
+      loads: c.loads,
+      coalesced: c.coalesced,
+      invalidationsReceived: c.received
+    }
+  }
+
+  /** Drops expired L1 entries (the cache-cleanup job calls this). */
+  purgeStale (): number {
+    const before = this.l1.size
+    this.l1.purgeStale()
+    return before - this.l1.size
+  }
+
+  async stop (): Promise<void> {
+    this.inflight.clear()
+    this.l1.clear()
+    if (this.subscriber !== null) await this.subscriber.unsubscribe(this.channel).catch(() => {})
+  }
+}

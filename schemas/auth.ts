@@ -1,0 +1,76 @@
+import { Type } from 'typebox'
+import { SAFE_TEXT, Timestamp } from './common.ts'
+import { KeyView } from './keys.ts'
+
+// Emails are trimmed and lower-cased by the service, which also checks their form strictly.
+const Email = Type.String({ minLength: 3, maxLength: 320, description: 'Trimmed and lower-cased before use' })
+const Password = Type.String({ minLength: 10, maxLength: 256, description: '10 to 256 characters, not the email address' })
+const AnyPassword = Type.String({ minLength: 1, maxLength: 256 })
+const Name = Type.String({ minLength: 1, maxLength: 100, pattern: SAFE_TEXT })
+
+export const User = Type.Object({
+  id: Type.String(),
+  email: Type.String(),
+  name: Type.Union([Type.String(), Type.Null()]),
+  role: Type.Union([Type.Literal('user'), Type.Literal('admin')]),
+  createdAt: Timestamp,
+  updatedAt: Timestamp
+}, { additionalProperties: false })
+
+export const TokenPair = Type.Object({
+  tokenType: Type.Literal('Bearer'),
+  accessToken: Type.String({ description: 'JWT for Authorization: Bearer' }),
+  refreshToken: Type.String({ description: 'Single use: exchanging it returns a new one' }),
+  expiresIn: Type.Integer({ description: 'Access token lifetime in seconds' }),
+  user: User
+}, { additionalProperties: false })
+
+export const RegisterBody = Type.Object({
+  email: Email,
+  password: Password,
+  name: Type.Optional(Name)
+}, { additionalProperties: false })
+
+export const LoginBody = Type.Object({
+  email: Email,
+  password: AnyPassword
+}, { additionalProperties: false })
+
+export const RefreshBody = Type.Object({
+  refreshToken: Type.String({ minLength: 1, maxLength: 512 })
+}, { additionalProperties: false })
+
+export const UpdateMeBody = Type.Object({
+  name: Type.Union([Name, Type.Null()])
+}, { additionalProperties: false })
+
+export const ChangePasswordBody = Type.Object({
+  currentPassword: AnyPassword,
+  newPassword: Password
+}, { additionalProperties: false })
+
+export const DeleteMeBody = Type.Object({
+  password: AnyPassword
+}, { additionalProperties: false })
+
+export const Session = Type.Object({
+  id: Type.String(),
+  current: Type.Boolean(),
+  createdAt: Timestamp,
+  lastUsedAt: Timestamp,
+  expiresAt: Timestamp,
+  revokedAt: Type.Union([Timestamp, Type.Null()]),
+  userAgent: Type.Union([Type.String(), Type.Null()]),
+  ip: Type.Union([Type.String(), Type.Null()])
+}, { additionalProperties: false })
+
+export const SessionList = Type.Object({ items: Type.Array(Session) }, { additionalProperties: false })
+
+export const LogoutAllResult = Type.Object({ revoked: Type.Integer() }, { additionalProperties: false })
+
+export const AccountExport = Type.Object({
+  exportedAt: Timestamp,
+  user: User,
+  sessions: Type.Array(Session),
+  keys: Type.Array(KeyView, { description: 'Key metadata (never secrets or hashes)' })
+}, { additionalProperties: false })

@@ -434,3 +434,28 @@ describe('login timing', () => {
     }
   })
 })
+
+describe('revocation across instances sharing Redis', () => {
+  it('a logout through one instance stops the token on another at once', async () => {
+    const { dropPrefix, REDIS_URL, testPrefix } = await import('../helpers/redis.ts')
+    const tmp = await tempDir('two-instances')
+    const prefix = testPrefix('auth')
+    const env = { REDIS_URL, REDIS_PREFIX: prefix }
+    const a = await createTestApp(env, { dataDir: tmp.dir })
+    const b = await createTestApp(env, { dataDir: tmp.dir })
+    try {
+      const user = await registerUser(a.app)
+      assert.equal((await b.app.inject({ method: 'GET', url: '/api/auth/me', headers: user.headers })).statusCode, 200, 'B has the session cached')
+      assert.equal((await a.app.inject({ method: 'POST', url: '/api/auth/logout', headers: user.headers })).statusCode, 204)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      const res = await b.app.inject({ method: 'GET', url: '/api/auth/me', headers: user.headers })
+      assert.equal(res.statusCode, 401)
+      assert.equal(res.json().code, 'SESSION_REVOKED')
+    } finally {
+      await a.app.close()
+      await b.app.close()
+      await tmp.remove()
+      await dropPrefix(prefix)
+    }
+  })
+})

@@ -1,0 +1,28 @@
+import { randomBytes } from 'node:crypto'
+import { Redis } from 'ioredis'
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/** A key prefix of this test's own, so parallel tests never see each other's keys. */
+export function testPrefix (label = 't') {
+  return `kwtest:${label}:${randomBytes(4).toString('hex')}:`
+}
+
+export function redisClient () {
+  return new Redis(REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 1 })
+}
+
+/** Deletes every key under a prefix with SCAN (never FLUSHDB: the server is shared). */
+export async function dropPrefix (prefix: string) {
+  const client = redisClient()
+  try {
+    let cursor = '0'
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500)
+      cursor = next
+      if (keys.length > 0) await client.del(...keys)
+    } while (cursor !== '0')
+  } finally {
+    client.disconnect()
+  }
+}

@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict'
+import { after, describe, it } from 'node:test'
+import { TwoLayerCache } from '../../plugins/app/cache/cache.ts'
+import { dropPrefix, redisClient, testPrefix } from '../helpers/redis.ts'
+
+const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+describe('TwoLayerCache in memory', () => {
+  it('serves L1 hits, counts misses and coalesces concurrent loads', async () => {
+    const cache = new TwoLayerCache({ redis: null, prefix: 'x:' })
+    let loads = 0
+    const loader = async () => { loads++; await wait(20); return { n: loads } }
+    const results = await Promise.all(Array.from({ length: 10 }, () => cache.get('k', loader)))
+    assert.equal(loads, 1, 'one load for ten concurrent misses')
+    assert.ok(results.every((r) => r.n === 1))
+    assert.deepEqual(await cache.get('k', loader), { n: 1 })
+    const stats = cache.stats()
+    assert.equal(stats.loads, 1)
+    assert.equal(stats.coalesced, 9)
+    assert.equal(stats.l1.hits, 1)
+    assert.equal(stats.l1.misses, 10)
+    assert.equal(stats.l2.enabled, false)
+  })
+
+  it('expires entries after their TTL and forgets deleted keys', async () => {
+    const cache = new TwoLayerCache({ redis: null, prefix: 'x:' })
+    let n = 0
+    const loader = async () => ++n
+    assert.equal(await cache.get('ttl', loader, { ttlMs: 30 }), 1)
+    assert.equal(await cache.get('ttl', loader, { ttlMs: 30 }), 1)
+    await wait(50)
+    assert.equal(await cache.get('ttl', loader, { ttlMs: 30 }), 2)
+    await cache.delete('ttl')
+    assert.equal(await cache.get('ttl', loader), 3)
+  })
+
+  it('a generation bump moves every key built with it', async () => {
+    const cache = new TwoLayerCache({ redis: null, prefix: 'x:' })
+    assert.equal(await cache.generation('user-1'), 0)
+    assert.equal(await cache.bumpGeneration('user-1'), 1)
+    assert.equal(await cache.generation('user-1'), 1)
+    assert.equal(await cache.generation('user-2'), 0)
+  })
+
+  it('a failing loader is not cached and does not poison later calls', async () => {
+    const cache = new TwoLayerCache({ redis: null, prefix: 'x:' })
+    await assert.rejects(cache.get('f', async () => { throw new Error('store down') }), /store down/)
+    assert.equal(await cache.get('f', async () => 'ok'), 'ok')
+  })
+})
+
+describe('TwoLayerCache on the real Redis', () => {
+  const prefix = testPrefix('cache')
+  const clients: Array<ReturnType<typeof redisClient>> = []
+  const caches: TwoLayerCache[] = []
+  after(async () => {
+    for (const c of caches) await c.stop()
+    for (const c of clients) c.disconnect()
+    await dropPrefix(prefix)
+  })
+
+  async function instance () {
+    const redis = redisClient()
+    const subscriber = redisClient()
+    clients.push(redis, subscriber)
+    const cache = new TwoLayerCache({ redis, subscriber, prefix })
+    await cache.start()
+    caches.push(cache)
+    return cache
+  }
+
+  it('shares values through L2 and invalidations through pub/sub', async () => {
+    const a = await instance()
+    const b = await instance()
+    let loads = 0
+    const loader = async () => ({ version: ++loads })
+    assert.deepEqual(await a.get('shared', loader), { version: 1 })
+    await wait(20)
+    assert.deepEqual(await b.get('shared', loader), { version: 1 }, 'B reads A\'s value from Redis')
+    assert.equal(b.stats().l2.hits, 1)
+
+    await a.delete('shared')
+    await wait(50)
+    assert.deepEqual(await b.get('shared', loader), { version: 2 }, 'B dropped its L1 copy after A\'s delete')
+    assert.ok(b.stats().invalidationsReceived >= 1)
+  })
+
+  it('generations are shared: a bump in one process is seen by the other at once', async () => {
+    const a = await instance()
+    const b = await instance()
+    assert.equal(await b.generation('scope'), 0)
+    assert.equal(await a.bumpGeneration('scope'), 1)
+    await wait(50)
+    assert.equal(await b.generation('scope'), 1)
+    assert.equal(await b.bumpGeneration('scope'), 2)
+    await wait(50)
+    assert.equal(await a.generation('scope'), 2)
+  })
+})

@@ -9,6 +9,7 @@ import auth from './plugins/app/auth/index.ts'
 import cache from './plugins/app/cache/index.ts'
 import clock, { type Clock } from './plugins/app/clock.ts'
 import errors, { frameworkErrorHandler } from './plugins/app/errors.ts'
+import keys from './plugins/app/keys/index.ts'
 import health from './plugins/app/health.ts'
 import store from './plugins/app/store/index.ts'
 import { validatorCompiler } from './plugins/app/validation.ts'
@@ -114,6 +115,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(cache)
   await app.register(health)
   await app.register(auth)
+  await app.register(keys)
 
   await app.register(api, { prefix: '/api' })
   return app

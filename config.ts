@@ -47,7 +47,10 @@ export const EnvSchema = Type.Object({
   PASSWORD_HASH_COST: Int(10, 20, 15, 'scrypt cost as log2(N) for new password hashes; raising it re-hashes at next login'),
   ADMIN_EMAILS: Type.String({ maxLength: 4096, default: '', description: 'Comma-separated emails promoted to admin on register or login' }),
   AUTH_RATE_LIMIT_MAX: Int(1, 1_000_000, 10, 'Auth tier: attempts per window per IP'),
-  AUTH_RATE_LIMIT_WINDOW_MS: Int(1000, 86_400_000, 15 * 60_000, 'Auth tier window')
+  AUTH_RATE_LIMIT_WINDOW_MS: Int(1000, 86_400_000, 15 * 60_000, 'Auth tier window'),
+  KEY_CREATE_RATE_LIMIT_MAX: Int(1, 1_000_000, 20, 'Key-creation tier: keys per hour per user'),
+  HEAVY_RATE_LIMIT_MAX: Int(1, 1_000_000, 100, 'Heavy tier: reveal, rotate, bulk, export and audit verify per hour per user'),
+  VAULT_KDF_COST: Int(10, 20, 15, 'scrypt cost as log2(N) deriving the vault key from a passphrase')
 }, { additionalProperties: true })
 
 type Env = Static<typeof EnvSchema>
@@ -212,7 +215,10 @@ export function createConfig (source: Record<string, string | undefined> = proce
       rateLimit: { max: env.AUTH_RATE_LIMIT_MAX, windowMs: env.AUTH_RATE_LIMIT_WINDOW_MS }
     },
     keys: {
-      hashSecret: secrets.KEY_HASH_SECRET
+      hashSecret: secrets.KEY_HASH_SECRET,
+      vaultKdf: { ln: env.VAULT_KDF_COST, r: 8, p: 1 },
+      createPerHour: env.KEY_CREATE_RATE_LIMIT_MAX,
+      heavyPerHour: env.HEAVY_RATE_LIMIT_MAX
     },
     warnings
   }

@@ -1,5 +1,6 @@
 import { Type } from 'typebox'
 import { SAFE_TEXT, Timestamp } from './common.ts'
+import { AuditEventView } from './audit.ts'
 import { KeyView } from './keys.ts'
 
 // Emails are trimmed and lower-cased by the service, which also checks their form strictly.
@@ -72,5 +73,6 @@ export const AccountExport = Type.Object({
   exportedAt: Timestamp,
   user: User,
   sessions: Type.Array(Session),
-  keys: Type.Array(KeyView, { description: 'Key metadata (never secrets or hashes)' })
+  keys: Type.Array(KeyView, { description: 'Key metadata (never secrets or hashes)' }),
+  audit: Type.Array(AuditEventView, { description: 'The account\'s audit trail, oldest first' })
 }, { additionalProperties: false })

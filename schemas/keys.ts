@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox'
-import { Timestamp } from './common.ts'
+import { PREFIX_PATTERN } from '../plugins/app/keys/format.ts'
+import { SAFE_TEXT, Timestamp } from './common.ts'
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
 
@@ -24,6 +25,7 @@ export const KeyView = Type.Object({
   start: Type.String({ description: 'The first characters, for recognising the key' }),
   version: Type.Integer(),
   status: Type.Union([Type.Literal('active'), Type.Literal('disabled'), Type.Literal('expired'), Type.Literal('revoked')]),
+  recoverable: Type.Boolean({ description: 'An encrypted copy is kept and can be revealed with the passphrase' }),
   expiresAt: Nullable(Timestamp),
   rotationIntervalDays: Nullable(Type.Integer()),
   rotationDueAt: Nullable(Timestamp),
@@ -31,7 +33,140 @@ export const KeyView = Type.Object({
   rateLimit: Nullable(RateLimitSchema),
   createdAt: Timestamp,
   updatedAt: Timestamp,
-  lastUsedAt: Nullable(Timestamp)
+  lastUsedAt: Nullable(Timestamp),
+  revokedAt: Nullable(Timestamp)
 }, { additionalProperties: false })
 
 export type KeyViewType = Static<typeof KeyView>
+
+const Text = (maxLength: number, description?: string) => Type.String({ minLength: 1, maxLength, pattern: SAFE_TEXT, description })
+const Tag = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9:_./-]*$' })
+const Scope = Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9][A-Za-z0-9:_./*-]*$' })
+const EnvironmentSchema = Type.Union([Type.Literal('development'), Type.Literal('staging'), Type.Literal('production')])
+const Passphrase = Type.String({ minLength: 1, maxLength: 1024 })
+
+const editable = {
+  name: Text(100),
+  service: Nullable(Text(100, 'The provider or system the key belongs to')),
+  description: Nullable(Text(1000)),
+  environment: EnvironmentSchema,
+  tags: Type.Array(Tag, { maxItems: 20 }),
+  scopes: Type.Array(Scope, { maxItems: 50 }),
+  metadata: Type.Record(Type.String({ maxLength: 100 }), Type.Unknown(), { maxProperties: 50, description: 'Free JSON, at most 4 KiB' }),
+  expiresAt: Nullable(Type.String({ format: 'date-time', description: 'Must be in the future' })),
+  rotationIntervalDays: Nullable(Type.Integer({ minimum: 1, maximum: 3650 })),
+  monthlyLimit: Nullable(Type.Integer({ minimum: 1, maximum: 1_000_000_000_000 })),
+  rateLimit: Nullable(RateLimitSchema)
+}
+
+export const CreateKeyBody = Type.Object({
+  kind: Type.Union([Type.Literal('held'), Type.Literal('issued')]),
+  name: editable.name,
+  service: Type.Optional(editable.service),
+  description: Type.Optional(editable.description),
+  environment: Type.Optional(editable.environment),
+  tags: Type.Optional(editable.tags),
+  scopes: Type.Optional(editable.scopes),
+  metadata: Type.Optional(editable.metadata),
+  expiresAt: Type.Optional(editable.expiresAt),
+  rotationIntervalDays: Type.Optional(editable.rotationIntervalDays),
+  monthlyLimit: Type.Optional(editable.monthlyLimit),
+  rateLimit: Type.Optional(editable.rateLimit),
+  prefix: Type.Optional(Type.String({ minLength: 1, maxLength: 16, pattern: PREFIX_PATTERN, description: 'Issued keys: the key prefix (default kw_)' })),
+  secret: Type.Optional(Type.String({ minLength: 1, maxLength: 8192, description: 'Held keys: the secret to store' })),
+  passphrase: Type.Optional(Passphrase),
+  recoverable: Type.Optional(Type.Boolean({ description: 'Issued keys: keep an encrypted copy (needs the passphrase)' }))
+}, { additionalProperties: false })
+
+export const UpdateKeyBody = Type.Object({
+  name: Type.Optional(editable.name),
+  service: Type.Optional(editable.service),
+  description: Type.Optional(editable.description),
+  environment: Type.Optional(editable.environment),
+  tags: Type.Optional(editable.tags),
+  scopes: Type.Optional(editable.scopes),
+  metadata: Type.Optional(editable.metadata),
+  expiresAt: Type.Optional(editable.expiresAt),
+  rotationIntervalDays: Type.Optional(editable.rotationIntervalDays),
+  monthlyLimit: Type.Optional(editable.monthlyLimit),
+  rateLimit: Type.Optional(editable.rateLimit),
+  status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('disabled')]))
+}, { additionalProperties: false, minProperties: 1 })
+
+export const CreatedKey = Type.Object({
+  key: KeyView,
+  secret: Type.Optional(Type.String({ description: 'Issued keys only, shown this once' }))
+}, { additionalProperties: false })
+
+export const KeyListQuery = Type.Object({
+  status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('disabled'), Type.Literal('expired'), Type.Literal('revoked')])),
+  kind: Type.Optional(Type.Union([Type.Literal('held'), Type.Literal('issued')])),
+  service: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+  environment: Type.Optional(EnvironmentSchema),
+  tag: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  q: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Search over name, service, description and tags' })),
+  sort: Type.Optional(Type.Union(['createdAt', '-createdAt', 'name', '-name', 'lastUsedAt', '-lastUsedAt', 'expiresAt', '-expiresAt'].map((v) => Type.Literal(v)), { default: '-createdAt' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512 }))
+}, { additionalProperties: false })
+
+export const KeyList = Type.Object({
+  items: Type.Array(KeyView),
+  nextCursor: Nullable(Type.String())
+}, { additionalProperties: false })
+
+export const RevealBody = Type.Object({
+  passphrase: Passphrase,
+  version: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 }))
+}, { additionalProperties: false })
+
+export const Revealed = Type.Object({
+  id: Type.String(),
+  version: Type.Integer(),
+  secret: Type.String()
+}, { additionalProperties: false })
+
+export const RotateBody = Type.Object({
+  secret: Type.Optional(Type.String({ minLength: 1, maxLength: 8192, description: 'Held keys: the new secret from the provider' })),
+  passphrase: Type.Optional(Passphrase),
+  gracePeriodSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_592_000, description: 'Issued keys: how long the old secret still verifies (default 0)' }))
+}, { additionalProperties: false })
+
+export const KeyVersion = Type.Object({
+  version: Type.Integer(),
+  current: Type.Boolean(),
+  start: Type.String(),
+  recoverable: Type.Boolean(),
+  createdAt: Timestamp,
+  retiredAt: Nullable(Timestamp),
+  graceEndsAt: Nullable(Timestamp)
+}, { additionalProperties: false })
+
+export const KeyVersionList = Type.Object({ items: Type.Array(KeyVersion) }, { additionalProperties: false })
+
+export const BulkBody = Type.Object({
+  action: Type.Union([Type.Literal('revoke'), Type.Literal('disable'), Type.Literal('enable'), Type.Literal('addTags'), Type.Literal('removeTags')]),
+  ids: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 100 }),
+  tags: Type.Optional(Type.Array(Tag, { minItems: 1, maxItems: 20 }))
+}, { additionalProperties: false })
+
+export const BulkResults = Type.Object({
+  results: Type.Array(Type.Object({
+    id: Type.String(),
+    ok: Type.Boolean(),
+    status: Type.Optional(Type.String()),
+    error: Type.Optional(Type.String())
+  }, { additionalProperties: false }))
+}, { additionalProperties: false })
+
+const Counts = Type.Record(Type.String(), Type.Integer())
+export const KeyStatsSchema = Type.Object({
+  total: Type.Integer(),
+  byStatus: Counts,
+  byKind: Counts,
+  byService: Counts,
+  byEnvironment: Counts,
+  expiringSoon: Type.Integer({ description: 'Active keys expiring within 7 days' }),
+  rotationDue: Type.Integer({ description: 'Active keys whose rotation is due' }),
+  generatedAt: Timestamp
+}, { additionalProperties: false })

@@ -21,7 +21,9 @@ export default fp(async function swaggerPlugin (fastify: FastifyInstance) {
       tags: [
         { name: 'system', description: 'Health and operations' },
         { name: 'auth', description: 'Accounts and sessions' },
-        { name: 'keys', description: 'Held and issued keys' }
+        { name: 'keys', description: 'Held and issued keys' },
+        { name: 'vault', description: 'The passphrase that protects held and recoverable keys' },
+        { name: 'audit', description: 'The hash-chained audit trail' }
       ]
     },
     refResolver: {

@@ -33,7 +33,7 @@ export interface TestApp {
 export async function createTestApp (env: Record<string, string> = {}, options: { dataDir?: string, clock?: Clock } = {}): Promise<TestApp> {
   const tmp = options.dataDir === undefined ? await tempDir('app') : null
   const dataDir = options.dataDir ?? tmp!.dir
-  const config = createConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info', DATA_DIR: dataDir, PASSWORD_HASH_COST: '10', ...TEST_SECRETS, ...env })
+  const config = createConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info', DATA_DIR: dataDir, PASSWORD_HASH_COST: '10', VAULT_KDF_COST: '10', AUTH_RATE_LIMIT_MAX: '100000', ...TEST_SECRETS, ...env })
   const logs = new LogCapture()
   const app = await buildApp(config, { logStream: logs, clock: options.clock })
   await app.ready()

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, it, before, after } from 'node:test'
 import { newId } from '../../plugins/app/store/ids.ts'
-import { DuplicateError, type NewKey, type Store } from '../../plugins/app/store/types.ts'
+import { auditHash, auditSubjectDigest, GENESIS_HASH } from '../../plugins/app/store/shared.ts'
+import { DuplicateError, type AuditEvent, type NewKey, type Store } from '../../plugins/app/store/types.ts'
 
 export interface StoreHarness {
   store: Store
@@ -38,6 +39,7 @@ export function keyFixture (overrides: Partial<NewKey> = {}): NewKey {
     hash: `hash-${id}`,
     version: 1,
     status: 'active',
+    recoverable: false,
     expiresAt: null,
     rotationIntervalDays: null,
     rotationDueAt: null,
@@ -204,6 +206,7 @@ export function storeContract (name: string, open: () => Promise<StoreHarness>, 
         const key = await store.createKey(user.id, fixture)
         assert.equal(key.ownerId, user.id)
         assert.equal(key.lastUsedAt, null)
+        assert.equal(key.revokedAt, null)
         assert.deepEqual(await store.getKey(user.id, key.id), key)
       })
 
@@ -318,6 +321,167 @@ export function storeContract (name: string, open: () => Promise<StoreHarness>, 
         const second = await store.listKeys(user.id, { sort: 'createdAt', descending: false, limit: 10, after: first.next ?? undefined })
         const ids = [...first.items, ...second.items].map((k) => k.id)
         assert.equal(new Set(ids).size, 5)
+      })
+    })
+
+    describe('key versions, rotation and stats', () => {
+      it('creates the first version with the key and its audit event in one step', async () => {
+        const user = await newUser()
+        const key = await store.createKey(user.id, keyFixture({ recoverable: true }), { hash: 'v1-' + user.id, start: 'kw_v1', ciphertext: 'sealed-1' }, { action: 'key.created', ip: '10.0.0.1' })
+        assert.equal(key.recoverable, true)
+        const versions = await store.listKeyVersions(user.id, key.id)
+        assert.equal(versions.length, 1)
+        assert.deepEqual({ ...versions[0], createdAt: 0 }, {
+          keyId: key.id, ownerId: user.id, version: 1, hash: 'v1-' + user.id, start: 'kw_v1', ciphertext: 'sealed-1', createdAt: 0, retiredAt: null, graceEndsAt: null
+        })
+        const events = await store.auditChain(user.id, 0, 10)
+        assert.equal(events.length, 1)
+        assert.equal(events[0]?.action, 'key.created')
+        assert.equal(events[0]?.keyId, key.id)
+        assert.deepEqual(await store.listKeyVersions(newId(), key.id), [], 'versions are owner-scoped')
+      })
+
+      it('a failed create leaves no version and no audit event behind', async () => {
+        const user = await newUser()
+        const key = await store.createKey(user.id, keyFixture(), { hash: 'dup-' + user.id, start: 's', ciphertext: null })
+        await assert.rejects(store.createKey(user.id, keyFixture({ hash: key.hash }), { hash: 'other-' + user.id, start: 's', ciphertext: null }, { action: 'key.created' }), DuplicateError)
+        assert.equal(await store.getKeyVersion(user.id, key.id, 2), null)
+        assert.deepEqual(await store.auditChain(user.id, 0, 10), [])
+        assert.equal(await store.findVersionByHash(user.id, 'other-' + user.id), null)
+      })
+
+      it('rotates: the old version is retired with its grace, still found by hash, and old versions are pruned', async () => {
+        const user = await newUser()
+        const key = await store.createKey(user.id, keyFixture({ hash: 'h1-' + user.id }), { hash: 'h1-' + user.id, start: 's1', ciphertext: null })
+        const now = Date.now()
+        let current = key
+        for (let v = 2; v <= 14; v++) {
+          const rotated = await store.rotateKey(user.id, key.id, {
+            patch: { version: v, hash: `h${v}-${user.id}`, start: `s${v}` },
+            next: { hash: `h${v}-${user.id}`, start: `s${v}`, ciphertext: null },
+            graceEndsAt: now + v * 1000,
+            keepPrevious: 10,
+            now
+          }, { action: 'key.rotated', detail: { version: v } })
+          assert.ok(rotated)
+          current = rotated
+        }
+        assert.equal(current.version, 14)
+        assert.equal(current.hash, 'h14-' + user.id)
+        assert.deepEqual((await store.getKey(user.id, key.id))?.version, 14)
+        const versions = await store.listKeyVersions(user.id, key.id)
+        assert.deepEqual(versions.map((v) => v.version), [14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4], 'the current version and 10 previous')
+        assert.equal(versions[0]?.retiredAt, null)
+        assert.equal(versions[1]?.retiredAt, now)
+        assert.equal(versions[1]?.graceEndsAt, now + 14 * 1000)
+        const old = await store.findVersionByHash(user.id, 'h13-' + user.id)
+        assert.equal(old?.key.id, key.id)
+        assert.equal(old?.version.version, 13)
+        assert.equal((await store.findVersionByHash(user.id, 'h14-' + user.id))?.version.retiredAt, null)
+        assert.equal(await store.findVersionByHash(user.id, 'h2-' + user.id), null, 'pruned versions are gone')
+        assert.equal(await store.findVersionByHash(newId(), 'h14-' + user.id), null, 'owner-scoped')
+        assert.equal(await store.rotateKey(newId(), key.id, {
+          patch: { version: 15 }, next: { hash: null, start: 'x', ciphertext: null }, graceEndsAt: null, keepPrevious: 10, now
+        }), null, 'another owner cannot rotate')
+        assert.equal((await store.auditChain(user.id, 0, 100)).length, 13)
+        assert.equal(await store.deleteKey(user.id, key.id), true)
+        assert.deepEqual(await store.listKeyVersions(user.id, key.id), [])
+      })
+
+      it('counts keys by status, kind, service and environment, expiring and rotation due', async () => {
+        const user = await newUser()
+        const now = Date.now()
+        await store.createKey(user.id, keyFixture({ service: 'stripe', expiresAt: now + 86_400_000 }))
+        await store.createKey(user.id, keyFixture({ service: 'stripe', environment: 'production', rotationDueAt: now - 1 }))
+        await store.createKey(user.id, keyFixture({ kind: 'held', hash: null, status: 'disabled', expiresAt: now + 86_400_000 }))
+        await store.createKey(user.id, keyFixture({ expiresAt: now + 30 * 86_400_000 }))
+        const stats = await store.keyStats(user.id, now)
+        assert.equal(stats.total, 4)
+        assert.deepEqual(stats.byStatus, { active: 3, disabled: 1 })
+        assert.deepEqual(stats.byKind, { held: 1, issued: 3 })
+        assert.deepEqual(stats.byService, { none: 2, stripe: 2 })
+        assert.deepEqual(stats.byEnvironment, { development: 3, production: 1 })
+        assert.equal(stats.expiringSoon, 1, 'active keys expiring within 7 days')
+        assert.equal(stats.rotationDue, 1)
+        assert.equal((await store.keyStats(newId(), now)).total, 0)
+      })
+    })
+
+    describe('vaults', () => {
+      it('creates once and replaces only from the current revision', async () => {
+        const user = await newUser()
+        assert.equal(await store.getVault(user.id), null)
+        assert.equal(await store.saveVault(user.id, { kdf: 'k1', wrappedKey: 'w1' }, null, { action: 'vault.created' }), true)
+        assert.equal(await store.saveVault(user.id, { kdf: 'k2', wrappedKey: 'w2' }, null), false, 'a second create loses')
+        const v1 = await store.getVault(user.id)
+        assert.equal(v1?.revision, 1)
+        assert.equal(v1?.kdf, 'k1')
+        assert.equal(await store.saveVault(user.id, { kdf: 'k3', wrappedKey: 'w3' }, 7), false, 'stale revision')
+        assert.equal(await store.saveVault(user.id, { kdf: 'k3', wrappedKey: 'w3' }, 1, { action: 'vault.passphrase_changed' }), true)
+        const v2 = await store.getVault(user.id)
+        assert.equal(v2?.revision, 2)
+        assert.equal(v2?.wrappedKey, 'w3')
+        assert.deepEqual((await store.auditChain(user.id, 0, 10)).map((e) => e.action), ['vault.created', 'vault.passphrase_changed'])
+        await store.deleteUser(user.id)
+        assert.equal(await store.getVault(user.id), null)
+      })
+    })
+
+    describe('audit trail', () => {
+      const verifyChain = (events: AuditEvent[]) => {
+        let prev = GENESIS_HASH
+        events.forEach((e, i) => {
+          assert.equal(e.seq, i + 1)
+          assert.equal(e.prevHash, prev)
+          if (!e.anonymised) assert.equal(e.subjectDigest, auditSubjectDigest(e))
+          assert.equal(e.hash, auditHash(e))
+          prev = e.hash
+        })
+      }
+
+      it('chains each owner\'s events and lists them newest first with filters', async () => {
+        const a = await newUser()
+        const b = await newUser()
+        const e1 = await store.appendAudit(a.id, { action: 'auth.login', ip: '1.2.3.4', sessionId: 's1' })
+        await store.appendAudit(b.id, { action: 'auth.login' })
+        const e2 = await store.appendAudit(a.id, { action: 'key.revealed', keyId: 'k1', detail: { version: 2, nested: { z: 1, a: 2 } } })
+        const e3 = await store.appendAudit(a.id, { action: 'key.updated', keyId: 'k2' })
+        assert.deepEqual([e1.seq, e2.seq, e3.seq], [1, 2, 3])
+        assert.equal(e2.prevHash, e1.hash)
+        const chain = await store.auditChain(a.id, 0, 100)
+        assert.deepEqual(chain, [e1, e2, e3])
+        verifyChain(chain)
+        assert.deepEqual((await store.auditChain(a.id, 1, 1)).map((e) => e.seq), [2], 'batched reads')
+        assert.deepEqual((await store.listAudit(a.id, { limit: 10 })).map((e) => e.seq), [3, 2, 1])
+        assert.deepEqual((await store.listAudit(a.id, { limit: 10, action: 'key.revealed' })).map((e) => e.seq), [2])
+        assert.deepEqual((await store.listAudit(a.id, { limit: 10, keyId: 'k2' })).map((e) => e.seq), [3])
+        assert.deepEqual((await store.listAudit(a.id, { limit: 2 })).map((e) => e.seq), [3, 2])
+        assert.deepEqual((await store.listAudit(a.id, { limit: 10, beforeSeq: 2 })).map((e) => e.seq), [1])
+        assert.equal((await store.listAudit(b.id, { limit: 10 })).length, 1, 'owner-scoped')
+      })
+
+      it('records user, session and vault changes in the same step when asked', async () => {
+        const user = await newUser()
+        await store.updateUser(user.id, { passwordHash: 'x' }, { action: 'auth.password_changed' })
+        const s = await store.createSession({ userId: user.id, expiresAt: Date.now() + 60_000, userAgent: null, ip: null }, 'rt-audit-' + user.id)
+        await store.revokeSession(user.id, s.id, Date.now(), { action: 'auth.logout', sessionId: s.id })
+        await store.revokeSessions(user.id, Date.now(), undefined, { action: 'auth.logout_all' })
+        const actions = (await store.auditChain(user.id, 0, 10)).map((e) => e.action)
+        assert.deepEqual(actions, ['auth.password_changed', 'auth.logout', 'auth.logout_all'])
+      })
+
+      it('keeps a deleted account\'s events anonymised and still chained', async () => {
+        const user = await newUser()
+        await store.appendAudit(user.id, { action: 'auth.login', ip: '9.9.9.9', sessionId: 'sess', detail: { email: user.email } })
+        await store.appendAudit(user.id, { action: 'key.created', keyId: 'k' })
+        await store.deleteUser(user.id)
+        assert.deepEqual(await store.listAudit(user.id, { limit: 10 }), [])
+        const { anonymousOwner } = await import('../../plugins/app/store/shared.ts')
+        const kept = await store.auditChain(anonymousOwner(user.id), 0, 10)
+        assert.equal(kept.length, 2)
+        assert.ok(kept.every((e) => e.anonymised && e.ip === null && e.sessionId === null && Object.keys(e.detail).length === 0))
+        assert.ok(!JSON.stringify(kept).includes(user.email) && !JSON.stringify(kept).includes(user.id))
+        verifyChain(kept)
       })
     })
   })

@@ -20,7 +20,7 @@ async function open (url: string): Promise<StoreHarness> {
   const dbName = `keyward_test_${process.pid}_${Date.now()}`
   const client = await connect(url)
   // Primary for listing too: the contract reads its own writes, which a lagging secondary would break at random.
-  const store = new MongoStore(client.db(dbName), { client, listReadPreference: 'primary' })
+  const store = new MongoStore(client.db(dbName), { client, closeClient: true, listReadPreference: 'primary' })
   try {
     await store.init()
   } catch (err) {
@@ -31,7 +31,7 @@ async function open (url: string): Promise<StoreHarness> {
     store,
     reopen: async () => {
       const other = await connect(url)
-      return new MongoStore(other.db(dbName), { client: other, listReadPreference: 'primary' })
+      return new MongoStore(other.db(dbName), { client: other, closeClient: true, listReadPreference: 'primary' })
     },
     cleanup: async () => {
       try {

@@ -6,7 +6,8 @@ export interface ScryptParams { ln: number, r: number, p: number }
 const KEY_LENGTH = 32
 const SALT_LENGTH = 16
 
-function scrypt (secret: string, salt: Buffer, params: ScryptParams): Promise<Buffer> {
+/** scrypt of a secret (NFKC-normalised) on the libuv thread pool; also derives vault keys. */
+export function scrypt (secret: string, salt: Buffer, params: ScryptParams): Promise<Buffer> {
   const N = 2 ** params.ln
   const options: ScryptOptions = { N, r: params.r, p: params.p, maxmem: 256 * N * params.r + 1024 * 1024 }
   // node:crypto runs scrypt on the libuv thread pool, never on the event loop.

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { AppError, notFound } from '../errors.ts'
 import type { TwoLayerCache } from '../cache/cache.ts'
 import type { Clock } from '../clock.ts'
-import type { KeyRecord, Role, SessionRecord, Store, UserRecord } from '../store/types.ts'
+import type { AuditInput, KeyRecord, Role, SessionRecord, Store, UserRecord } from '../store/types.ts'
 import { hashPassword, needsRehash, verifyPassword, type ScryptParams } from './passwords.ts'
 
 /** What an access token carries. `typ` keeps other tokens signed with the same secret out. */
@@ -39,20 +39,13 @@ export interface PublicUser {
 }
 
 export interface TokenPair {
+  /** The session the pair belongs to (not serialised: the access token carries it). */
+  sessionId: string
   tokenType: 'Bearer'
   accessToken: string
   refreshToken: string
   expiresIn: number
   user: PublicUser
-}
-
-export interface AuthEvent {
-  userId: string
-  action: 'auth.register' | 'auth.login' | 'auth.login_failed' | 'auth.refresh_reused' | 'auth.logout' |
-  'auth.logout_all' | 'auth.password_changed' | 'auth.account_deleted' | 'auth.role_changed'
-  sessionId?: string
-  ip: string | null
-  detail?: Record<string, unknown>
 }
 
 export interface AuthDependencies {
@@ -66,8 +59,6 @@ export interface AuthDependencies {
   refreshTtlSeconds: number
   adminEmails: string[]
   passwordParams: ScryptParams
-  /** Records security events (the audit trail); optional so the service works without it. */
-  record?: (event: AuthEvent) => Promise<void>
   /** Called after an account is deleted, so other concerns (key caches) can forget it. */
   onAccountDeleted?: (userId: string) => Promise<void>
 }
@@ -114,8 +105,9 @@ export class AuthService {
     this.dummyHash = hashPassword(randomBytes(16).toString('hex'), deps.passwordParams)
   }
 
-  private async record (event: AuthEvent) {
-    await this.deps.record?.(event)
+  /** Appends a security event to the user's audit trail. */
+  private async record (userId: string, input: AuditInput) {
+    await this.deps.store.appendAudit(userId, input)
   }
 
   private checkPasswordPolicy (password: string, email: string) {
@@ -140,13 +132,12 @@ export class AuthService {
       { sub: user.id, role: user.role, sid: session.id, typ: 'access', jti: randomBytes(9).toString('base64url'), iat: Math.floor(now / 1000) },
       this.deps.accessTtlSeconds
     )
-    return { tokenType: 'Bearer', accessToken, refreshToken: token as string, expiresIn: this.deps.accessTtlSeconds, user: publicUser(user) }
+    return { tokenType: 'Bearer', accessToken, refreshToken: token as string, expiresIn: this.deps.accessTtlSeconds, user: publicUser(user), sessionId: session.id }
   }
 
   private async promoteIfListed (user: UserRecord, ip: string | null): Promise<UserRecord> {
     if (user.role === 'admin' || !this.deps.adminEmails.includes(user.email)) return user
-    const promoted = await this.deps.store.updateUser(user.id, { role: 'admin' })
-    await this.record({ userId: user.id, action: 'auth.role_changed', ip, detail: { role: 'admin', via: 'ADMIN_EMAILS' } })
+    const promoted = await this.deps.store.updateUser(user.id, { role: 'admin' }, { action: 'auth.role_changed', ip, detail: { role: 'admin', via: 'ADMIN_EMAILS' } })
     return promoted ?? user
   }
 
@@ -161,7 +152,7 @@ export class AuthService {
       if ((err as Error).name === 'DuplicateError') throw new AppError(409, 'EMAIL_TAKEN', 'That email is already registered')
       throw err
     }
-    await this.record({ userId: user.id, action: 'auth.register', ip: ctx.ip })
+    await this.record(user.id, { action: 'auth.register', ip: ctx.ip })
     user = await this.promoteIfListed(user, ctx.ip)
     return this.issueTokens(user, ctx)
   }
@@ -176,7 +167,7 @@ export class AuthService {
     const user = email === null ? null : await this.deps.store.findUserByEmail(email)
     const ok = await verifyPassword(input.password, user?.passwordHash ?? await this.dummyHash)
     if (user === null || !ok) {
-      if (user !== null) await this.record({ userId: user.id, action: 'auth.login_failed', ip: ctx.ip })
+      if (user !== null) await this.record(user.id, { action: 'auth.login_failed', ip: ctx.ip })
       throw invalidCredentials()
     }
     let current = user
@@ -188,7 +179,7 @@ export class AuthService {
       await this.forgetSessions(current.id)
     }
     const tokens = await this.issueTokens(current, ctx)
-    await this.record({ userId: user.id, action: 'auth.login', ip: ctx.ip })
+    await this.record(user.id, { action: 'auth.login', ip: ctx.ip, sessionId: tokens.sessionId })
     return tokens
   }
 
@@ -197,7 +188,7 @@ export class AuthService {
     const outcome = await this.deps.store.rotateRefreshToken(hashRefreshToken(refreshToken), hashRefreshToken(next), this.deps.clock.now())
     if (outcome.status === 'reused') {
       await this.forgetSessions(outcome.session.userId)
-      await this.record({ userId: outcome.session.userId, action: 'auth.refresh_reused', sessionId: outcome.session.id, ip: ctx.ip })
+      await this.record(outcome.session.userId, { action: 'auth.refresh_reused', sessionId: outcome.session.id, ip: ctx.ip })
       throw new AppError(401, 'REFRESH_TOKEN_REUSED', 'This refresh token was already used; the session has been revoked')
     }
     if (outcome.status === 'invalid') throw new AppError(401, 'INVALID_REFRESH_TOKEN', 'The refresh token is invalid or expired')
@@ -248,15 +239,15 @@ export class AuthService {
   }
 
   async logout (principal: Principal, ctx: RequestContext) {
-    await this.deps.store.revokeSession(principal.id, principal.sessionId, this.deps.clock.now())
+    await this.deps.store.revokeSession(principal.id, principal.sessionId, this.deps.clock.now(),
+      { action: 'auth.logout', sessionId: principal.sessionId, ip: ctx.ip })
     await this.forgetSessions(principal.id)
-    await this.record({ userId: principal.id, action: 'auth.logout', sessionId: principal.sessionId, ip: ctx.ip })
   }
 
   async logoutAll (principal: Principal, ctx: RequestContext): Promise<number> {
-    const count = await this.deps.store.revokeSessions(principal.id, this.deps.clock.now())
+    const count = await this.deps.store.revokeSessions(principal.id, this.deps.clock.now(), undefined,
+      { action: 'auth.logout_all', sessionId: principal.sessionId, ip: ctx.ip })
     await this.forgetSessions(principal.id)
-    await this.record({ userId: principal.id, action: 'auth.logout_all', ip: ctx.ip, detail: { sessions: count } })
     return count
   }
 
@@ -276,16 +267,17 @@ export class AuthService {
     const user = await this.me(principal)
     if (!(await verifyPassword(input.currentPassword, user.passwordHash))) throw wrongPassword()
     this.checkPasswordPolicy(input.newPassword, user.email)
-    await this.deps.store.updateUser(user.id, { passwordHash: await hashPassword(input.newPassword, this.deps.passwordParams) })
-    const revoked = await this.deps.store.revokeSessions(user.id, this.deps.clock.now(), principal.sessionId)
+    await this.deps.store.updateUser(user.id, { passwordHash: await hashPassword(input.newPassword, this.deps.passwordParams) },
+      { action: 'auth.password_changed', sessionId: principal.sessionId, ip: ctx.ip })
+    await this.deps.store.revokeSessions(user.id, this.deps.clock.now(), principal.sessionId,
+      { action: 'auth.other_sessions_revoked', sessionId: principal.sessionId, ip: ctx.ip })
     await this.forgetSessions(user.id)
-    await this.record({ userId: user.id, action: 'auth.password_changed', sessionId: principal.sessionId, ip: ctx.ip, detail: { sessionsRevoked: revoked } })
   }
 
   async deleteAccount (principal: Principal, password: string, ctx: RequestContext) {
     const user = await this.me(principal)
     if (!(await verifyPassword(password, user.passwordHash))) throw wrongPassword()
-    await this.record({ userId: user.id, action: 'auth.account_deleted', ip: ctx.ip })
+    await this.record(user.id, { action: 'auth.account_deleted', ip: ctx.ip })
     await this.deps.store.deleteUser(user.id)
     await this.forgetSessions(user.id)
     await this.deps.onAccountDeleted?.(user.id)
@@ -296,13 +288,12 @@ export class AuthService {
   }
 
   async revokeOwnSession (principal: Principal, sessionId: string, ctx: RequestContext) {
-    if (!(await this.deps.store.revokeSession(principal.id, sessionId, this.deps.clock.now()))) {
+    if (!(await this.deps.store.revokeSession(principal.id, sessionId, this.deps.clock.now(), { action: 'auth.session_revoked', sessionId, ip: ctx.ip }))) {
       const exists = await this.deps.store.getSession(principal.id, sessionId)
       if (exists === null) throw notFound('Session')
       return
     }
     await this.forgetSessions(principal.id)
-    await this.record({ userId: principal.id, action: 'auth.logout', sessionId, ip: ctx.ip })
   }
 
   /** Every key the user owns, page by page (the export and account tools use it). */
@@ -322,9 +313,8 @@ export class AuthService {
     const user = await this.deps.store.findUserByEmail(normaliseEmail(email))
     if (user === null) throw notFound('User')
     if (user.role === role) return user
-    const updated = await this.deps.store.updateUser(user.id, { role })
+    const updated = await this.deps.store.updateUser(user.id, { role }, { action: 'auth.role_changed', ip: null, detail: { role, via: 'admin command' } })
     await this.forgetSessions(user.id)
-    await this.record({ userId: user.id, action: 'auth.role_changed', ip: null, detail: { role, via: 'admin command' } })
     return updated ?? user
   }
 }

@@ -52,8 +52,8 @@ export class TwoLayerCache {
     this.channel = `${options.prefix}cache-invalidate`
     this.defaultTtlMs = options.defaultTtlMs ?? 60_000
     this.l1 = new LRUCache({ max: options.maxEntries ?? 50_000, ttl: this.defaultTtlMs, ttlAutopurge: false })
-    // Generations are re-read from Redis at most this often even if a broadcast was missed.
-    this.generations = new LRUCache({ max: options.maxEntries ?? 50_000, ttl: 30_000 })
+    // The last generation seen per scope: the fallback while Redis is unreachable.
+    this.generations = new LRUCache({ max: options.maxEntries ?? 50_000 })
   }
 
   /** Starts listening for other processes' invalidations. */
@@ -89,26 +89,28 @@ export class TwoLayerCache {
     })
   }
 
-  /** The current generation of a scope (for example a user id); keys built with it die together. */
+  /**
+   * The current generation of a scope (for example a user id); keys built with it die together.
+   * With Redis the shared counter is read every time, so a bump in any process is seen by the
+   * very next request anywhere; the last value seen stands in while Redis is unreachable.
+   */
   async generation (scope: string): Promise<number> {
-    const cached = this.generations.get(scope)
-    if (cached !== undefined) return cached
-    let gen = this.localGenerations.get(scope) ?? 0
     if (this.redis !== null) {
       try {
         const raw = await this.redis.get(`${this.prefix}gen:${scope}`)
-        gen = raw === null ? 0 : Number(raw)
+        const gen = raw === null ? 0 : Number(raw)
+        this.generations.set(scope, gen)
+        return gen
       } catch {
         this.counters.l2Errors++
       }
     }
-    this.generations.set(scope, gen)
-    return gen
+    return this.generations.get(scope) ?? this.localGenerations.get(scope) ?? 0
   }
 
   /** Invalidates every key built with this scope's generation, in every process. */
   async bumpGeneration (scope: string): Promise<number> {
-    let gen = (this.localGenerations.get(scope) ?? (await this.generation(scope))) + 1
+    let gen = Math.max(this.localGenerations.get(scope) ?? 0, this.generations.get(scope) ?? 0) + 1
     if (this.redis !== null) {
       try {
         gen = await this.redis.incr(`${this.prefix}gen:${scope}`)

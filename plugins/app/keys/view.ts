@@ -19,6 +19,7 @@ export function keyView (key: KeyRecord): KeyViewType {
     start: key.start,
     version: key.version,
     status: key.status,
+    recoverable: key.recoverable,
     expiresAt: iso(key.expiresAt),
     rotationIntervalDays: key.rotationIntervalDays,
     rotationDueAt: iso(key.rotationDueAt),
@@ -26,6 +27,7 @@ export function keyView (key: KeyRecord): KeyViewType {
     rateLimit: key.rateLimit,
     createdAt: new Date(key.createdAt).toISOString(),
     updatedAt: new Date(key.updatedAt).toISOString(),
-    lastUsedAt: iso(key.lastUsedAt)
+    lastUsedAt: iso(key.lastUsedAt),
+    revokedAt: iso(key.revokedAt)
   }
 }

@@ -14,7 +14,7 @@ declare module 'fastify' {
 export default fp(async function storePlugin (fastify: FastifyInstance) {
   const store: Store = fastify.config.mongo === undefined
     ? new SqliteStore({ dataDir: fastify.config.dataDir })
-    : new MongoStore(fastify.mongo.db!)
+    : new MongoStore(fastify.mongo.db!, { client: fastify.mongo.client })
   await store.init()
   fastify.decorate('store', store)
   fastify.addHook('onClose', async () => { await store.close() })

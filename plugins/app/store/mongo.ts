@@ -1,11 +1,14 @@
-import type { Collection, Db, Filter, MongoClient, ReadPreferenceLike, WithId } from 'mongodb'
+import type {
+  ClientSession, Collection, Db, Filter, MongoClient, ReadPreferenceLike, TransactionOptions, WithId
+} from 'mongodb'
 import { newId } from './ids.ts'
-import { searchText, sortValue } from './shared.ts'
+import { anonymousOwner, nextAuditEvent, searchText, sortValue } from './shared.ts'
 import {
   DuplicateError,
-  type Environment, type KeyKind, type KeyListQuery, type KeyPatch, type KeyRateLimit, type KeyRecord, type KeySortField,
-  type KeyStatus, type NewKey, type NewSession, type NewUser, type Page, type RefreshOutcome, type Role, type SessionRecord,
-  type Store, type StoreHealth, type UserPatch, type UserRecord
+  type AuditEvent, type AuditInput, type AuditQuery, type Environment, type KeyKind, type KeyListQuery, type KeyPatch,
+  type KeyRateLimit, type KeyRecord, type KeySortField, type KeyStats, type KeyStatus, type KeyVersionRecord, type NewKey,
+  type NewKeyVersion, type NewSession, type NewUser, type Page, type RefreshOutcome, type Role, type RotationPlan,
+  type SessionRecord, type Store, type StoreHealth, type UserPatch, type UserRecord, type VaultRecord
 } from './types.ts'
 
 interface UserDoc {
@@ -53,6 +56,8 @@ interface KeyDoc {
   hash: string | null
   version: number
   status: KeyStatus
+  /** Missing on keys written before versions existed; read as false. */
+  recoverable?: boolean
   expiresAt: Date | null
   rotationIntervalDays: number | null
   rotationDueAt: Date | null
@@ -61,13 +66,69 @@ interface KeyDoc {
   createdAt: Date
   updatedAt: Date
   lastUsedAt: Date | null
+  revokedAt?: Date | null
   /** searchText() of the key, kept in step on every write so `q` is one regex over one field. */
   search: string
 }
 
+interface KeyVersionDoc {
+  /** `${keyId}:${version}` */
+  _id: string
+  keyId: string
+  ownerId: string
+  version: number
+  hash: string | null
+  start: string
+  ciphertext: string | null
+  createdAt: Date
+  retiredAt: Date | null
+  graceEndsAt: Date | null
+}
+
+interface VaultDoc {
+  /** The user's id. */
+  _id: string
+  kdf: string
+  wrappedKey: string
+  revision: number
+  createdAt: Date
+  updatedAt: Date
+}
+
+interface AuditDoc {
+  _id: string
+  ownerId: string
+  seq: number
+  action: string
+  keyId: string | null
+  sessionId: string | null
+  ip: string | null
+  detail: Record<string, unknown>
+  createdAt: Date
+  prevHash: string
+  subjectDigest: string
+  anonymised: boolean
+  hash: string
+}
+
+interface GroupCount {
+  _id: string | null
+  n: number
+}
+
+interface StatsFacets {
+  byStatus: GroupCount[]
+  byKind: GroupCount[]
+  byService: GroupCount[]
+  byEnvironment: GroupCount[]
+  counts: Array<{ total: number, expiringSoon: number, rotationDue: number }>
+}
+
 export interface MongoStoreOptions {
-  /** Closed by close(); leave unset when the caller owns the client. */
-  client?: MongoClient
+  /** The client `db` belongs to; multi-document changes run in transactions on its sessions. */
+  client: MongoClient
+  /** Whether close() closes the client too; leave unset when the caller owns the client. */
+  closeClient?: boolean
   /** Where listKeys reads; a lagging secondary may miss a key written a moment ago. */
   listReadPreference?: ReadPreferenceLike
 }
@@ -76,15 +137,35 @@ const INVALID: RefreshOutcome = { status: 'invalid' }
 
 const KEY_PATCH_FIELDS = [
   'name', 'service', 'description', 'environment', 'tags', 'scopes', 'metadata', 'expiresAt', 'rotationIntervalDays',
-  'rotationDueAt', 'monthlyLimit', 'rateLimit', 'status', 'hash', 'start', 'prefix', 'version', 'lastUsedAt'
+  'rotationDueAt', 'monthlyLimit', 'rateLimit', 'status', 'hash', 'start', 'prefix', 'version', 'lastUsedAt',
+  'recoverable', 'revokedAt'
 ] as const satisfies ReadonlyArray<keyof KeyPatch>
 
 const SEARCH_FIELDS = ['name', 'service', 'description', 'tags'] as const satisfies ReadonlyArray<keyof KeyPatch>
-const TIME_FIELDS = new Set<string>(['expiresAt', 'rotationDueAt', 'lastUsedAt', 'createdAt'])
+const TIME_FIELDS = new Set<string>(['expiresAt', 'rotationDueAt', 'lastUsedAt', 'createdAt', 'revokedAt'])
 const NULLABLE_SORT_FIELDS = new Set<KeySortField>(['lastUsedAt', 'expiresAt'])
-const UPDATE_ATTEMPTS = 5
+/** Whole-transaction attempts when a concurrent append took the audit sequence number first. */
+const AUDIT_ATTEMPTS = 5
+const EXPIRING_SOON_MS = 7 * 86_400_000
 // Records never carry the search text, so reads leave it on the server.
 const KEY_READ = { projection: { search: 0 } }
+/**
+ * Snapshot reads and majority commits: a transaction sees one consistent state and its effects
+ * survive a failover. Primary explicitly, whatever the connection string asks for reads.
+ */
+const TRANSACTION_OPTIONS: TransactionOptions = {
+  readConcern: { level: 'snapshot' },
+  writeConcern: { w: 'majority' },
+  readPreference: 'primary'
+}
+
+/** Another append took this owner's next sequence number; the whole transaction is worth another go. */
+class AuditConflict extends Error {
+  constructor (ownerId: string, cause: unknown) {
+    super(`audit chain of ${ownerId} changed during the append; try again`, { cause })
+    this.name = 'AuditConflict'
+  }
+}
 
 function toDate (ms: number): Date {
   return new Date(ms)
@@ -145,6 +226,7 @@ function toKey (doc: WithId<KeyDoc>): KeyRecord {
     hash: doc.hash ?? null,
     version: doc.version,
     status: doc.status,
+    recoverable: doc.recoverable === true,
     expiresAt: fromDateOrNull(doc.expiresAt),
     rotationIntervalDays: doc.rotationIntervalDays ?? null,
     rotationDueAt: fromDateOrNull(doc.rotationDueAt),
@@ -152,7 +234,51 @@ function toKey (doc: WithId<KeyDoc>): KeyRecord {
     rateLimit: doc.rateLimit ?? null,
     createdAt: doc.createdAt.getTime(),
     updatedAt: doc.updatedAt.getTime(),
-    lastUsedAt: fromDateOrNull(doc.lastUsedAt)
+    lastUsedAt: fromDateOrNull(doc.lastUsedAt),
+    revokedAt: fromDateOrNull(doc.revokedAt)
+  }
+}
+
+function toVersion (doc: WithId<KeyVersionDoc>): KeyVersionRecord {
+  return {
+    keyId: doc.keyId,
+    ownerId: doc.ownerId,
+    version: doc.version,
+    hash: doc.hash ?? null,
+    start: doc.start,
+    ciphertext: doc.ciphertext ?? null,
+    createdAt: doc.createdAt.getTime(),
+    retiredAt: fromDateOrNull(doc.retiredAt),
+    graceEndsAt: fromDateOrNull(doc.graceEndsAt)
+  }
+}
+
+function toVault (doc: WithId<VaultDoc>): VaultRecord {
+  return {
+    userId: doc._id,
+    kdf: doc.kdf,
+    wrappedKey: doc.wrappedKey,
+    revision: doc.revision,
+    createdAt: doc.createdAt.getTime(),
+    updatedAt: doc.updatedAt.getTime()
+  }
+}
+
+function toAudit (doc: WithId<AuditDoc>): AuditEvent {
+  return {
+    id: doc._id,
+    ownerId: doc.ownerId,
+    seq: doc.seq,
+    action: doc.action,
+    keyId: doc.keyId ?? null,
+    sessionId: doc.sessionId ?? null,
+    ip: doc.ip ?? null,
+    detail: doc.detail ?? {},
+    createdAt: doc.createdAt.getTime(),
+    prevHash: doc.prevHash,
+    subjectDigest: doc.subjectDigest,
+    anonymised: doc.anonymised === true,
+    hash: doc.hash
   }
 }
 
@@ -196,27 +322,61 @@ function keysetFilter (field: KeySortField, after: { value: string | number | nu
   return { $or: clauses }
 }
 
+/** Counts per value of a field; a missing or null value counts under 'none', as in SQLite. */
+function countsBy (groups: GroupCount[]): Record<string, number> {
+  return Object.fromEntries(groups.map((g) => [g._id == null ? 'none' : String(g._id), g.n]))
+}
+
+/** An aggregation expression: true when `field` holds a date (null and missing compare below every date). */
+function isDate (field: string) {
+  return { $eq: [{ $type: field }, 'date'] }
+}
+
 export class MongoStore implements Store {
   readonly kind = 'mongo' as const
   private readonly db: Db
-  private readonly client: MongoClient | undefined
+  private readonly client: MongoClient
+  private readonly closeClient: boolean
   private closed = false
   private readonly users: Collection<UserDoc>
   private readonly sessions: Collection<SessionDoc>
   private readonly refreshTokens: Collection<RefreshTokenDoc>
   private readonly keys: Collection<KeyDoc>
   private readonly keysForList: Collection<KeyDoc>
+  private readonly keyVersions: Collection<KeyVersionDoc>
+  private readonly vaults: Collection<VaultDoc>
+  private readonly audit: Collection<AuditDoc>
 
-  constructor (db: Db, options: MongoStoreOptions = {}) {
+  constructor (db: Db, options: MongoStoreOptions) {
     this.db = db
     this.client = options.client
+    this.closeClient = options.closeClient ?? false
     // Primary reads even if the connection string asks otherwise: most reads follow a write of the same caller.
+    // Inside a transaction the driver ignores the collection's write concern and uses the transaction's.
     const primary = { writeConcern: { w: 'majority' as const }, readPreference: 'primary' as const }
     this.users = db.collection<UserDoc>('users', primary)
     this.sessions = db.collection<SessionDoc>('sessions', primary)
     this.refreshTokens = db.collection<RefreshTokenDoc>('refresh_tokens', primary)
     this.keys = db.collection<KeyDoc>('keys', primary)
     this.keysForList = db.collection<KeyDoc>('keys', { readPreference: options.listReadPreference ?? 'secondaryPreferred' })
+    this.keyVersions = db.collection<KeyVersionDoc>('key_versions', primary)
+    this.vaults = db.collection<VaultDoc>('vaults', primary)
+    this.audit = db.collection<AuditDoc>('audit_events', primary)
+  }
+
+  /**
+   * Runs fn in a transaction (needs a replica set). The driver retries transient errors (write
+   * conflicts) itself; a lost race for an audit sequence number is retried here, a few times.
+   * fn may run more than once, so it must only act through the session it is given.
+   */
+  private async transaction<T> (fn: (session: ClientSession) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.client.withSession((session) => session.withTransaction(fn, TRANSACTION_OPTIONS))
+      } catch (err) {
+        if (!(err instanceof AuditConflict) || attempt >= AUDIT_ATTEMPTS) throw err
+      }
+    }
   }
 
   async init (): Promise<void> {
@@ -233,14 +393,28 @@ export class MongoStore implements Store {
         { key: { ownerId: 1, tags: 1 } },
         // Held keys have no hash; a partial index lets any number of them coexist under the unique rule.
         { key: { hash: 1 }, unique: true, partialFilterExpression: { hash: { $type: 'string' } } }
-      ])
+      ]),
+      this.keyVersions.createIndexes([
+        { key: { hash: 1 }, unique: true, partialFilterExpression: { hash: { $type: 'string' } } },
+        { key: { ownerId: 1, keyId: 1, version: -1 } }
+      ]),
+      this.audit.createIndexes([
+        // Two appends that read the same last event collide here, so the chain never forks.
+        { key: { ownerId: 1, seq: 1 }, unique: true },
+        { key: { ownerId: 1, action: 1, seq: -1 } },
+        { key: { ownerId: 1, keyId: 1, seq: -1 } }
+      ]),
+      // vaults needs no index beyond _id; created up front so no transaction has to create it.
+      this.db.createCollection('vaults', { writeConcern: { w: 'majority' } }).catch((err: unknown) => {
+        if ((err as { code?: unknown }).code !== 48) throw err // NamespaceExists
+      })
     ])
   }
 
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    await this.client?.close()
+    if (this.closeClient) await this.client.close()
   }
 
   async ping (): Promise<StoreHealth> {
@@ -283,22 +457,33 @@ export class MongoStore implements Store {
     return doc === null ? null : toUser(doc)
   }
 
-  async updateUser (id: string, patch: UserPatch): Promise<UserRecord | null> {
+  async updateUser (id: string, patch: UserPatch, audit?: AuditInput): Promise<UserRecord | null> {
     const set: Partial<UserDoc> = { updatedAt: new Date() }
     if (patch.name !== undefined) set.name = patch.name
     if (patch.role !== undefined) set.role = patch.role
     if (patch.passwordHash !== undefined) set.passwordHash = patch.passwordHash
-    const doc = await this.users.findOneAndUpdate({ _id: id }, { $set: set }, { returnDocument: 'after' })
-    return doc === null ? null : toUser(doc)
+    return await this.transaction(async (session) => {
+      const doc = await this.users.findOneAndUpdate({ _id: id }, { $set: set }, { returnDocument: 'after', session })
+      if (doc === null) return null
+      if (audit !== undefined) await this.appendAuditTx(session, id, audit)
+      return toUser(doc)
+    })
   }
 
   async deleteUser (id: string): Promise<boolean> {
-    // Owned data first: if this stops halfway, a retry still finds the user and finishes the job.
-    await this.keys.deleteMany({ ownerId: id })
-    await this.refreshTokens.deleteMany({ userId: id })
-    await this.sessions.deleteMany({ userId: id })
-    const result = await this.users.deleteOne({ _id: id })
-    return result.deletedCount > 0
+    const owner = anonymousOwner(id)
+    return await this.transaction(async (session) => {
+      await this.keyVersions.deleteMany({ ownerId: id }, { session })
+      await this.keys.deleteMany({ ownerId: id }, { session })
+      await this.vaults.deleteOne({ _id: id }, { session })
+      await this.refreshTokens.deleteMany({ userId: id }, { session })
+      await this.sessions.deleteMany({ userId: id }, { session })
+      // The events stay, chained, with the personal fields blanked; their digest still covers them.
+      await this.audit.updateMany({ ownerId: id },
+        { $set: { ownerId: owner, sessionId: null, ip: null, detail: {}, anonymised: true } }, { session })
+      const result = await this.users.deleteOne({ _id: id }, { session })
+      return result.deletedCount > 0
+    })
   }
 
   async createSession (session: NewSession, refreshHash: string): Promise<SessionRecord> {
@@ -374,53 +559,111 @@ export class MongoStore implements Store {
     return doc === null ? null : toSession(doc)
   }
 
-  async revokeSession (userId: string, id: string, now: number): Promise<boolean> {
-    const result = await this.sessions.updateOne({ _id: id, userId, revokedAt: null }, { $set: { revokedAt: toDate(now) } })
-    return result.modifiedCount > 0
+  async revokeSession (userId: string, id: string, now: number, audit?: AuditInput): Promise<boolean> {
+    return await this.transaction(async (session) => {
+      const result = await this.sessions.updateOne({ _id: id, userId, revokedAt: null }, { $set: { revokedAt: toDate(now) } }, { session })
+      const revoked = result.modifiedCount > 0
+      if (revoked && audit !== undefined) await this.appendAuditTx(session, userId, audit)
+      return revoked
+    })
   }
 
-  async revokeSessions (userId: string, now: number, exceptId?: string): Promise<number> {
+  async revokeSessions (userId: string, now: number, exceptId?: string, audit?: AuditInput): Promise<number> {
     const filter: Filter<SessionDoc> = { userId, revokedAt: null }
     if (exceptId !== undefined) filter._id = { $ne: exceptId }
-    const result = await this.sessions.updateMany(filter, { $set: { revokedAt: toDate(now) } })
-    return result.modifiedCount
+    return await this.transaction(async (session) => {
+      const result = await this.sessions.updateMany(filter, { $set: { revokedAt: toDate(now) } }, { session })
+      const n = result.modifiedCount
+      if (audit !== undefined) await this.appendAuditTx(session, userId, { ...audit, detail: { ...audit.detail, sessions: n } })
+      return n
+    })
   }
 
-  async createKey (ownerId: string, key: NewKey): Promise<KeyRecord> {
+  async createKey (ownerId: string, key: NewKey, first?: NewKeyVersion, audit?: AuditInput): Promise<KeyRecord> {
     const now = key.createdAt ?? Date.now()
-    const record: KeyRecord = { ...key, ownerId, createdAt: now, updatedAt: now, lastUsedAt: null }
+    const record: KeyRecord = { ...key, ownerId, createdAt: now, updatedAt: now, lastUsedAt: null, revokedAt: null }
+    const doc: KeyDoc = {
+      _id: record.id,
+      ownerId,
+      kind: record.kind,
+      name: record.name,
+      service: record.service,
+      description: record.description,
+      environment: record.environment,
+      tags: jsonValue(record.tags),
+      scopes: jsonValue(record.scopes),
+      metadata: jsonValue(record.metadata),
+      prefix: record.prefix,
+      start: record.start,
+      hash: record.hash,
+      version: record.version,
+      status: record.status,
+      recoverable: record.recoverable,
+      expiresAt: toDateOrNull(record.expiresAt),
+      rotationIntervalDays: record.rotationIntervalDays,
+      rotationDueAt: toDateOrNull(record.rotationDueAt),
+      monthlyLimit: record.monthlyLimit,
+      rateLimit: jsonValue(record.rateLimit),
+      createdAt: toDate(record.createdAt),
+      updatedAt: toDate(record.updatedAt),
+      lastUsedAt: null,
+      revokedAt: null,
+      search: searchText(record)
+    }
     try {
-      await this.keys.insertOne({
-        _id: record.id,
-        ownerId,
-        kind: record.kind,
-        name: record.name,
-        service: record.service,
-        description: record.description,
-        environment: record.environment,
-        tags: jsonValue(record.tags),
-        scopes: jsonValue(record.scopes),
-        metadata: jsonValue(record.metadata),
-        prefix: record.prefix,
-        start: record.start,
-        hash: record.hash,
-        version: record.version,
-        status: record.status,
-        expiresAt: toDateOrNull(record.expiresAt),
-        rotationIntervalDays: record.rotationIntervalDays,
-        rotationDueAt: toDateOrNull(record.rotationDueAt),
-        monthlyLimit: record.monthlyLimit,
-        rateLimit: jsonValue(record.rateLimit),
-        createdAt: toDate(record.createdAt),
-        updatedAt: toDate(record.updatedAt),
-        lastUsedAt: null,
-        search: searchText(record)
+      await this.transaction(async (session) => {
+        await this.keys.insertOne(doc, { session })
+        if (first !== undefined) await this.insertVersion(session, ownerId, record.id, record.version, first, now)
+        if (audit !== undefined) await this.appendAuditTx(session, ownerId, { ...audit, keyId: record.id })
       })
     } catch (err) {
       if (isDuplicateKey(err)) throw new DuplicateError('key')
       throw err
     }
     return record
+  }
+
+  private async insertVersion (session: ClientSession, ownerId: string, keyId: string, version: number, v: NewKeyVersion, now: number) {
+    await this.keyVersions.insertOne({
+      _id: `${keyId}:${version}`,
+      keyId,
+      ownerId,
+      version,
+      hash: v.hash,
+      start: v.start,
+      ciphertext: v.ciphertext,
+      createdAt: toDate(now),
+      retiredAt: null,
+      graceEndsAt: null
+    }, { session })
+  }
+
+  /** Appends to the owner's chain inside the caller's transaction. */
+  private async appendAuditTx (session: ClientSession, ownerId: string, input: AuditInput): Promise<AuditEvent> {
+    const last = await this.audit.find({ ownerId }, { session, projection: { seq: 1, hash: 1 } }).sort({ seq: -1 }).limit(1).next()
+    const event = nextAuditEvent(newId(), ownerId, last === null ? null : { seq: last.seq, hash: last.hash }, input, Date.now())
+    try {
+      await this.audit.insertOne({
+        _id: event.id,
+        ownerId,
+        seq: event.seq,
+        action: event.action,
+        keyId: event.keyId,
+        sessionId: event.sessionId,
+        ip: event.ip,
+        detail: jsonValue(event.detail),
+        createdAt: toDate(event.createdAt),
+        prevHash: event.prevHash,
+        subjectDigest: event.subjectDigest,
+        anonymised: false,
+        hash: event.hash
+      }, { session })
+    } catch (err) {
+      // Not swallowed: the rethrow aborts the transaction, and transaction() runs it again.
+      if (isDuplicateKey(err)) throw new AuditConflict(ownerId, err)
+      throw err
+    }
+    return event
   }
 
   async getKey (ownerId: string, id: string): Promise<KeyRecord | null> {
@@ -451,43 +694,73 @@ export class MongoStore implements Store {
     }
   }
 
-  async updateKey (ownerId: string, id: string, patch: KeyPatch): Promise<KeyRecord | null> {
+  async updateKey (ownerId: string, id: string, patch: KeyPatch, audit?: AuditInput): Promise<KeyRecord | null> {
+    try {
+      return await this.transaction((session) => this.applyKeyPatch(session, ownerId, id, patch, audit))
+    } catch (err) {
+      if (isDuplicateKey(err)) throw new DuplicateError('key')
+      throw err
+    }
+  }
+
+  /** Applies a patch inside the caller's transaction; null when the owner has no such key. */
+  private async applyKeyPatch (session: ClientSession, ownerId: string, id: string, patch: KeyPatch, audit?: AuditInput): Promise<KeyRecord | null> {
     const set: Record<string, unknown> = {}
     for (const field of KEY_PATCH_FIELDS) {
       if (patch[field] !== undefined) set[field] = storedKeyValue(field, patch[field])
     }
-    const touchesSearch = SEARCH_FIELDS.some((field) => patch[field] !== undefined)
-    for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
-      const filter: Filter<KeyDoc> = { _id: id, ownerId }
-      const update: Record<string, unknown> = { ...set, updatedAt: new Date() }
-      if (touchesSearch) {
-        const current = await this.keys.findOne({ _id: id, ownerId }, { projection: { name: 1, service: 1, description: 1, tags: 1 } })
-        if (current === null) return null
-        update.search = searchText({
-          name: patch.name ?? current.name,
-          service: patch.service !== undefined ? patch.service : current.service,
-          description: patch.description !== undefined ? patch.description : current.description,
-          tags: patch.tags ?? current.tags
-        })
-        // Only write if the fields the search text was built from are still as read (optimistic concurrency).
-        Object.assign(filter, { name: current.name, service: current.service, description: current.description, tags: current.tags })
-      }
-      let doc: WithId<KeyDoc> | null
-      try {
-        doc = await this.keys.findOneAndUpdate(filter, { $set: update }, { ...KEY_READ, returnDocument: 'after' })
-      } catch (err) {
-        if (isDuplicateKey(err)) throw new DuplicateError('key')
-        throw err
-      }
-      if (doc !== null) return toKey(doc)
-      if (!touchesSearch) return null
+    set.updatedAt = new Date()
+    if (SEARCH_FIELDS.some((field) => patch[field] !== undefined)) {
+      // Read in the same transaction: a concurrent change to this key makes one of the two writes conflict and retry.
+      const current = await this.keys.findOne({ _id: id, ownerId },
+        { projection: { name: 1, service: 1, description: 1, tags: 1 }, session })
+      if (current === null) return null
+      set.search = searchText({
+        name: patch.name ?? current.name,
+        service: patch.service !== undefined ? patch.service : current.service,
+        description: patch.description !== undefined ? patch.description : current.description,
+        tags: patch.tags ?? current.tags
+      })
     }
-    throw new Error(`key ${id} kept changing during the update; try again`)
+    const doc = await this.keys.findOneAndUpdate({ _id: id, ownerId }, { $set: set }, { ...KEY_READ, returnDocument: 'after', session })
+    if (doc === null) return null
+    if (audit !== undefined) await this.appendAuditTx(session, ownerId, { ...audit, keyId: id })
+    return toKey(doc)
+  }
+
+  async rotateKey (ownerId: string, id: string, plan: RotationPlan, audit?: AuditInput): Promise<KeyRecord | null> {
+    try {
+      return await this.transaction(async (session) => {
+        const current = await this.keys.findOne({ _id: id, ownerId }, { projection: { version: 1 }, session })
+        if (current === null) return null
+        await this.keyVersions.updateOne({ keyId: id, ownerId, version: current.version },
+          { $set: { retiredAt: toDate(plan.now), graceEndsAt: toDateOrNull(plan.graceEndsAt) } }, { session })
+        await this.insertVersion(session, ownerId, id, plan.patch.version, plan.next, plan.now)
+        await this.keyVersions.deleteMany({ keyId: id, ownerId, version: { $lte: plan.patch.version - plan.keepPrevious - 1 } }, { session })
+        return await this.applyKeyPatch(session, ownerId, id, plan.patch, audit)
+      })
+    } catch (err) {
+      if (isDuplicateKey(err)) throw new DuplicateError('key')
+      throw err
+    }
   }
 
   async deleteKey (ownerId: string, id: string): Promise<boolean> {
-    const result = await this.keys.deleteOne({ _id: id, ownerId })
-    return result.deletedCount > 0
+    return await this.transaction(async (session) => {
+      await this.keyVersions.deleteMany({ keyId: id, ownerId }, { session })
+      const result = await this.keys.deleteOne({ _id: id, ownerId }, { session })
+      return result.deletedCount > 0
+    })
+  }
+
+  async listKeyVersions (ownerId: string, keyId: string): Promise<KeyVersionRecord[]> {
+    const docs = await this.keyVersions.find({ ownerId, keyId }).sort({ version: -1 }).toArray()
+    return docs.map(toVersion)
+  }
+
+  async getKeyVersion (ownerId: string, keyId: string, version: number): Promise<KeyVersionRecord | null> {
+    const doc = await this.keyVersions.findOne({ ownerId, keyId, version })
+    return doc === null ? null : toVersion(doc)
   }
 
   async findKeyByHash (ownerId: string, hash: string): Promise<KeyRecord | null> {
@@ -496,8 +769,111 @@ export class MongoStore implements Store {
     return doc === null ? null : toKey(doc)
   }
 
+  async findVersionByHash (ownerId: string, hash: string): Promise<{ key: KeyRecord, version: KeyVersionRecord } | null> {
+    const version = await this.keyVersions.findOne({ hash: { $eq: hash, $type: 'string' }, ownerId })
+    if (version === null) return null
+    const key = await this.keys.findOne({ _id: version.keyId, ownerId }, KEY_READ)
+    return key === null ? null : { key: toKey(key), version: toVersion(version) }
+  }
+
   async findCredentialByHash (hash: string): Promise<KeyRecord | null> {
     const doc = await this.keys.findOne({ hash: { $eq: hash, $type: 'string' }, kind: 'issued' }, KEY_READ)
     return doc === null ? null : toKey(doc)
+  }
+
+  async keyStats (ownerId: string, now: number): Promise<KeyStats> {
+    const nowDate = toDate(now)
+    const soon = toDate(now + EXPIRING_SOON_MS)
+    const active = { $eq: ['$status', 'active'] }
+    const group = (field: string) => [{ $group: { _id: `$${field}`, n: { $sum: 1 } } }]
+    const [facets] = await this.keys.aggregate<StatsFacets>([
+      { $match: { ownerId } },
+      {
+        $facet: {
+          byStatus: group('status'),
+          byKind: group('kind'),
+          byService: group('service'),
+          byEnvironment: group('environment'),
+          counts: [{
+            $group: {
+              _id: null,
+              total: { $sum: 1 },
+              expiringSoon: {
+                $sum: {
+                  $cond: [{ $and: [active, isDate('$expiresAt'), { $gt: ['$expiresAt', nowDate] }, { $lte: ['$expiresAt', soon] }] }, 1, 0]
+                }
+              },
+              rotationDue: {
+                $sum: { $cond: [{ $and: [active, isDate('$rotationDueAt'), { $lte: ['$rotationDueAt', nowDate] }] }, 1, 0] }
+              }
+            }
+          }]
+        }
+      }
+    ]).toArray()
+    const counts = facets?.counts[0]
+    return {
+      total: counts?.total ?? 0,
+      byStatus: countsBy(facets?.byStatus ?? []),
+      byKind: countsBy(facets?.byKind ?? []),
+      byService: countsBy(facets?.byService ?? []),
+      byEnvironment: countsBy(facets?.byEnvironment ?? []),
+      expiringSoon: counts?.expiringSoon ?? 0,
+      rotationDue: counts?.rotationDue ?? 0
+    }
+  }
+
+  async getVault (userId: string): Promise<VaultRecord | null> {
+    const doc = await this.vaults.findOne({ _id: userId })
+    return doc === null ? null : toVault(doc)
+  }
+
+  async saveVault (userId: string, vault: Pick<VaultRecord, 'kdf' | 'wrappedKey'>, expectedRevision: number | null, audit?: AuditInput): Promise<boolean> {
+    const now = new Date()
+    try {
+      return await this.transaction(async (session) => {
+        let saved: boolean
+        if (expectedRevision === null) {
+          // An upsert that only sets on insert: it creates the vault or, if one exists, changes nothing.
+          const result = await this.vaults.updateOne({ _id: userId }, {
+            $setOnInsert: { kdf: vault.kdf, wrappedKey: vault.wrappedKey, revision: 1, createdAt: now, updatedAt: now }
+          }, { upsert: true, session })
+          saved = result.upsertedCount > 0
+        } else {
+          const result = await this.vaults.updateOne({ _id: userId, revision: expectedRevision }, {
+            $set: { kdf: vault.kdf, wrappedKey: vault.wrappedKey, updatedAt: now },
+            $inc: { revision: 1 }
+          }, { session })
+          saved = result.matchedCount > 0
+        }
+        if (saved && audit !== undefined) await this.appendAuditTx(session, userId, audit)
+        return saved
+      })
+    } catch (err) {
+      // A create racing another create: the other one got there first.
+      if (expectedRevision === null && isDuplicateKey(err)) return false
+      throw err
+    }
+  }
+
+  async appendAudit (ownerId: string, input: AuditInput): Promise<AuditEvent> {
+    return await this.transaction((session) => this.appendAuditTx(session, ownerId, input))
+  }
+
+  async listAudit (ownerId: string, query: AuditQuery): Promise<AuditEvent[]> {
+    // limit(0) means "no limit" to MongoDB; SQLite's LIMIT 0 returns nothing.
+    if (query.limit <= 0) return []
+    const filter: Filter<AuditDoc> = { ownerId }
+    if (query.action !== undefined) filter.action = query.action
+    if (query.keyId !== undefined) filter.keyId = query.keyId
+    if (query.beforeSeq !== undefined) filter.seq = { $lt: query.beforeSeq }
+    const docs = await this.audit.find(filter).sort({ seq: -1 }).limit(query.limit).toArray()
+    return docs.map(toAudit)
+  }
+
+  async auditChain (ownerId: string, afterSeq: number, limit: number): Promise<AuditEvent[]> {
+    if (limit <= 0) return []
+    const docs = await this.audit.find({ ownerId, seq: { $gt: afterSeq } }).sort({ seq: 1 }).limit(limit).toArray()
+    return docs.map(toAudit)
   }
 }

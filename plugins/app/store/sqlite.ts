@@ -2,11 +2,12 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'libsql'
 import { newId } from './ids.ts'
-import { searchText, sortValue } from './shared.ts'
+import { anonymousOwner, nextAuditEvent, searchText, sortValue } from './shared.ts'
 import {
   DuplicateError,
-  type KeyListQuery, type KeyPatch, type KeyRecord, type NewKey, type NewSession, type NewUser, type Page,
-  type RefreshOutcome, type SessionRecord, type Store, type StoreHealth, type UserPatch, type UserRecord
+  type AuditEvent, type AuditInput, type AuditQuery, type KeyListQuery, type KeyPatch, type KeyRecord, type KeyStats,
+  type KeyVersionRecord, type NewKey, type NewKeyVersion, type NewSession, type NewUser, type Page, type RefreshOutcome,
+  type RotationPlan, type SessionRecord, type Store, type StoreHealth, type UserPatch, type UserRecord, type VaultRecord
 } from './types.ts'
 
 type Row = Record<string, unknown>
@@ -76,7 +77,48 @@ const MIGRATIONS: string[] = [
    CREATE INDEX keys_owner_name ON keys (owner_id, name, id);
    CREATE INDEX keys_owner_last_used ON keys (owner_id, last_used_at, id);
    CREATE INDEX keys_owner_expires ON keys (owner_id, expires_at, id);
-   CREATE INDEX keys_owner_status ON keys (owner_id, status);`
+   CREATE INDEX keys_owner_status ON keys (owner_id, status);`,
+  `ALTER TABLE keys ADD COLUMN recoverable INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE keys ADD COLUMN revoked_at INTEGER;
+   CREATE TABLE key_versions (
+     key_id TEXT NOT NULL,
+     owner_id TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     hash TEXT UNIQUE,
+     start TEXT NOT NULL,
+     ciphertext TEXT,
+     created_at INTEGER NOT NULL,
+     retired_at INTEGER,
+     grace_ends_at INTEGER,
+     PRIMARY KEY (key_id, version)
+   );
+   CREATE INDEX key_versions_owner ON key_versions (owner_id, key_id);
+   CREATE TABLE vaults (
+     user_id TEXT PRIMARY KEY,
+     kdf TEXT NOT NULL,
+     wrapped_key TEXT NOT NULL,
+     revision INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   );
+   CREATE TABLE audit_events (
+     id TEXT PRIMARY KEY,
+     owner_id TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     action TEXT NOT NULL,
+     key_id TEXT,
+     session_id TEXT,
+     ip TEXT,
+     detail TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     prev_hash TEXT NOT NULL,
+     subject_digest TEXT NOT NULL,
+     anonymised INTEGER NOT NULL DEFAULT 0,
+     hash TEXT NOT NULL,
+     UNIQUE (owner_id, seq)
+   );
+   CREATE INDEX audit_owner_action ON audit_events (owner_id, action, seq);
+   CREATE INDEX audit_owner_key ON audit_events (owner_id, key_id, seq);`
 ]
 
 const USER_COLUMNS = 'id, email, name, role, password_hash, created_at, updated_at'
@@ -100,7 +142,9 @@ const KEY_FIELD_COLUMNS: Record<keyof KeyPatch, string> = {
   start: 'start',
   prefix: 'prefix',
   version: 'version',
-  lastUsedAt: 'last_used_at'
+  lastUsedAt: 'last_used_at',
+  recoverable: 'recoverable',
+  revokedAt: 'revoked_at'
 }
 
 const JSON_FIELDS = new Set<keyof KeyPatch>(['tags', 'scopes', 'metadata', 'rateLimit'])
@@ -159,9 +203,54 @@ function toKey (row: Row): KeyRecord {
     rotationDueAt: row.rotation_due_at as number | null,
     monthlyLimit: row.monthly_limit as number | null,
     rateLimit: row.rate_limit === null ? null : JSON.parse(row.rate_limit as string),
+    recoverable: row.recoverable === 1,
     createdAt: row.created_at as number,
     updatedAt: row.updated_at as number,
-    lastUsedAt: row.last_used_at as number | null
+    lastUsedAt: row.last_used_at as number | null,
+    revokedAt: row.revoked_at as number | null
+  }
+}
+
+function toVersion (row: Row): KeyVersionRecord {
+  return {
+    keyId: row.key_id as string,
+    ownerId: row.owner_id as string,
+    version: row.version as number,
+    hash: row.hash as string | null,
+    start: row.start as string,
+    ciphertext: row.ciphertext as string | null,
+    createdAt: row.created_at as number,
+    retiredAt: row.retired_at as number | null,
+    graceEndsAt: row.grace_ends_at as number | null
+  }
+}
+
+function toAudit (row: Row): AuditEvent {
+  return {
+    id: row.id as string,
+    ownerId: row.owner_id as string,
+    seq: row.seq as number,
+    action: row.action as string,
+    keyId: row.key_id as string | null,
+    sessionId: row.session_id as string | null,
+    ip: row.ip as string | null,
+    detail: JSON.parse(row.detail as string),
+    createdAt: row.created_at as number,
+    prevHash: row.prev_hash as string,
+    subjectDigest: row.subject_digest as string,
+    anonymised: row.anonymised === 1,
+    hash: row.hash as string
+  }
+}
+
+function toVault (row: Row): VaultRecord {
+  return {
+    userId: row.user_id as string,
+    kdf: row.kdf as string,
+    wrappedKey: row.wrapped_key as string,
+    revision: row.revision as number,
+    createdAt: row.created_at as number,
+    updatedAt: row.updated_at as number
   }
 }
 
@@ -285,7 +374,7 @@ export class SqliteStore implements Store {
     return row === undefined ? null : toUser(row)
   }
 
-  async updateUser (id: string, patch: UserPatch): Promise<UserRecord | null> {
+  async updateUser (id: string, patch: UserPatch, audit?: AuditInput): Promise<UserRecord | null> {
     const sets: string[] = []
     const params: unknown[] = []
     if (patch.name !== undefined) { sets.push('name = ?'); params.push(patch.name) }
@@ -293,15 +382,23 @@ export class SqliteStore implements Store {
     if (patch.passwordHash !== undefined) { sets.push('password_hash = ?'); params.push(patch.passwordHash) }
     sets.push('updated_at = ?')
     params.push(Date.now(), id)
-    const changed = this.run(`UPDATE users SET ${sets.join(', ')} WHERE id = ?`, ...params)
+    const changed = this.write(() => {
+      const n = this.run(`UPDATE users SET ${sets.join(', ')} WHERE id = ?`, ...params)
+      if (n > 0 && audit !== undefined) this.appendAuditTx(id, audit)
+      return n
+    })
     return changed === 0 ? null : this.getUser(id)
   }
 
   async deleteUser (id: string): Promise<boolean> {
     return this.write(() => {
+      this.run('DELETE FROM key_versions WHERE owner_id = ?', id)
       this.run('DELETE FROM keys WHERE owner_id = ?', id)
+      this.run('DELETE FROM vaults WHERE user_id = ?', id)
       this.run('DELETE FROM refresh_tokens WHERE user_id = ?', id)
       this.run('DELETE FROM sessions WHERE user_id = ?', id)
+      this.run("UPDATE audit_events SET owner_id = ?, session_id = NULL, ip = NULL, detail = '{}', anonymised = 1 WHERE owner_id = ?",
+        anonymousOwner(id), id)
       return this.run('DELETE FROM users WHERE id = ?', id) > 0
     })
   }
@@ -351,33 +448,61 @@ export class SqliteStore implements Store {
     })
   }
 
-  async revokeSession (userId: string, id: string, now: number): Promise<boolean> {
-    return this.run('UPDATE sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL', now, id, userId) > 0
+  async revokeSession (userId: string, id: string, now: number, audit?: AuditInput): Promise<boolean> {
+    return this.write(() => {
+      const n = this.run('UPDATE sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL', now, id, userId)
+      if (n > 0 && audit !== undefined) this.appendAuditTx(userId, audit)
+      return n > 0
+    })
   }
 
-  async revokeSessions (userId: string, now: number, exceptId?: string): Promise<number> {
-    return this.run('UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND id != ?',
-      now, userId, exceptId ?? '')
+  async revokeSessions (userId: string, now: number, exceptId?: string, audit?: AuditInput): Promise<number> {
+    return this.write(() => {
+      const n = this.run('UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND id != ?',
+        now, userId, exceptId ?? '')
+      if (audit !== undefined) this.appendAuditTx(userId, { ...audit, detail: { ...audit.detail, sessions: n } })
+      return n
+    })
   }
 
-  async createKey (ownerId: string, key: NewKey): Promise<KeyRecord> {
+  async createKey (ownerId: string, key: NewKey, first?: NewKeyVersion, audit?: AuditInput): Promise<KeyRecord> {
     const now = key.createdAt ?? Date.now()
-    const record: KeyRecord = { ...key, ownerId, createdAt: now, updatedAt: now, lastUsedAt: null }
+    const record: KeyRecord = { ...key, ownerId, createdAt: now, updatedAt: now, lastUsedAt: null, revokedAt: null }
     try {
-      this.run(`INSERT INTO keys (id, owner_id, kind, name, service, description, environment, tags, scopes, metadata,
-          prefix, start, hash, version, status, expires_at, rotation_interval_days, rotation_due_at, monthly_limit,
-          rate_limit, created_at, updated_at, last_used_at, search)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      record.id, ownerId, record.kind, record.name, record.service, record.description, record.environment,
-      JSON.stringify(record.tags), JSON.stringify(record.scopes), JSON.stringify(record.metadata), record.prefix,
-      record.start, record.hash, record.version, record.status, record.expiresAt, record.rotationIntervalDays,
-      record.rotationDueAt, record.monthlyLimit, record.rateLimit === null ? null : JSON.stringify(record.rateLimit),
-      record.createdAt, record.updatedAt, null, searchText(record))
+      this.write(() => {
+        this.run(`INSERT INTO keys (id, owner_id, kind, name, service, description, environment, tags, scopes, metadata,
+            prefix, start, hash, version, status, recoverable, expires_at, rotation_interval_days, rotation_due_at,
+            monthly_limit, rate_limit, created_at, updated_at, last_used_at, revoked_at, search)
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        record.id, ownerId, record.kind, record.name, record.service, record.description, record.environment,
+        JSON.stringify(record.tags), JSON.stringify(record.scopes), JSON.stringify(record.metadata), record.prefix,
+        record.start, record.hash, record.version, record.status, record.recoverable ? 1 : 0, record.expiresAt,
+        record.rotationIntervalDays, record.rotationDueAt, record.monthlyLimit,
+        record.rateLimit === null ? null : JSON.stringify(record.rateLimit), record.createdAt, record.updatedAt, null, null,
+        searchText(record))
+        if (first !== undefined) this.insertVersion(ownerId, record.id, record.version, first, now)
+        if (audit !== undefined) this.appendAuditTx(ownerId, { ...audit, keyId: record.id })
+      })
     } catch (err) {
       if (isUniqueViolation(err)) throw new DuplicateError('key')
       throw err
     }
     return record
+  }
+
+  private insertVersion (ownerId: string, keyId: string, version: number, v: NewKeyVersion, now: number) {
+    this.run(`INSERT INTO key_versions (key_id, owner_id, version, hash, start, ciphertext, created_at, retired_at, grace_ends_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)`, keyId, ownerId, version, v.hash, v.start, v.ciphertext, now)
+  }
+
+  private appendAuditTx (ownerId: string, input: AuditInput): AuditEvent {
+    const last = this.get('SELECT seq, hash FROM audit_events WHERE owner_id = ? ORDER BY seq DESC LIMIT 1', ownerId)
+    const event = nextAuditEvent(newId(), ownerId, last === undefined ? null : { seq: last.seq as number, hash: last.hash as string }, input, Date.now())
+    this.run(`INSERT INTO audit_events (id, owner_id, seq, action, key_id, session_id, ip, detail, created_at, prev_hash,
+        subject_digest, anonymised, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
+    event.id, ownerId, event.seq, event.action, event.keyId, event.sessionId, event.ip, JSON.stringify(event.detail),
+    event.createdAt, event.prevHash, event.subjectDigest, event.hash)
+    return event
   }
 
   async getKey (ownerId: string, id: string): Promise<KeyRecord | null> {
@@ -418,35 +543,128 @@ export class SqliteStore implements Store {
     }
   }
 
-  async updateKey (ownerId: string, id: string, patch: KeyPatch): Promise<KeyRecord | null> {
+  async updateKey (ownerId: string, id: string, patch: KeyPatch, audit?: AuditInput): Promise<KeyRecord | null> {
+    return this.write(() => this.applyKeyPatch(ownerId, id, patch, audit))
+  }
+
+  /** Applies a patch inside the caller's transaction. */
+  private applyKeyPatch (ownerId: string, id: string, patch: KeyPatch, audit?: AuditInput): KeyRecord | null {
+    const current = this.get('SELECT * FROM keys WHERE id = ? AND owner_id = ?', id, ownerId)
+    if (current === undefined) return null
+    const sets: string[] = []
+    const params: unknown[] = []
+    const merged = toKey(current)
+    const assign = merged as unknown as Record<string, unknown>
+    for (const [field, value] of Object.entries(patch) as Array<[keyof KeyPatch, unknown]>) {
+      if (value === undefined) continue
+      sets.push(`${KEY_FIELD_COLUMNS[field]} = ?`)
+      params.push(JSON_FIELDS.has(field) && value !== null ? JSON.stringify(value) : typeof value === 'boolean' ? Number(value) : value)
+      assign[field] = value
+    }
+    const updatedAt = Date.now()
+    sets.push('updated_at = ?', 'search = ?')
+    params.push(updatedAt, searchText(merged), id, ownerId)
+    try {
+      this.run(`UPDATE keys SET ${sets.join(', ')} WHERE id = ? AND owner_id = ?`, ...params)
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new DuplicateError('key')
+      throw err
+    }
+    if (audit !== undefined) this.appendAuditTx(ownerId, { ...audit, keyId: id })
+    return { ...merged, updatedAt }
+  }
+
+  async rotateKey (ownerId: string, id: string, plan: RotationPlan, audit?: AuditInput): Promise<KeyRecord | null> {
     return this.write(() => {
-      const current = this.get('SELECT * FROM keys WHERE id = ? AND owner_id = ?', id, ownerId)
+      const current = this.get('SELECT version FROM keys WHERE id = ? AND owner_id = ?', id, ownerId)
       if (current === undefined) return null
-      const sets: string[] = []
-      const params: unknown[] = []
-      const merged = toKey(current)
-      const assign = merged as unknown as Record<string, unknown>
-      for (const [field, value] of Object.entries(patch) as Array<[keyof KeyPatch, unknown]>) {
-        if (value === undefined) continue
-        sets.push(`${KEY_FIELD_COLUMNS[field]} = ?`)
-        params.push(JSON_FIELDS.has(field) && value !== null ? JSON.stringify(value) : value)
-        assign[field] = value
-      }
-      const updatedAt = Date.now()
-      sets.push('updated_at = ?', 'search = ?')
-      params.push(updatedAt, searchText(merged), id, ownerId)
-      try {
-        this.run(`UPDATE keys SET ${sets.join(', ')} WHERE id = ? AND owner_id = ?`, ...params)
-      } catch (err) {
-        if (isUniqueViolation(err)) throw new DuplicateError('key')
-        throw err
-      }
-      return { ...merged, updatedAt }
+      this.run('UPDATE key_versions SET retired_at = ?, grace_ends_at = ? WHERE key_id = ? AND owner_id = ? AND version = ?',
+        plan.now, plan.graceEndsAt, id, ownerId, current.version)
+      this.insertVersion(ownerId, id, plan.patch.version, plan.next, plan.now)
+      this.run('DELETE FROM key_versions WHERE key_id = ? AND owner_id = ? AND version <= ?', id, ownerId, plan.patch.version - plan.keepPrevious - 1)
+      return this.applyKeyPatch(ownerId, id, plan.patch, audit)
     })
   }
 
   async deleteKey (ownerId: string, id: string): Promise<boolean> {
-    return this.run('DELETE FROM keys WHERE id = ? AND owner_id = ?', id, ownerId) > 0
+    return this.write(() => {
+      this.run('DELETE FROM key_versions WHERE key_id = ? AND owner_id = ?', id, ownerId)
+      return this.run('DELETE FROM keys WHERE id = ? AND owner_id = ?', id, ownerId) > 0
+    })
+  }
+
+  async listKeyVersions (ownerId: string, keyId: string): Promise<KeyVersionRecord[]> {
+    return this.all('SELECT * FROM key_versions WHERE key_id = ? AND owner_id = ? ORDER BY version DESC', keyId, ownerId).map(toVersion)
+  }
+
+  async getKeyVersion (ownerId: string, keyId: string, version: number): Promise<KeyVersionRecord | null> {
+    const row = this.get('SELECT * FROM key_versions WHERE key_id = ? AND owner_id = ? AND version = ?', keyId, ownerId, version)
+    return row === undefined ? null : toVersion(row)
+  }
+
+  async findVersionByHash (ownerId: string, hash: string): Promise<{ key: KeyRecord, version: KeyVersionRecord } | null> {
+    const version = this.get('SELECT * FROM key_versions WHERE hash = ? AND owner_id = ?', hash, ownerId)
+    if (version === undefined) return null
+    const key = this.get('SELECT * FROM keys WHERE id = ? AND owner_id = ?', version.key_id, ownerId)
+    return key === undefined ? null : { key: toKey(key), version: toVersion(version) }
+  }
+
+  async keyStats (ownerId: string, now: number): Promise<KeyStats> {
+    const group = (column: string) => Object.fromEntries(
+      this.all(`SELECT ${column} AS k, COUNT(*) AS n FROM keys WHERE owner_id = ? GROUP BY ${column}`, ownerId)
+        .map((r) => [r.k === null ? 'none' : String(r.k), r.n as number]))
+    const counts = this.get(`SELECT COUNT(*) AS total,
+        SUM(CASE WHEN status = 'active' AND expires_at IS NOT NULL AND expires_at > ? AND expires_at <= ? THEN 1 ELSE 0 END) AS expiring,
+        SUM(CASE WHEN status = 'active' AND rotation_due_at IS NOT NULL AND rotation_due_at <= ? THEN 1 ELSE 0 END) AS due
+      FROM keys WHERE owner_id = ?`, now, now + 7 * 86_400_000, now, ownerId) as Row
+    return {
+      total: counts.total as number,
+      byStatus: group('status'),
+      byKind: group('kind'),
+      byService: group('service'),
+      byEnvironment: group('environment'),
+      expiringSoon: (counts.expiring as number | null) ?? 0,
+      rotationDue: (counts.due as number | null) ?? 0
+    }
+  }
+
+  async getVault (userId: string): Promise<VaultRecord | null> {
+    const row = this.get('SELECT * FROM vaults WHERE user_id = ?', userId)
+    return row === undefined ? null : toVault(row)
+  }
+
+  async saveVault (userId: string, vault: Pick<VaultRecord, 'kdf' | 'wrappedKey'>, expectedRevision: number | null, audit?: AuditInput): Promise<boolean> {
+    const now = Date.now()
+    return this.write(() => {
+      let saved: boolean
+      if (expectedRevision === null) {
+        saved = this.run(`INSERT INTO vaults (user_id, kdf, wrapped_key, revision, created_at, updated_at)
+          VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (user_id) DO NOTHING`, userId, vault.kdf, vault.wrappedKey, now, now) > 0
+      } else {
+        saved = this.run('UPDATE vaults SET kdf = ?, wrapped_key = ?, revision = revision + 1, updated_at = ? WHERE user_id = ? AND revision = ?',
+          vault.kdf, vault.wrappedKey, now, userId, expectedRevision) > 0
+      }
+      if (saved && audit !== undefined) this.appendAuditTx(userId, audit)
+      return saved
+    })
+  }
+
+  async appendAudit (ownerId: string, input: AuditInput): Promise<AuditEvent> {
+    return this.write(() => this.appendAuditTx(ownerId, input))
+  }
+
+  async listAudit (ownerId: string, query: AuditQuery): Promise<AuditEvent[]> {
+    const where = ['owner_id = ?']
+    const params: unknown[] = [ownerId]
+    if (query.action !== undefined) { where.push('action = ?'); params.push(query.action) }
+    if (query.keyId !== undefined) { where.push('key_id = ?'); params.push(query.keyId) }
+    if (query.beforeSeq !== undefined) { where.push('seq < ?'); params.push(query.beforeSeq) }
+    params.push(query.limit)
+    return this.all(`SELECT * FROM audit_events WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`, ...params).map(toAudit)
+  }
+
+  async auditChain (ownerId: string, afterSeq: number, limit: number): Promise<AuditEvent[]> {
+    return this.all('SELECT * FROM audit_events WHERE owner_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?', ownerId, afterSeq, limit).map(toAudit)
   }
 
   async findKeyByHash (ownerId: string, hash: string): Promise<KeyRecord | null> {

@@ -75,6 +75,8 @@ export interface KeyRecord {
   hash: string | null
   version: number
   status: KeyStatus
+  /** An encrypted copy of the current secret is kept (always for held keys). */
+  recoverable: boolean
   expiresAt: number | null
   rotationIntervalDays: number | null
   rotationDueAt: number | null
@@ -83,14 +85,99 @@ export interface KeyRecord {
   createdAt: number
   updatedAt: number
   lastUsedAt: number | null
+  revokedAt: number | null
 }
 
-export type NewKey = Omit<KeyRecord, 'ownerId' | 'createdAt' | 'updatedAt' | 'lastUsedAt'> & { createdAt?: number }
+export type NewKey = Omit<KeyRecord, 'ownerId' | 'createdAt' | 'updatedAt' | 'lastUsedAt' | 'revokedAt'> & { createdAt?: number }
+
+/** One version of a key's secret: its lookup hash (issued keys) and sealed copy (when recoverable). */
+export interface KeyVersionRecord {
+  keyId: string
+  ownerId: string
+  version: number
+  hash: string | null
+  start: string
+  ciphertext: string | null
+  createdAt: number
+  /** When a rotation replaced it; null for the current version. */
+  retiredAt: number | null
+  /** Until when a retired issued version still verifies. */
+  graceEndsAt: number | null
+}
+
+export type NewKeyVersion = Pick<KeyVersionRecord, 'hash' | 'start' | 'ciphertext'>
+
+/** A user's vault: the data key wrapped under a key derived from the passphrase. */
+export interface VaultRecord {
+  userId: string
+  /** The key-derivation function and its parameters and salt, self-describing. */
+  kdf: string
+  wrappedKey: string
+  /** Incremented on every change; a change names the version it replaces (compare and set). */
+  revision: number
+  createdAt: number
+  updatedAt: number
+}
+
+export interface AuditInput {
+  action: string
+  keyId?: string | null
+  sessionId?: string | null
+  ip?: string | null
+  detail?: Record<string, unknown>
+}
+
+export interface AuditEvent {
+  id: string
+  ownerId: string
+  seq: number
+  action: string
+  keyId: string | null
+  sessionId: string | null
+  ip: string | null
+  detail: Record<string, unknown>
+  createdAt: number
+  prevHash: string
+  /** Digest of ownerId, sessionId, ip and detail; the chain covers it instead of the fields. */
+  subjectDigest: string
+  /** The account was deleted: personal fields are blanked, the digest is kept. */
+  anonymised: boolean
+  hash: string
+}
+
+export interface AuditQuery {
+  action?: string
+  keyId?: string
+  limit: number
+  /** Newest first: return events with seq below this. */
+  beforeSeq?: number
+}
+
+export interface KeyStats {
+  total: number
+  byStatus: Record<string, number>
+  byKind: Record<string, number>
+  byService: Record<string, number>
+  byEnvironment: Record<string, number>
+  expiringSoon: number
+  rotationDue: number
+}
+
+export interface RotationPlan {
+  /** The key's new current state. */
+  patch: KeyPatch & { version: number }
+  next: NewKeyVersion
+  /** Until when the replaced version still verifies (issued keys); null = stops at once. */
+  graceEndsAt: number | null
+  /** Versions kept: the current one and this many previous. */
+  keepPrevious: number
+  now: number
+}
 
 export type KeyPatch = Partial<Pick<KeyRecord,
   'name' | 'service' | 'description' | 'environment' | 'tags' | 'scopes' | 'metadata' | 'expiresAt' |
   'rotationIntervalDays' | 'rotationDueAt' | 'monthlyLimit' | 'rateLimit' | 'status' | 'hash' | 'start' |
-  'prefix' | 'version' | 'lastUsedAt'>>
+  'prefix' | 'version' | 'lastUsedAt' | 'recoverable' | 'revokedAt'>>
 
 export type KeySortField = 'createdAt' | 'name' | 'lastUsedAt' | 'expiresAt'
 
@@ -131,8 +218,8 @@ export interface Store {
   createUser (user: NewUser): Promise<UserRecord>
   getUser (id: string): Promise<UserRecord | null>
   findUserByEmail (email: string): Promise<UserRecord | null>
-  updateUser (id: string, patch: UserPatch): Promise<UserRecord | null>
-  /** Removes the user and everything the user owns. */
+  updateUser (id: string, patch: UserPatch, audit?: AuditInput): Promise<UserRecord | null>
+  /** Removes the user and everything the user owns; audit events stay, anonymised. */
   deleteUser (id: string): Promise<boolean>
 
   createSession (session: NewSession, refreshHash: string): Promise<SessionRecord>
@@ -143,19 +230,41 @@ export interface Store {
    * its whole session (reuse detection); an unknown, expired or revoked one is invalid.
    */
   rotateRefreshToken (oldHash: string, newHash: string, now: number): Promise<RefreshOutcome>
-  revokeSession (userId: string, id: string, now: number): Promise<boolean>
+  revokeSession (userId: string, id: string, now: number, audit?: AuditInput): Promise<boolean>
   /** Revokes every live session of the user except `exceptId`; returns how many. */
-  revokeSessions (userId: string, now: number, exceptId?: string): Promise<number>
+  revokeSessions (userId: string, now: number, exceptId?: string, audit?: AuditInput): Promise<number>
 
-  createKey (ownerId: string, key: NewKey): Promise<KeyRecord>
+  /** Creates the key, its first version and (optionally) its audit event in one transaction. */
+  createKey (ownerId: string, key: NewKey, first?: NewKeyVersion, audit?: AuditInput): Promise<KeyRecord>
   getKey (ownerId: string, id: string): Promise<KeyRecord | null>
   listKeys (ownerId: string, query: KeyListQuery): Promise<Page<KeyRecord>>
-  updateKey (ownerId: string, id: string, patch: KeyPatch): Promise<KeyRecord | null>
+  updateKey (ownerId: string, id: string, patch: KeyPatch, audit?: AuditInput): Promise<KeyRecord | null>
+  /** Replaces the current version, retires the old one (with its grace) and prunes old versions, atomically. */
+  rotateKey (ownerId: string, id: string, plan: RotationPlan, audit?: AuditInput): Promise<KeyRecord | null>
+  /** Purges the key and its versions (revocation is an update; this is the cleanup job's). */
   deleteKey (ownerId: string, id: string): Promise<boolean>
+  listKeyVersions (ownerId: string, keyId: string): Promise<KeyVersionRecord[]>
+  getKeyVersion (ownerId: string, keyId: string, version: number): Promise<KeyVersionRecord | null>
   /** The issued key with this lookup hash, scoped to its owner. */
   findKeyByHash (ownerId: string, hash: string): Promise<KeyRecord | null>
+  /** The key and the version (current or retired) a lookup hash belongs to, scoped to the owner. */
+  findVersionByHash (ownerId: string, hash: string): Promise<{ key: KeyRecord, version: KeyVersionRecord } | null>
   /** Resolves a presented credential (an issued key) to its record; used only to authenticate callers. */
   findCredentialByHash (hash: string): Promise<KeyRecord | null>
+  keyStats (ownerId: string, now: number): Promise<KeyStats>
+
+  getVault (userId: string): Promise<VaultRecord | null>
+  /**
+   * Creates (expectedRevision null) or replaces (expectedRevision = the current one) the vault;
+   * false when another change got there first.
+   */
+  saveVault (userId: string, vault: Pick<VaultRecord, 'kdf' | 'wrappedKey'>, expectedRevision: number | null, audit?: AuditInput): Promise<boolean>
+
+  /** Appends an event to the owner's hash chain. */
+  appendAudit (ownerId: string, input: AuditInput): Promise<AuditEvent>
+  listAudit (ownerId: string, query: AuditQuery): Promise<AuditEvent[]>
+  /** The owner's chain in order, from afterSeq, in bounded batches (verification reads it page by page). */
+  auditChain (ownerId: string, afterSeq: number, limit: number): Promise<AuditEvent[]>
 }
 
 export class DuplicateError extends Error {

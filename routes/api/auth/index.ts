@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify'
 import { principalOf, requestContext } from '../../../plugins/app/auth/index.ts'
 import { publicUser } from '../../../plugins/app/auth/service.ts'
 import { keyView } from '../../../plugins/app/keys/view.ts'
+import { auditView } from '../audit/index.ts'
 import type { SessionRecord } from '../../../plugins/app/store/types.ts'
 import {
   AccountExport, ChangePasswordBody, DeleteMeBody, LoginBody, LogoutAllResult, RefreshBody, RegisterBody, SessionList,
@@ -31,7 +32,8 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   // The auth tier: one count per client IP shared by the routes that take credentials.
   const authTier = fastify.rateLimit({ max, timeWindow: windowMs, keyGenerator: (request: FastifyRequest) => request.ip })
   const secured = { security: [{ bearerAuth: [] }] }
-  const protectedRoute = { preHandler: fastify.authenticate }
+  // Authentication runs first, so an anonymous caller learns nothing about a route's body schema.
+  const protectedRoute = { onRequest: fastify.authenticate }
 
   fastify.post('/register', {
     onRequest: authTier,
@@ -130,30 +132,31 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.get('/me/export', {
-    ...protectedRoute,
+    onRequest: fastify.authenticate,
+    preHandler: fastify.tiers.heavy,
     schema: {
       summary: 'Everything the account owns, as JSON',
       description: 'Metadata only: never secrets, hashes or ciphertext.',
       tags: ['auth'],
       ...secured,
-      response: { 200: AccountExport, ...errorResponses(401, 404) }
+      response: { 200: AccountExport, ...errorResponses(401, 404, 429) }
     }
   }, async (request) => {
     const principal = principalOf(request)
-    const [user, sessions, keys] = await Promise.all([
-      fastify.auth.me(principal), fastify.auth.sessions(principal), fastify.auth.allKeys(principal.id)
+    const [user, sessions, keys, audit] = await Promise.all([
+      fastify.auth.me(principal), fastify.auth.sessions(principal), fastify.auth.allKeys(principal.id), fastify.audit.all(principal.id)
     ])
     return {
       exportedAt: new Date(fastify.clock.now()).toISOString(),
       user: publicUser(user),
       sessions: sessions.map((s) => sessionView(s, principal.sessionId)),
-      keys: keys.map(keyView)
+      keys: keys.map(keyView),
+      audit: audit.map(auditView)
     }
   })
 
   fastify.post('/change-password', {
-    ...protectedRoute,
-    onRequest: authTier,
+    onRequest: [authTier, fastify.authenticate],
     schema: {
       summary: 'Change the password',
       description: 'Checks the current password (403 WRONG_PASSWORD) and ends every other session.',

@@ -4,7 +4,7 @@ import { SystemInfo } from '../../../schemas/system.ts'
 
 /** Operator routes: admin only. */
 const system: FastifyPluginAsyncTypebox = async (fastify) => {
-  fastify.addHook('preHandler', fastify.authenticate)
+  fastify.addHook('onRequest', fastify.authenticate)
   fastify.addHook('preHandler', fastify.requireRole('admin'))
 
   fastify.get('/info', {

@@ -1,0 +1,64 @@
+import { AppError } from '../errors.ts'
+import { auditHash, auditSubjectDigest, GENESIS_HASH } from '../store/shared.ts'
+import type { AuditEvent, Store } from '../store/types.ts'
+
+const BATCH = 500
+
+export interface ChainReport {
+  valid: boolean
+  events: number
+  /** The first event that does not fit the chain, and why. */
+  brokenAt: { seq: number, reason: 'edited' | 'missing' | 'reordered' } | null
+  lastHash: string
+}
+
+/** Reads and checks a user's hash-chained audit trail. */
+export class AuditService {
+  constructor (private readonly store: Store) {}
+
+  async list (ownerId: string, query: { action?: string, keyId?: string, limit?: number, cursor?: string }) {
+    let beforeSeq: number | undefined
+    if (query.cursor !== undefined) {
+      beforeSeq = /^[1-9]\d{0,15}$/.test(query.cursor) ? Number(query.cursor) : NaN
+      if (Number.isNaN(beforeSeq)) throw new AppError(400, 'INVALID_CURSOR', 'The cursor is malformed')
+    }
+    const limit = query.limit ?? 50
+    const events = await this.store.listAudit(ownerId, { action: query.action, keyId: query.keyId, limit: limit + 1, beforeSeq })
+    const items = events.slice(0, limit)
+    const last = items[items.length - 1]
+    return { items, nextCursor: events.length > limit && last !== undefined ? String(last.seq) : null }
+  }
+
+  /** The whole trail, oldest first, read in batches. */
+  async all (ownerId: string): Promise<AuditEvent[]> {
+    const events: AuditEvent[] = []
+    for (;;) {
+      const batch = await this.store.auditChain(ownerId, events.length === 0 ? 0 : (events[events.length - 1] as AuditEvent).seq, BATCH)
+      events.push(...batch)
+      if (batch.length < BATCH) return events
+    }
+  }
+
+  /** Walks the whole chain in batches, recomputing every link. */
+  async verify (ownerId: string): Promise<ChainReport> {
+    let prevHash = GENESIS_HASH
+    let expectedSeq = 1
+    let count = 0
+    for (;;) {
+      const batch: AuditEvent[] = await this.store.auditChain(ownerId, expectedSeq - 1, BATCH)
+      for (const event of batch) {
+        count++
+        if (event.seq !== expectedSeq || event.prevHash !== prevHash) {
+          return { valid: false, events: count, brokenAt: { seq: event.seq, reason: event.seq > expectedSeq ? 'missing' : 'reordered' }, lastHash: prevHash }
+        }
+        const digestOk = event.anonymised || event.subjectDigest === auditSubjectDigest(event)
+        if (!digestOk || event.hash !== auditHash(event)) {
+          return { valid: false, events: count, brokenAt: { seq: event.seq, reason: 'edited' }, lastHash: prevHash }
+        }
+        prevHash = event.hash
+        expectedSeq++
+      }
+      if (batch.length < BATCH) return { valid: true, events: count, brokenAt: null, lastHash: prevHash }
+    }
+  }
+}

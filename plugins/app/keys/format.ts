@@ -1,0 +1,65 @@
+import { createHmac, randomBytes } from 'node:crypto'
+import { crc32 } from 'node:zlib'
+
+/**
+ * Issued keys: `<prefix><43 base62 chars of 32 random bytes><6 base62 chars of CRC-32>`.
+ * The checksum lets a mistyped or invented key be refused before any lookup.
+ */
+
+const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
+const BODY_LENGTH = 43
+const CHECKSUM_LENGTH = 6
+export const DEFAULT_PREFIX = 'kw_'
+export const PREFIX_PATTERN = '^[A-Za-z][A-Za-z0-9_]{0,15}$'
+const PREFIX_RE = new RegExp(PREFIX_PATTERN)
+const BASE62_TAIL = /^[0-9A-Za-z]+$/
+/** Characters of the body shown in `start`, after the prefix. */
+const START_CHARS = 4
+export const MAX_KEY_LENGTH = 17 + BODY_LENGTH + CHECKSUM_LENGTH
+
+function base62 (value: bigint, length: number): string {
+  let out = ''
+  for (let i = 0; i < length; i++) {
+    out = ALPHABET[Number(value % 62n)] + out
+    value /= 62n
+  }
+  return out
+}
+
+function checksum (payload: string): string {
+  let n = crc32(payload)
+  let out = ''
+  for (let i = 0; i < CHECKSUM_LENGTH; i++) {
+    out = ALPHABET[n % 62] + out
+    n = Math.floor(n / 62)
+  }
+  return out
+}
+
+/** The prefix as stored: a custom one gets a trailing underscore so the key reads `acme_...`. */
+export function normalisePrefix (prefix: string | undefined): string {
+  if (prefix === undefined) return DEFAULT_PREFIX
+  if (!PREFIX_RE.test(prefix)) throw new Error('invalid prefix')
+  return prefix.endsWith('_') ? prefix : `${prefix}_`
+}
+
+export function generateKey (prefix: string): { secret: string, start: string } {
+  const body = base62(BigInt('0x' + randomBytes(32).toString('hex')), BODY_LENGTH)
+  const payload = prefix + body
+  return { secret: payload + checksum(payload), start: prefix + body.slice(0, START_CHARS) }
+}
+
+/** True when the candidate has the shape and checksum of an issued key (no lookup involved). */
+export function isWellFormed (candidate: string): boolean {
+  const length = candidate.length
+  if (length < BODY_LENGTH + CHECKSUM_LENGTH + 2 || length > MAX_KEY_LENGTH) return false
+  const payload = candidate.slice(0, length - CHECKSUM_LENGTH)
+  const prefix = payload.slice(0, payload.length - BODY_LENGTH)
+  if (!PREFIX_RE.test(prefix) || !BASE62_TAIL.test(candidate.slice(prefix.length))) return false
+  return checksum(payload) === candidate.slice(length - CHECKSUM_LENGTH)
+}
+
+/** The lookup hash: HMAC-SHA256 under the server's pepper, so a leaked table cannot be brute-forced offline. */
+export function lookupHash (secret: string, pepper: string): string {
+  return createHmac('sha256', pepper).update(secret).digest('hex')
+}

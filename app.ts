@@ -13,6 +13,7 @@ import keys from './plugins/app/keys/index.ts'
 import health from './plugins/app/health.ts'
 import store from './plugins/app/store/index.ts'
 import { validatorCompiler } from './plugins/app/validation.ts'
+import verify from './plugins/app/verify/index.ts'
 import cors from './plugins/external/cors.ts'
 import helmet from './plugins/external/helmet.ts'
 import jwt from './plugins/external/jwt.ts'
@@ -116,6 +117,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(health)
   await app.register(auth)
   await app.register(keys)
+  await app.register(verify)
 
   await app.register(api, { prefix: '/api' })
   return app

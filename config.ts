@@ -50,6 +50,7 @@ export const EnvSchema = Type.Object({
   AUTH_RATE_LIMIT_WINDOW_MS: Int(1000, 86_400_000, 15 * 60_000, 'Auth tier window'),
   KEY_CREATE_RATE_LIMIT_MAX: Int(1, 1_000_000, 20, 'Key-creation tier: keys per hour per user'),
   HEAVY_RATE_LIMIT_MAX: Int(1, 1_000_000, 100, 'Heavy tier: reveal, rotate, bulk, export and audit verify per hour per user'),
+  USAGE_FLUSH_INTERVAL_MS: Int(100, 60_000, 1000, 'How often usage counts and lastUsedAt are written to the store'),
   VAULT_KDF_COST: Int(10, 20, 15, 'scrypt cost as log2(N) deriving the vault key from a passphrase')
 }, { additionalProperties: true })
 
@@ -218,7 +219,8 @@ export function createConfig (source: Record<string, string | undefined> = proce
       hashSecret: secrets.KEY_HASH_SECRET,
       vaultKdf: { ln: env.VAULT_KDF_COST, r: 8, p: 1 },
       createPerHour: env.KEY_CREATE_RATE_LIMIT_MAX,
-      heavyPerHour: env.HEAVY_RATE_LIMIT_MAX
+      heavyPerHour: env.HEAVY_RATE_LIMIT_MAX,
+      usageFlushIntervalMs: env.USAGE_FLUSH_INTERVAL_MS
     },
     warnings
   }

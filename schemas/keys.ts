@@ -41,7 +41,7 @@ export type KeyViewType = Static<typeof KeyView>
 
 const Text = (maxLength: number, description?: string) => Type.String({ minLength: 1, maxLength, pattern: SAFE_TEXT, description })
 const Tag = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9:_./-]*$' })
-const Scope = Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9][A-Za-z0-9:_./*-]*$' })
+const Scope = Type.String({ minLength: 1, maxLength: 100, pattern: '^([*]|[A-Za-z0-9][A-Za-z0-9:_./*-]*)$', description: 'A permission name; * grants every scope' })
 const EnvironmentSchema = Type.Union([Type.Literal('development'), Type.Literal('staging'), Type.Literal('production')])
 const Passphrase = Type.String({ minLength: 1, maxLength: 1024 })
 

@@ -22,6 +22,8 @@ export default fp(async function swaggerPlugin (fastify: FastifyInstance) {
         { name: 'system', description: 'Health and operations' },
         { name: 'auth', description: 'Accounts and sessions' },
         { name: 'keys', description: 'Held and issued keys' },
+        { name: 'verify', description: 'The hot path: checking an issued key' },
+        { name: 'usage', description: 'Metering' },
         { name: 'vault', description: 'The passphrase that protects held and recoverable keys' },
         { name: 'audit', description: 'The hash-chained audit trail' }
       ]

@@ -4,13 +4,17 @@ import auth from './auth/index.ts'
 import health from './health.ts'
 import keys from './keys/index.ts'
 import system from './system/index.ts'
+import usage from './usage/index.ts'
+import verify from './keys/verify.ts'
 import vault from './vault/index.ts'
 
 /** Everything under /api. Each concern is its own encapsulated plugin. */
 export default async function api (fastify: FastifyInstance) {
   await fastify.register(health)
   await fastify.register(auth, { prefix: '/auth' })
+  await fastify.register(verify, { prefix: '/keys' })
   await fastify.register(keys, { prefix: '/keys' })
+  await fastify.register(usage, { prefix: '/usage' })
   await fastify.register(vault, { prefix: '/vault' })
   await fastify.register(audit, { prefix: '/audit' })
   await fastify.register(system, { prefix: '/system' })

@@ -407,6 +407,54 @@ export function storeContract (name: string, open: () => Promise<StoreHarness>, 
       })
     })
 
+    describe('usage', () => {
+      const HOUR = 3_600_000
+      const month = Date.UTC(2026, 10, 1)
+
+      it('adds deltas to hourly and monthly counters, returns totals and moves lastUsedAt forward', async () => {
+        const user = await newUser()
+        const key = await store.createKey(user.id, keyFixture())
+        const d = (hour: number, units: number, lastUsedAt = hour + 5) => ({ ownerId: user.id, keyId: key.id, hour, units, requests: 1, lastUsedAt })
+        const first = await store.recordUsage([d(month, 3), d(month + HOUR, 2)])
+        assert.deepEqual(first, [{ keyId: key.id, month, units: 5, requests: 2 }])
+        const second = await store.recordUsage([d(month + HOUR, 4, month + 10)])
+        assert.deepEqual(second, [{ keyId: key.id, month, units: 9, requests: 3 }])
+        assert.deepEqual(await store.usageSeries(user.id, key.id, month, month + 2 * HOUR),
+          [{ hour: month, units: 3, requests: 1 }, { hour: month + HOUR, units: 6, requests: 2 }])
+        assert.deepEqual(await store.usageSeries(user.id, key.id, month + HOUR, month + 2 * HOUR), [{ hour: month + HOUR, units: 6, requests: 2 }])
+        assert.equal((await store.getKey(user.id, key.id))?.lastUsedAt, month + HOUR + 5, 'lastUsedAt never moves back')
+        const next = Date.UTC(2026, 11, 1)
+        assert.deepEqual(await store.recordUsage([d(next, 1)]), [{ keyId: key.id, month: next, units: 1, requests: 1 }], 'a new month starts at zero')
+        assert.deepEqual(await store.monthlyUsage(user.id, month), [{ keyId: key.id, month, units: 9, requests: 3 }])
+        assert.deepEqual(await store.monthlyUsage(user.id, month, [key.id, 'other']), [{ keyId: key.id, month, units: 9, requests: 3 }])
+        assert.deepEqual(await store.recordUsage([]), [])
+      })
+
+      it('is owner-scoped and removed with the key or the account', async () => {
+        const a = await newUser()
+        const b = await newUser()
+        const key = await store.createKey(a.id, keyFixture())
+        await store.recordUsage([{ ownerId: a.id, keyId: key.id, hour: month, units: 1, requests: 1, lastUsedAt: month }])
+        assert.deepEqual(await store.usageSeries(b.id, key.id, 0, month + HOUR), [])
+        assert.deepEqual(await store.monthlyUsage(b.id, month), [])
+        await store.deleteKey(a.id, key.id)
+        assert.deepEqual(await store.usageSeries(a.id, key.id, 0, month + HOUR), [])
+        const other = await store.createKey(a.id, keyFixture())
+        await store.recordUsage([{ ownerId: a.id, keyId: other.id, hour: month, units: 1, requests: 1, lastUsedAt: month }])
+        await store.deleteUser(a.id)
+        assert.deepEqual(await store.monthlyUsage(a.id, month), [])
+      })
+
+      it('records usage once per idempotency key', async () => {
+        const user = await newUser()
+        const key = await store.createKey(user.id, keyFixture())
+        const delta = { ownerId: user.id, keyId: key.id, hour: month, units: 5, requests: 5, lastUsedAt: month }
+        assert.deepEqual(await store.recordUsageOnce(user.id, 'idem-1', delta), { duplicate: false, total: { keyId: key.id, month, units: 5, requests: 5 } })
+        assert.deepEqual(await store.recordUsageOnce(user.id, 'idem-1', delta), { duplicate: true, total: { keyId: key.id, month, units: 5, requests: 5 } })
+        assert.equal((await store.recordUsageOnce(user.id, 'idem-2', delta)).total.units, 10)
+      })
+    })
+
     describe('vaults', () => {
       it('creates once and replaces only from the current revision', async () => {
         const user = await newUser()

@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import { AppError, notFound } from '../errors.ts'
 import type { TwoLayerCache } from '../cache/cache.ts'
 import type { Clock } from '../clock.ts'
-import type { AuditInput, KeyRecord, Role, SessionRecord, Store, UserRecord } from '../store/types.ts'
+import { listAllKeys } from '../store/shared.ts'
+import type { AuditInput, Role, SessionRecord, Store, UserRecord } from '../store/types.ts'
 import { hashPassword, needsRehash, verifyPassword, type ScryptParams } from './passwords.ts'
 
 /** What an access token carries. `typ` keeps other tokens signed with the same secret out. */
@@ -22,6 +23,8 @@ export interface Principal {
   id: string
   role: Role
   sessionId: string
+  /** When the access token expires (epoch ms). */
+  expiresAt: number
 }
 
 export interface RequestContext {
@@ -59,8 +62,6 @@ export interface AuthDependencies {
   refreshTtlSeconds: number
   adminEmails: string[]
   passwordParams: ScryptParams
-  /** Called after an account is deleted, so other concerns (key caches) can forget it. */
-  onAccountDeleted?: (userId: string) => Promise<void>
 }
 
 const SESSION_CACHE_TTL_MS = 60_000
@@ -99,6 +100,7 @@ const wrongPassword = () => new AppError(403, 'WRONG_PASSWORD', 'The password is
 /** Accounts, sessions and tokens: plain TypeScript over the Store, used by the auth routes and tests. */
 export class AuthService {
   private readonly dummyHash: Promise<string>
+  private readonly accountDeletedListeners: Array<(userId: string, keyHashes: string[]) => Promise<void>> = []
 
   constructor (private readonly deps: AuthDependencies) {
     // Unknown emails are checked against this hash so they cost the same time as known ones.
@@ -106,6 +108,11 @@ export class AuthService {
   }
 
   /** Appends a security event to the user's audit trail. */
+  /** Runs after an account is deleted, with the lookup hashes its keys had (caches forget them). */
+  onAccountDeleted (listener: (userId: string, keyHashes: string[]) => Promise<void>) {
+    this.accountDeletedListeners.push(listener)
+  }
+
   private async record (userId: string, input: AuditInput) {
     await this.deps.store.appendAudit(userId, input)
   }
@@ -226,7 +233,7 @@ export class AuthService {
       throw new AppError(401, 'SESSION_REVOKED', 'The session of this token has ended')
     }
     // The role is the account's current one, so a demotion applies at once, not at token expiry.
-    return { id: claims.sub, role: state.role, sessionId: claims.sid }
+    return { id: claims.sub, role: state.role, sessionId: claims.sid, expiresAt: claims.exp * 1000 }
   }
 
   private async sessionState (userId: string, sessionId: string): Promise<{ expiresAt: number, role: Role }> {
@@ -278,9 +285,15 @@ export class AuthService {
     const user = await this.me(principal)
     if (!(await verifyPassword(password, user.passwordHash))) throw wrongPassword()
     await this.record(user.id, { action: 'auth.account_deleted', ip: ctx.ip })
+    const hashes: string[] = []
+    for (const key of await listAllKeys(this.deps.store, user.id)) {
+      for (const version of await this.deps.store.listKeyVersions(user.id, key.id)) {
+        if (version.hash !== null) hashes.push(version.hash)
+      }
+    }
     await this.deps.store.deleteUser(user.id)
     await this.forgetSessions(user.id)
-    await this.deps.onAccountDeleted?.(user.id)
+    for (const listener of this.accountDeletedListeners) await listener(user.id, hashes)
   }
 
   async sessions (principal: Principal): Promise<SessionRecord[]> {
@@ -294,18 +307,6 @@ export class AuthService {
       return
     }
     await this.forgetSessions(principal.id)
-  }
-
-  /** Every key the user owns, page by page (the export and account tools use it). */
-  async allKeys (userId: string): Promise<KeyRecord[]> {
-    const keys: KeyRecord[] = []
-    let after
-    for (;;) {
-      const page = await this.deps.store.listKeys(userId, { sort: 'createdAt', descending: false, limit: 100, after })
-      keys.push(...page.items)
-      if (page.next === null) return keys
-      after = page.next
-    }
   }
 
   /** Sets a user's role by email (the admin command). */

@@ -32,6 +32,14 @@ interface Message { from: string, kind: 'del' | 'gen', key: string, gen?: number
 
 type Entry = { value: unknown }
 
+export interface GetOptions<T> {
+  ttlMs?: number
+  /** A TTL chosen by the loaded value (for example a shorter one for negative results). */
+  ttlFor?: (value: T) => number
+  /** Also keep the value in Redis (default true). */
+  l2?: boolean
+}
+
 export class TwoLayerCache {
   private readonly l1: LRUCache<string, Entry>
   private readonly generations: LRUCache<string, number>
@@ -125,7 +133,7 @@ export class TwoLayerCache {
   }
 
   /** The cached value, or the loader's (run once for concurrent callers), cached for ttlMs. */
-  async get<T> (key: string, loader: () => Promise<T>, options: { ttlMs?: number, l2?: boolean } = {}): Promise<T> {
+  async get<T> (key: string, loader: () => Promise<T>, options: GetOptions<T> = {}): Promise<T> {
     const hit = this.l1.get(key)
     if (hit !== undefined) {
       this.counters.l1Hits++
@@ -137,13 +145,15 @@ export class TwoLayerCache {
       this.counters.coalesced++
       return pending as Promise<T>
     }
-    const load = this.load(key, loader, options.ttlMs ?? this.defaultTtlMs, options.l2 ?? true)
+    const load = this.load(key, loader, options)
       .finally(() => this.inflight.delete(key))
     this.inflight.set(key, load)
     return load
   }
 
-  private async load<T> (key: string, loader: () => Promise<T>, ttlMs: number, useL2: boolean): Promise<T> {
+  private async load<T> (key: string, loader: () => Promise<T>, options: GetOptions<T>): Promise<T> {
+    const useL2 = options.l2 ?? true
+    const ttlMs = options.ttlMs ?? this.defaultTtlMs
     if (useL2 && this.redis !== null) {
       try {
         const raw = await this.redis.get(this.prefix + key)
@@ -160,7 +170,7 @@ export class TwoLayerCache {
     }
     this.counters.loads++
     const value = await loader()
-    this.l1.set(key, { value }, { ttl: ttlMs })
+    this.l1.set(key, { value }, { ttl: options.ttlFor?.(value) ?? ttlMs })
     if (useL2 && this.redis !== null && value !== undefined) {
       this.redis.set(this.prefix + key, JSON.stringify(value), 'PX', ttlMs).catch(() => { this.counters.l2Errors++ })
     }

@@ -2,13 +2,14 @@ import type {
   ClientSession, Collection, Db, Filter, MongoClient, ReadPreferenceLike, TransactionOptions, WithId
 } from 'mongodb'
 import { newId } from './ids.ts'
-import { anonymousOwner, nextAuditEvent, searchText, sortValue } from './shared.ts'
+import { anonymousOwner, monthStart, nextAuditEvent, searchText, sortValue } from './shared.ts'
 import {
   DuplicateError,
   type AuditEvent, type AuditInput, type AuditQuery, type Environment, type KeyKind, type KeyListQuery, type KeyPatch,
   type KeyRateLimit, type KeyRecord, type KeySortField, type KeyStats, type KeyStatus, type KeyVersionRecord, type NewKey,
   type NewKeyVersion, type NewSession, type NewUser, type Page, type RefreshOutcome, type Role, type RotationPlan,
-  type SessionRecord, type Store, type StoreHealth, type UserPatch, type UserRecord, type VaultRecord
+  type SessionRecord, type Store, type StoreHealth, type UsageDelta, type UsagePoint, type UsageTotal, type UserPatch,
+  type UserRecord, type VaultRecord
 } from './types.ts'
 
 interface UserDoc {
@@ -111,6 +112,36 @@ interface AuditDoc {
   hash: string
 }
 
+interface UsageHourlyDoc {
+  /** `${keyId}:${hour}` */
+  _id: string
+  keyId: string
+  ownerId: string
+  /** Start of the UTC hour. */
+  hour: Date
+  units: number
+  requests: number
+}
+
+interface UsageMonthlyDoc {
+  /** `${keyId}:${month}` */
+  _id: string
+  keyId: string
+  ownerId: string
+  /** Start of the UTC month. */
+  month: Date
+  units: number
+  requests: number
+}
+
+interface IdempotencyDoc {
+  /** `${ownerId}:${idempotencyKey}` */
+  _id: string
+  ownerId: string
+  keyId: string
+  createdAt: Date
+}
+
 interface GroupCount {
   _id: string | null
   n: number
@@ -144,8 +175,11 @@ const KEY_PATCH_FIELDS = [
 const SEARCH_FIELDS = ['name', 'service', 'description', 'tags'] as const satisfies ReadonlyArray<keyof KeyPatch>
 const TIME_FIELDS = new Set<string>(['expiresAt', 'rotationDueAt', 'lastUsedAt', 'createdAt', 'revokedAt'])
 const NULLABLE_SORT_FIELDS = new Set<KeySortField>(['lastUsedAt', 'expiresAt'])
-/** Whole-transaction attempts when a concurrent append took the audit sequence number first. */
-const AUDIT_ATTEMPTS = 5
+/**
+ * Whole-transaction attempts when a concurrent transaction got there first: took the audit sequence
+ * number, or created a usage counter or idempotency record this one was about to create.
+ */
+const CONFLICT_ATTEMPTS = 5
 const EXPIRING_SOON_MS = 7 * 86_400_000
 // Records never carry the search text, so reads leave it on the server.
 const KEY_READ = { projection: { search: 0 } }
@@ -159,11 +193,26 @@ const TRANSACTION_OPTIONS: TransactionOptions = {
   readPreference: 'primary'
 }
 
-/** Another append took this owner's next sequence number; the whole transaction is worth another go. */
-class AuditConflict extends Error {
+/** A race lost to a concurrent transaction; the whole transaction is worth another go (transaction() gives it one). */
+class RetryableConflict extends Error {}
+
+/** Another append took this owner's next sequence number. */
+class AuditConflict extends RetryableConflict {
   constructor (ownerId: string, cause: unknown) {
     super(`audit chain of ${ownerId} changed during the append; try again`, { cause })
     this.name = 'AuditConflict'
+  }
+}
+
+/**
+ * A concurrent transaction created the document (a usage counter or an idempotency record) this one
+ * was about to create. A duplicate key aborts the transaction on the server, so the retry starts over
+ * and then sees the document.
+ */
+class CreateConflict extends RetryableConflict {
+  constructor (id: string, cause: unknown) {
+    super(`${id} was created by a concurrent write; try again`, { cause })
+    this.name = 'CreateConflict'
   }
 }
 
@@ -264,6 +313,10 @@ function toVault (doc: WithId<VaultDoc>): VaultRecord {
   }
 }
 
+function toUsageTotal (doc: WithId<UsageMonthlyDoc>): UsageTotal {
+  return { keyId: doc.keyId, month: doc.month.getTime(), units: doc.units, requests: doc.requests }
+}
+
 function toAudit (doc: WithId<AuditDoc>): AuditEvent {
   return {
     id: doc._id,
@@ -346,6 +399,9 @@ export class MongoStore implements Store {
   private readonly keyVersions: Collection<KeyVersionDoc>
   private readonly vaults: Collection<VaultDoc>
   private readonly audit: Collection<AuditDoc>
+  private readonly usageHourly: Collection<UsageHourlyDoc>
+  private readonly usageMonthly: Collection<UsageMonthlyDoc>
+  private readonly idempotency: Collection<IdempotencyDoc>
 
   constructor (db: Db, options: MongoStoreOptions) {
     this.db = db
@@ -362,11 +418,15 @@ export class MongoStore implements Store {
     this.keyVersions = db.collection<KeyVersionDoc>('key_versions', primary)
     this.vaults = db.collection<VaultDoc>('vaults', primary)
     this.audit = db.collection<AuditDoc>('audit_events', primary)
+    this.usageHourly = db.collection<UsageHourlyDoc>('usage_hourly', primary)
+    this.usageMonthly = db.collection<UsageMonthlyDoc>('usage_monthly', primary)
+    this.idempotency = db.collection<IdempotencyDoc>('idempotency', primary)
   }
 
   /**
    * Runs fn in a transaction (needs a replica set). The driver retries transient errors (write
-   * conflicts) itself; a lost race for an audit sequence number is retried here, a few times.
+   * conflicts) itself; a lost race for an audit sequence number or for creating a document is
+   * retried here, a few times.
    * fn may run more than once, so it must only act through the session it is given.
    */
   private async transaction<T> (fn: (session: ClientSession) => Promise<T>): Promise<T> {
@@ -374,7 +434,7 @@ export class MongoStore implements Store {
       try {
         return await this.client.withSession((session) => session.withTransaction(fn, TRANSACTION_OPTIONS))
       } catch (err) {
-        if (!(err instanceof AuditConflict) || attempt >= AUDIT_ATTEMPTS) throw err
+        if (!(err instanceof RetryableConflict) || attempt >= CONFLICT_ATTEMPTS) throw err
       }
     }
   }
@@ -404,6 +464,10 @@ export class MongoStore implements Store {
         { key: { ownerId: 1, action: 1, seq: -1 } },
         { key: { ownerId: 1, keyId: 1, seq: -1 } }
       ]),
+      this.usageHourly.createIndexes([{ key: { ownerId: 1, hour: 1 } }, { key: { keyId: 1, hour: 1 } }]),
+      this.usageMonthly.createIndexes([{ key: { ownerId: 1, month: 1 } }]),
+      // For the cleanup job that drops old idempotency records.
+      this.idempotency.createIndexes([{ key: { createdAt: 1 } }]),
       // vaults needs no index beyond _id; created up front so no transaction has to create it.
       this.db.createCollection('vaults', { writeConcern: { w: 'majority' } }).catch((err: unknown) => {
         if ((err as { code?: unknown }).code !== 48) throw err // NamespaceExists
@@ -475,6 +539,9 @@ export class MongoStore implements Store {
     return await this.transaction(async (session) => {
       await this.keyVersions.deleteMany({ ownerId: id }, { session })
       await this.keys.deleteMany({ ownerId: id }, { session })
+      await this.usageHourly.deleteMany({ ownerId: id }, { session })
+      await this.usageMonthly.deleteMany({ ownerId: id }, { session })
+      await this.idempotency.deleteMany({ ownerId: id }, { session })
       await this.vaults.deleteOne({ _id: id }, { session })
       await this.refreshTokens.deleteMany({ userId: id }, { session })
       await this.sessions.deleteMany({ userId: id }, { session })
@@ -748,6 +815,8 @@ export class MongoStore implements Store {
   async deleteKey (ownerId: string, id: string): Promise<boolean> {
     return await this.transaction(async (session) => {
       await this.keyVersions.deleteMany({ keyId: id, ownerId }, { session })
+      await this.usageHourly.deleteMany({ keyId: id, ownerId }, { session })
+      await this.usageMonthly.deleteMany({ keyId: id, ownerId }, { session })
       const result = await this.keys.deleteOne({ _id: id, ownerId }, { session })
       return result.deletedCount > 0
     })
@@ -821,6 +890,83 @@ export class MongoStore implements Store {
       expiringSoon: counts?.expiringSoon ?? 0,
       rotationDue: counts?.rotationDue ?? 0
     }
+  }
+
+  /** Adds one delta inside the caller's transaction; the key's new total for the month. */
+  private async addUsageTx (session: ClientSession, d: UsageDelta): Promise<UsageTotal> {
+    const hour = toDate(d.hour)
+    const month = toDate(monthStart(d.hour))
+    const inc = { units: d.units, requests: d.requests }
+    const hourId = `${d.keyId}:${d.hour}`
+    const monthId = `${d.keyId}:${month.getTime()}`
+    let total: WithId<UsageMonthlyDoc> | null
+    try {
+      await this.usageHourly.updateOne({ _id: hourId },
+        { $inc: inc, $setOnInsert: { keyId: d.keyId, ownerId: d.ownerId, hour } }, { upsert: true, session })
+      total = await this.usageMonthly.findOneAndUpdate({ _id: monthId },
+        { $inc: inc, $setOnInsert: { keyId: d.keyId, ownerId: d.ownerId, month } },
+        { upsert: true, returnDocument: 'after', session })
+    } catch (err) {
+      // Two upserts creating the same counter: the loser starts over and then increments the winner's.
+      if (isDuplicateKey(err)) throw new CreateConflict(`usage counter of ${d.keyId}`, err)
+      throw err
+    }
+    if (total === null) throw new Error(`usage counter ${monthId} missing after its upsert`)
+    const lastUsedAt = toDate(d.lastUsedAt)
+    // Only ever forward: a late flush of older usage leaves a newer lastUsedAt alone.
+    await this.keys.updateOne({ _id: d.keyId, ownerId: d.ownerId, $or: [{ lastUsedAt: null }, { lastUsedAt: { $lt: lastUsedAt } }] },
+      { $set: { lastUsedAt } }, { session })
+    return toUsageTotal(total)
+  }
+
+  async recordUsage (deltas: UsageDelta[]): Promise<UsageTotal[]> {
+    if (deltas.length === 0) return []
+    return await this.transaction(async (session) => {
+      const totals = new Map<string, UsageTotal>()
+      for (const d of deltas) {
+        const total = await this.addUsageTx(session, d)
+        totals.set(`${total.keyId}:${total.month}`, total)
+      }
+      return [...totals.values()]
+    })
+  }
+
+  async recordUsageOnce (ownerId: string, idempotencyKey: string, delta: UsageDelta): Promise<{ duplicate: boolean, total: UsageTotal }> {
+    const _id = `${ownerId}:${idempotencyKey}`
+    return await this.transaction(async (session) => {
+      // Looked up first: a duplicate key inside a transaction aborts it, so the insert is kept for the race.
+      const seen = await this.idempotency.findOne({ _id }, { projection: { _id: 1 }, session })
+      if (seen === null) {
+        try {
+          await this.idempotency.insertOne({ _id, ownerId, keyId: delta.keyId, createdAt: new Date() }, { session })
+        } catch (err) {
+          // A concurrent call with the same key committed after this snapshot; the retry sees its record.
+          if (isDuplicateKey(err)) throw new CreateConflict(`idempotency key of ${ownerId}`, err)
+          throw err
+        }
+        return { duplicate: false, total: await this.addUsageTx(session, delta) }
+      }
+      const month = monthStart(delta.hour)
+      const doc = await this.usageMonthly.findOne({ _id: `${delta.keyId}:${month}`, ownerId }, { session })
+      const total = doc === null ? { keyId: delta.keyId, month, units: 0, requests: 0 } : toUsageTotal(doc)
+      return { duplicate: true, total }
+    })
+  }
+
+  async monthlyUsage (ownerId: string, month: number, keyIds?: string[]): Promise<UsageTotal[]> {
+    if (keyIds !== undefined && keyIds.length === 0) return []
+    const filter: Filter<UsageMonthlyDoc> = { ownerId, month: toDate(month) }
+    if (keyIds !== undefined) filter.keyId = { $in: keyIds }
+    const docs = await this.usageMonthly.find(filter).sort({ keyId: 1 }).toArray()
+    return docs.map(toUsageTotal)
+  }
+
+  async usageSeries (ownerId: string, keyId: string, fromHour: number, toHour: number): Promise<UsagePoint[]> {
+    const docs = await this.usageHourly
+      .find({ keyId, ownerId, hour: { $gte: toDate(fromHour), $lt: toDate(toHour) } }, { projection: { hour: 1, units: 1, requests: 1 } })
+      .sort({ hour: 1 })
+      .toArray()
+    return docs.map((doc) => ({ hour: doc.hour.getTime(), units: doc.units, requests: doc.requests }))
   }
 
   async getVault (userId: string): Promise<VaultRecord | null> {

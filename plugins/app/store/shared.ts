@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { AuditEvent, AuditInput, KeyRecord, KeySortField } from './types.ts'
+import type { AuditEvent, AuditInput, KeyRecord, KeySortField, Store } from './types.ts'
 
 /** The lower-cased text that `q` searches: name, service, description and tags. */
 export function searchText (key: Pick<KeyRecord, 'name' | 'service' | 'description' | 'tags'>): string {
@@ -57,4 +57,34 @@ export function nextAuditEvent (id: string, ownerId: string, last: { seq: number
 /** An anonymised owner id for a deleted account's events (a one-way tag, not the id itself). */
 export function anonymousOwner (userId: string): string {
   return 'deleted:' + createHash('sha256').update(userId).digest('hex').slice(0, 24)
+}
+
+/** Start of the UTC month containing `ms`. */
+export function monthStart (ms: number): number {
+  const d = new Date(ms)
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1)
+}
+
+/** Start of the next UTC month after the one containing `ms`. */
+export function nextMonthStart (ms: number): number {
+  const d = new Date(ms)
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1)
+}
+
+export const HOUR_MS = 3_600_000
+
+export function hourStart (ms: number): number {
+  return ms - (ms % HOUR_MS)
+}
+
+/** Every key of an owner, read page by page (exports, summaries, account deletion). */
+export async function listAllKeys (store: Store, ownerId: string): Promise<KeyRecord[]> {
+  const keys: KeyRecord[] = []
+  let after
+  for (;;) {
+    const page = await store.listKeys(ownerId, { sort: 'createdAt', descending: false, limit: 100, after })
+    keys.push(...page.items)
+    if (page.next === null) return keys
+    after = page.next
+  }
 }

@@ -2,12 +2,13 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'libsql'
 import { newId } from './ids.ts'
-import { anonymousOwner, nextAuditEvent, searchText, sortValue } from './shared.ts'
+import { anonymousOwner, monthStart, nextAuditEvent, searchText, sortValue } from './shared.ts'
 import {
   DuplicateError,
   type AuditEvent, type AuditInput, type AuditQuery, type KeyListQuery, type KeyPatch, type KeyRecord, type KeyStats,
   type KeyVersionRecord, type NewKey, type NewKeyVersion, type NewSession, type NewUser, type Page, type RefreshOutcome,
-  type RotationPlan, type SessionRecord, type Store, type StoreHealth, type UserPatch, type UserRecord, type VaultRecord
+  type RotationPlan, type SessionRecord, type Store, type StoreHealth, type UsageDelta, type UsagePoint, type UsageTotal,
+  type UserPatch, type UserRecord, type VaultRecord
 } from './types.ts'
 
 type Row = Record<string, unknown>
@@ -118,7 +119,32 @@ const MIGRATIONS: string[] = [
      UNIQUE (owner_id, seq)
    );
    CREATE INDEX audit_owner_action ON audit_events (owner_id, action, seq);
-   CREATE INDEX audit_owner_key ON audit_events (owner_id, key_id, seq);`
+   CREATE INDEX audit_owner_key ON audit_events (owner_id, key_id, seq);`,
+  `CREATE TABLE usage_hourly (
+     key_id TEXT NOT NULL,
+     hour INTEGER NOT NULL,
+     owner_id TEXT NOT NULL,
+     units INTEGER NOT NULL,
+     requests INTEGER NOT NULL,
+     PRIMARY KEY (key_id, hour)
+   );
+   CREATE INDEX usage_hourly_owner ON usage_hourly (owner_id, hour);
+   CREATE TABLE usage_monthly (
+     key_id TEXT NOT NULL,
+     month INTEGER NOT NULL,
+     owner_id TEXT NOT NULL,
+     units INTEGER NOT NULL,
+     requests INTEGER NOT NULL,
+     PRIMARY KEY (key_id, month)
+   );
+   CREATE INDEX usage_monthly_owner ON usage_monthly (owner_id, month);
+   CREATE TABLE idempotency (
+     owner_id TEXT NOT NULL,
+     idem_key TEXT NOT NULL,
+     key_id TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     PRIMARY KEY (owner_id, idem_key)
+   );`
 ]
 
 const USER_COLUMNS = 'id, email, name, role, password_hash, created_at, updated_at'
@@ -394,6 +420,9 @@ export class SqliteStore implements Store {
     return this.write(() => {
       this.run('DELETE FROM key_versions WHERE owner_id = ?', id)
       this.run('DELETE FROM keys WHERE owner_id = ?', id)
+      this.run('DELETE FROM usage_hourly WHERE owner_id = ?', id)
+      this.run('DELETE FROM usage_monthly WHERE owner_id = ?', id)
+      this.run('DELETE FROM idempotency WHERE owner_id = ?', id)
       this.run('DELETE FROM vaults WHERE user_id = ?', id)
       this.run('DELETE FROM refresh_tokens WHERE user_id = ?', id)
       this.run('DELETE FROM sessions WHERE user_id = ?', id)
@@ -589,6 +618,8 @@ export class SqliteStore implements Store {
   async deleteKey (ownerId: string, id: string): Promise<boolean> {
     return this.write(() => {
       this.run('DELETE FROM key_versions WHERE key_id = ? AND owner_id = ?', id, ownerId)
+      this.run('DELETE FROM usage_hourly WHERE key_id = ? AND owner_id = ?', id, ownerId)
+      this.run('DELETE FROM usage_monthly WHERE key_id = ? AND owner_id = ?', id, ownerId)
       return this.run('DELETE FROM keys WHERE id = ? AND owner_id = ?', id, ownerId) > 0
     })
   }
@@ -626,6 +657,54 @@ export class SqliteStore implements Store {
       expiringSoon: (counts.expiring as number | null) ?? 0,
       rotationDue: (counts.due as number | null) ?? 0
     }
+  }
+
+  private addUsage (d: UsageDelta): UsageTotal {
+    const month = monthStart(d.hour)
+    this.run(`INSERT INTO usage_hourly (key_id, hour, owner_id, units, requests) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (key_id, hour) DO UPDATE SET units = units + excluded.units, requests = requests + excluded.requests`,
+    d.keyId, d.hour, d.ownerId, d.units, d.requests)
+    const total = this.get(`INSERT INTO usage_monthly (key_id, month, owner_id, units, requests) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (key_id, month) DO UPDATE SET units = units + excluded.units, requests = requests + excluded.requests
+      RETURNING units, requests`, d.keyId, month, d.ownerId, d.units, d.requests) as Row
+    this.run('UPDATE keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ? AND owner_id = ?', d.lastUsedAt, d.keyId, d.ownerId)
+    return { keyId: d.keyId, month, units: total.units as number, requests: total.requests as number }
+  }
+
+  async recordUsage (deltas: UsageDelta[]): Promise<UsageTotal[]> {
+    if (deltas.length === 0) return []
+    return this.write(() => {
+      const totals = new Map<string, UsageTotal>()
+      for (const d of deltas) {
+        const total = this.addUsage(d)
+        totals.set(`${total.keyId}:${total.month}`, total)
+      }
+      return [...totals.values()]
+    })
+  }
+
+  async recordUsageOnce (ownerId: string, idempotencyKey: string, delta: UsageDelta): Promise<{ duplicate: boolean, total: UsageTotal }> {
+    return this.write(() => {
+      const fresh = this.run(`INSERT INTO idempotency (owner_id, idem_key, key_id, created_at) VALUES (?, ?, ?, ?)
+        ON CONFLICT (owner_id, idem_key) DO NOTHING`, ownerId, idempotencyKey, delta.keyId, Date.now()) > 0
+      if (fresh) return { duplicate: false, total: this.addUsage(delta) }
+      const month = monthStart(delta.hour)
+      const row = this.get('SELECT units, requests FROM usage_monthly WHERE key_id = ? AND month = ? AND owner_id = ?', delta.keyId, month, ownerId)
+      return { duplicate: true, total: { keyId: delta.keyId, month, units: (row?.units as number) ?? 0, requests: (row?.requests as number) ?? 0 } }
+    })
+  }
+
+  async monthlyUsage (ownerId: string, month: number, keyIds?: string[]): Promise<UsageTotal[]> {
+    const rows = keyIds === undefined
+      ? this.all('SELECT key_id, units, requests FROM usage_monthly WHERE owner_id = ? AND month = ?', ownerId, month)
+      : this.all(`SELECT key_id, units, requests FROM usage_monthly WHERE owner_id = ? AND month = ? AND key_id IN (${keyIds.map(() => '?').join(',')})`,
+        ownerId, month, ...keyIds)
+    return rows.map((r) => ({ keyId: r.key_id as string, month, units: r.units as number, requests: r.requests as number }))
+  }
+
+  async usageSeries (ownerId: string, keyId: string, fromHour: number, toHour: number): Promise<UsagePoint[]> {
+    return this.all('SELECT hour, units, requests FROM usage_hourly WHERE key_id = ? AND owner_id = ? AND hour >= ? AND hour < ? ORDER BY hour',
+      keyId, ownerId, fromHour, toHour).map((r) => ({ hour: r.hour as number, units: r.units as number, requests: r.requests as number }))
   }
 
   async getVault (userId: string): Promise<VaultRecord | null> {

@@ -202,6 +202,20 @@ export interface Page<T> {
   next: { value: string | number | null, id: string } | null
 }
 
+/** Usage of one key in one UTC hour, as the meter flushes it. */
+export interface UsageDelta {
+  ownerId: string
+  keyId: string
+  /** Start of the UTC hour, epoch ms. */
+  hour: number
+  units: number
+  requests: number
+  lastUsedAt: number
+}
+
+export interface UsageTotal { keyId: string, month: number, units: number, requests: number }
+export interface UsagePoint { hour: number, units: number, requests: number }
+
 export interface StoreHealth {
   ok: boolean
   latencyMs: number
@@ -252,6 +266,22 @@ export interface Store {
   /** Resolves a presented credential (an issued key) to its record; used only to authenticate callers. */
   findCredentialByHash (hash: string): Promise<KeyRecord | null>
   keyStats (ownerId: string, now: number): Promise<KeyStats>
+
+  /**
+   * Adds usage deltas (hourly and monthly counters, and lastUsedAt) in one transaction and
+   * returns the new monthly totals of the keys touched. Increments commute, so every process
+   * flushes only its own deltas.
+   */
+  recordUsage (deltas: UsageDelta[]): Promise<UsageTotal[]>
+  /**
+   * Records usage once per idempotency key: a retry with the same key changes nothing and
+   * answers duplicate: true.
+   */
+  recordUsageOnce (ownerId: string, idempotencyKey: string, delta: UsageDelta): Promise<{ duplicate: boolean, total: UsageTotal }>
+  /** Monthly totals of the owner's keys for the month starting at `month` (all keys when keyIds is omitted). */
+  monthlyUsage (ownerId: string, month: number, keyIds?: string[]): Promise<UsageTotal[]>
+  /** Hourly usage of one key in [fromHour, toHour). */
+  usageSeries (ownerId: string, keyId: string, fromHour: number, toHour: number): Promise<UsagePoint[]>
 
   getVault (userId: string): Promise<VaultRecord | null>
   /**

@@ -4,6 +4,7 @@ import { principalOf, requestContext } from '../../../plugins/app/auth/index.ts'
 import { publicUser } from '../../../plugins/app/auth/service.ts'
 import { keyView } from '../../../plugins/app/keys/view.ts'
 import { auditView } from '../audit/index.ts'
+import { listAllKeys } from '../../../plugins/app/store/shared.ts'
 import type { SessionRecord } from '../../../plugins/app/store/types.ts'
 import {
   AccountExport, ChangePasswordBody, DeleteMeBody, LoginBody, LogoutAllResult, RefreshBody, RegisterBody, SessionList,
@@ -144,7 +145,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     const principal = principalOf(request)
     const [user, sessions, keys, audit] = await Promise.all([
-      fastify.auth.me(principal), fastify.auth.sessions(principal), fastify.auth.allKeys(principal.id), fastify.audit.all(principal.id)
+      fastify.auth.me(principal), fastify.auth.sessions(principal), listAllKeys(fastify.store, principal.id), fastify.audit.all(principal.id)
     ])
     return {
       exportedAt: new Date(fastify.clock.now()).toISOString(),

@@ -5,6 +5,7 @@ import { keyView } from '../../../plugins/app/keys/view.ts'
 import type { FastifyRequest } from 'fastify'
 import { IdParams, NoContent } from '../../../schemas/common.ts'
 import { errorResponses } from '../../../schemas/error.ts'
+import { IdempotencyHeaders, RecordedUsage, RecordUsageBody, UsageQuery, UsageSeries } from '../../../schemas/usage.ts'
 import {
   BulkBody, BulkResults, CreatedKey, CreateKeyBody, KeyList, KeyListQuery, KeyStatsSchema, KeyVersionList, KeyView, RevealBody,
   Revealed, RotateBody, UpdateKeyBody
@@ -161,6 +162,34 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
         graceEndsAt: iso(v.graceEndsAt)
       }))
     }
+  })
+
+  fastify.get('/:id/usage', {
+    schema: {
+      summary: 'Usage of a key over time',
+      description: 'A series by hour, day or month (UTC). Verification counts appear within the usage flush interval (1 s by default).',
+      tags: ['usage'],
+      security,
+      params: IdParams,
+      querystring: UsageQuery,
+      response: { 200: UsageSeries, ...errorResponses(400, 401, 404) }
+    }
+  }, async (request) => fastify.usage.series(principalOf(request).id, request.params.id, request.query))
+
+  fastify.post('/:id/usage', {
+    schema: {
+      summary: 'Record usage of a key',
+      description: 'Meters calls made with a key outside Keyward (for example a held third-party key). With an `Idempotency-Key` header a retried request counts once (200 with duplicate: true).',
+      tags: ['usage'],
+      security,
+      params: IdParams,
+      headers: IdempotencyHeaders,
+      body: RecordUsageBody,
+      response: { 200: RecordedUsage, 201: RecordedUsage, ...errorResponses(400, 401, 404, 409, 413, 415) }
+    }
+  }, async (request, reply) => {
+    const result = await fastify.usage.record(principalOf(request).id, request.params.id, request.body, request.headers['idempotency-key'])
+    return reply.code(result.duplicate ? 200 : 201).send(result)
   })
 }
 

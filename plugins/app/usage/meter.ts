@@ -1,0 +1,166 @@
+import type { Clock } from '../clock.ts'
+import { hourStart, monthStart } from '../store/shared.ts'
+import type { Store, UsageDelta, UsageTotal } from '../store/types.ts'
+
+interface Known {
+  month: number
+  /** Units recorded in the store for the month, as of syncedAt (all processes). */
+  units: number
+  syncedAt: number
+  refreshing: Promise<void> | null
+}
+
+type Pending = UsageDelta
+
+export interface MeterStats {
+  pendingKeys: number
+  flushes: number
+  flushFailures: number
+  flushedUnits: number
+}
+
+/**
+ * Usage metering off the request path. Charges are added to in-memory deltas, flushed to the
+ * store in one batch at least every `flushIntervalMs` (and on stop). Each process knows the
+ * store's monthly total per key as of its last sync (at most one interval old) and adds its own
+ * unflushed charges, so across N processes a monthly limit is overshot by at most what the other
+ * processes charged in about two flush intervals (unflushed, plus not yet re-read).
+ */
+export class UsageMeter {
+  private pending = new Map<string, Pending>()
+  /** Unflushed units per `${keyId}:${month}`, so a limit check costs one map lookup. */
+  private pendingUnitsByMonth = new Map<string, number>()
+  private known = new Map<string, Known>()
+  private timer: NodeJS.Timeout | null = null
+  private flushing: Promise<void> | null = null
+  private counters = { flushes: 0, flushFailures: 0, flushedUnits: 0 }
+
+  constructor (
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly options: { flushIntervalMs: number, onError?: (err: unknown) => void }
+  ) {}
+
+  start () {
+    if (this.timer !== null) return
+    this.timer = setInterval(() => { this.flush().catch(() => {}) }, this.options.flushIntervalMs)
+    this.timer.unref()
+  }
+
+  /** Stops the timer and flushes what is pending (graceful shutdown loses nothing). */
+  async stop () {
+    if (this.timer !== null) clearInterval(this.timer)
+    this.timer = null
+    await this.flush()
+  }
+
+  /**
+   * Units used this month by the key, including this process's unflushed charges. What this
+   * process knows of the store's total is at most one flush interval old: the first call after
+   * that re-reads it (concurrent callers share the read).
+   */
+  async used (ownerId: string, keyId: string): Promise<number> {
+    const now = this.clock.now()
+    const month = monthStart(now)
+    let known = this.known.get(keyId)
+    if (known === undefined || known.month !== month) {
+      known = { month, units: 0, syncedAt: 0, refreshing: null }
+      this.known.set(keyId, known)
+    }
+    if (now - known.syncedAt > this.options.flushIntervalMs) await this.refresh(ownerId, keyId, known)
+    return known.units + this.pendingUnits(keyId, month)
+  }
+
+  private refresh (ownerId: string, keyId: string, known: Known): Promise<void> {
+    known.refreshing ??= this.store.monthlyUsage(ownerId, known.month, [keyId]).then((totals) => {
+      // Units this process flushed after the read began are already in `known`; never go backwards.
+      const units = totals[0]?.units ?? 0
+      if (units > known.units) known.units = units
+      known.syncedAt = this.clock.now()
+    }).finally(() => { known.refreshing = null })
+    return known.refreshing
+  }
+
+  private pendingUnits (keyId: string, month: number): number {
+    return this.pendingUnitsByMonth.get(`${keyId}:${month}`) ?? 0
+  }
+
+  /** Adds a charge; it reaches the store at the next flush. */
+  charge (ownerId: string, keyId: string, units: number) {
+    const now = this.clock.now()
+    const hour = hourStart(now)
+    const slot = `${keyId}:${hour}`
+    const monthSlot = `${keyId}:${monthStart(now)}`
+    this.pendingUnitsByMonth.set(monthSlot, (this.pendingUnitsByMonth.get(monthSlot) ?? 0) + units)
+    const pending = this.pending.get(slot)
+    if (pending === undefined) {
+      this.pending.set(slot, { ownerId, keyId, hour, units, requests: 1, lastUsedAt: now })
+    } else {
+      pending.units += units
+      pending.requests++
+      pending.lastUsedAt = now
+    }
+  }
+
+  /** Writes every pending delta in one batch; failed batches are kept and retried. */
+  flush (): Promise<void> {
+    this.flushing ??= this.flushOnce().finally(() => { this.flushing = null })
+    return this.flushing
+  }
+
+  private async flushOnce () {
+    if (this.pending.size === 0) return
+    const batch = [...this.pending.values()]
+    this.pending = new Map()
+    let totals: UsageTotal[]
+    try {
+      totals = await this.store.recordUsage(batch)
+    } catch (err) {
+      this.counters.flushFailures++
+      // Put the batch back (merged with anything charged meanwhile) so nothing acknowledged is lost.
+      for (const d of batch) {
+        const slot = `${d.keyId}:${d.hour}`
+        const current = this.pending.get(slot)
+        if (current === undefined) this.pending.set(slot, d)
+        else {
+          current.units += d.units
+          current.requests += d.requests
+          current.lastUsedAt = Math.max(current.lastUsedAt, d.lastUsedAt)
+        }
+      }
+      this.options.onError?.(err)
+      throw err
+    }
+    this.counters.flushes++
+    const now = this.clock.now()
+    for (const d of batch) {
+      this.counters.flushedUnits += d.units
+      const monthSlot = `${d.keyId}:${monthStart(d.hour)}`
+      const left = (this.pendingUnitsByMonth.get(monthSlot) ?? 0) - d.units
+      if (left > 0) this.pendingUnitsByMonth.set(monthSlot, left)
+      else this.pendingUnitsByMonth.delete(monthSlot)
+    }
+    for (const total of totals) {
+      const known = this.known.get(total.keyId)
+      if (known !== undefined && known.month === total.month) {
+        known.units = total.units
+        known.syncedAt = now
+      }
+    }
+  }
+
+  /** Takes in a total recorded outside the meter (an idempotent usage record). */
+  observe (total: UsageTotal) {
+    const known = this.known.get(total.keyId)
+    if (known !== undefined && known.month === total.month && total.units > known.units) known.units = total.units
+  }
+
+  /** Pending (unflushed) units per key for the current hour and earlier, for usage series. */
+  pendingFor (keyId: string): UsageDelta[] {
+    return [...this.pending.values()].filter((p) => p.keyId === keyId)
+  }
+
+  stats (): MeterStats {
+    return { pendingKeys: this.pending.size, ...this.counters }
+  }
+}

@@ -1,0 +1,198 @@
+import { createHash } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
+import { AppError } from '../errors.ts'
+import type { AuthService } from '../auth/service.ts'
+import type { TwoLayerCache } from '../cache/cache.ts'
+import type { Clock } from '../clock.ts'
+import { isWellFormed, lookupHash } from '../keys/format.ts'
+import { nextMonthStart } from '../store/shared.ts'
+import type { Environment, KeyRateLimit, KeyRecord, Store } from '../store/types.ts'
+import type { UsageMeter } from '../usage/meter.ts'
+import type { BucketResult, MemoryBuckets, RedisBuckets } from './token-bucket.ts'
+
+export type VerifyCode = 'VALID' | 'MALFORMED' | 'NOT_FOUND' | 'DISABLED' | 'REVOKED' | 'EXPIRED' |
+  'INSUFFICIENT_SCOPES' | 'RATE_LIMITED' | 'USAGE_EXCEEDED'
+
+export interface VerifyAnswer {
+  valid: boolean
+  code: VerifyCode
+  keyId?: string
+  name?: string
+  environment?: Environment
+  scopes?: string[]
+  metadata?: Record<string, unknown>
+  expiresAt?: string | null
+  usage?: { used: number, limit: number | null, remaining: number | null, resetAt: string }
+  ratelimit?: { limit: number, remaining: number, resetAt: string }
+}
+
+/** What verification needs of a key, cached per lookup hash (never the secret). */
+interface Target {
+  keyId: string
+  name: string
+  environment: Environment
+  scopes: string[]
+  metadata: Record<string, unknown>
+  status: KeyRecord['status']
+  expiresAt: number | null
+  expiresAtIso: string | null
+  /** The hash belongs to a rotated-out version: it verifies until then. */
+  graceEndsAt: number | null
+  monthlyLimit: number | null
+  rateLimit: KeyRateLimit | null
+}
+
+export const VERIFY_SCOPE = 'keyward:verify'
+/** Positive entries are re-read at least this often, bounding staleness even if a broadcast is lost. */
+const TARGET_TTL_MS = 1000
+/** Unknown hashes are remembered this long, so made-up (but well-formed) keys cannot hammer the store. */
+const NEGATIVE_TTL_MS = 10_000
+/** Verified callers are re-checked this often (session revocation reaches verify within this bound). */
+const CALLER_TTL_MS = 1000
+
+const answer = (code: VerifyCode): VerifyAnswer => ({ valid: false, code })
+const MALFORMED = Object.freeze(answer('MALFORMED'))
+const NOT_FOUND = Object.freeze(answer('NOT_FOUND'))
+
+export interface VerifierDependencies {
+  store: Store
+  cache: TwoLayerCache
+  clock: Clock
+  auth: AuthService
+  meter: UsageMeter
+  buckets: MemoryBuckets | RedisBuckets
+  hashSecret: string
+}
+
+export interface VerifyStats { byCode: Record<VerifyCode, number> }
+
+/**
+ * The hot path. Checks in order: format, lookup, status and expiry, scopes, the key's rate
+ * limit, its monthly usage; charges usage only when every check passed. Answers from memory:
+ * no store write happens on the request path.
+ */
+export class Verifier {
+  private readonly callers = new LRUCache<string, { ownerId: string, expiresAt: number }>({ max: 100_000, ttl: CALLER_TTL_MS })
+  readonly counts: Record<VerifyCode, number> = {
+    VALID: 0, MALFORMED: 0, NOT_FOUND: 0, DISABLED: 0, REVOKED: 0, EXPIRED: 0, INSUFFICIENT_SCOPES: 0, RATE_LIMITED: 0, USAGE_EXCEEDED: 0
+  }
+
+  constructor (private readonly deps: VerifierDependencies) {}
+
+  /** The owner's key with this lookup hash (current or rotated-out version), from memory. */
+  private target (ownerId: string, hash: string): Promise<Target | null> {
+    return this.deps.cache.get<Target | null>(`verify:${ownerId}:${hash}`, async () => {
+      const found = await this.deps.store.findVersionByHash(ownerId, hash)
+      if (found === null) return null
+      const { key, version } = found
+      return {
+        keyId: key.id,
+        name: key.name,
+        environment: key.environment,
+        scopes: key.scopes,
+        metadata: key.metadata,
+        status: key.status,
+        expiresAt: key.expiresAt,
+        expiresAtIso: key.expiresAt === null ? null : new Date(key.expiresAt).toISOString(),
+        graceEndsAt: version.version === key.version ? null : (version.graceEndsAt ?? 0),
+        monthlyLimit: key.monthlyLimit,
+        rateLimit: key.rateLimit
+      }
+    }, { l2: false, ttlMs: TARGET_TTL_MS, ttlFor: (t) => (t === null ? NEGATIVE_TTL_MS : TARGET_TTL_MS) })
+  }
+
+  /** The status code of a found key at `now`, or null when it may be used. */
+  private statusCode (t: Target, now: number): VerifyCode | null {
+    if (t.status === 'revoked') return 'REVOKED'
+    if (t.status === 'disabled') return 'DISABLED'
+    if (t.status === 'expired' || (t.expiresAt !== null && t.expiresAt <= now)) return 'EXPIRED'
+    if (t.graceEndsAt !== null && t.graceEndsAt <= now) return 'EXPIRED'
+    return null
+  }
+
+  /** Resolves the bearer credential of a verify call to the owner whose keys it may check. */
+  async caller (token: string): Promise<string> {
+    const id = createHash('sha256').update(token).digest('base64url')
+    const cached = this.callers.get(id)
+    if (cached !== undefined && cached.expiresAt > this.deps.clock.now()) return cached.ownerId
+    let ownerId: string
+    let expiresAt = Number.MAX_SAFE_INTEGER
+    if (token.split('.').length === 3) {
+      const principal = await this.deps.auth.authenticate(token)
+      ownerId = principal.id
+      expiresAt = principal.expiresAt
+    } else {
+      const key = isWellFormed(token) ? await this.deps.store.findCredentialByHash(lookupHash(token, this.deps.hashSecret)) : null
+      const now = this.deps.clock.now()
+      if (key === null || key.status !== 'active' || (key.expiresAt !== null && key.expiresAt <= now) || !key.scopes.includes(VERIFY_SCOPE)) {
+        throw new AppError(401, 'INVALID_CREDENTIAL', 'The credential is not an access token or an active key with the keyward:verify scope')
+      }
+      ownerId = key.ownerId
+      if (key.expiresAt !== null) expiresAt = key.expiresAt
+    }
+    this.callers.set(id, { ownerId, expiresAt })
+    return ownerId
+  }
+
+  async verify (ownerId: string, input: { key: string, scopes?: string[], cost?: number }): Promise<VerifyAnswer> {
+    const result = await this.check(ownerId, input)
+    this.counts[result.code]++
+    return result
+  }
+
+  private async check (ownerId: string, input: { key: string, scopes?: string[], cost?: number }): Promise<VerifyAnswer> {
+    if (!isWellFormed(input.key)) return MALFORMED
+    // Only the caller's own keys can be found: another owner's key answers exactly like an unknown one.
+    const t = await this.target(ownerId, lookupHash(input.key, this.deps.hashSecret))
+    if (t === null) return NOT_FOUND
+    const now = this.deps.clock.now()
+    const described = { keyId: t.keyId, name: t.name, environment: t.environment }
+    const status = this.statusCode(t, now)
+    if (status !== null) return { valid: false, code: status, ...described }
+    if (input.scopes !== undefined && input.scopes.length > 0 && !t.scopes.includes('*')) {
+      for (const scope of input.scopes) {
+        if (!t.scopes.includes(scope)) return { valid: false, code: 'INSUFFICIENT_SCOPES', ...described, scopes: t.scopes }
+      }
+    }
+    let ratelimit: VerifyAnswer['ratelimit']
+    if (t.rateLimit !== null) {
+      const bucket: BucketResult = await this.deps.buckets.take(t.keyId, t.rateLimit, now)
+      ratelimit = { limit: t.rateLimit.limit, remaining: bucket.remaining, resetAt: new Date(bucket.resetAt).toISOString() }
+      if (!bucket.allowed) return { valid: false, code: 'RATE_LIMITED', ...described, ratelimit }
+    }
+    const cost = input.cost ?? 1
+    const used = await this.deps.meter.used(ownerId, t.keyId)
+    const resetAt = new Date(nextMonthStart(now)).toISOString()
+    const limit = t.monthlyLimit
+    if (limit !== null && used + cost > limit) {
+      return { valid: false, code: 'USAGE_EXCEEDED', ...described, usage: { used, limit, remaining: Math.max(0, limit - used), resetAt }, ratelimit }
+    }
+    this.deps.meter.charge(ownerId, t.keyId, cost)
+    return {
+      valid: true,
+      code: 'VALID',
+      ...described,
+      scopes: t.scopes,
+      metadata: t.metadata,
+      expiresAt: t.expiresAtIso,
+      usage: { used: used + cost, limit, remaining: limit === null ? null : limit - used - cost, resetAt },
+      ratelimit
+    }
+  }
+
+  /** Drops the cached targets of these keys' lookup hashes in every process (after a change). */
+  async forget (ownerId: string, keyIds: string[]) {
+    const hashes: string[] = []
+    for (const keyId of keyIds) {
+      for (const version of await this.deps.store.listKeyVersions(ownerId, keyId)) {
+        if (version.hash !== null) hashes.push(version.hash)
+      }
+    }
+    await this.forgetHashes(ownerId, hashes)
+  }
+
+  async forgetHashes (ownerId: string, hashes: string[]) {
+    for (const hash of hashes) await this.deps.cache.delete(`verify:${ownerId}:${hash}`)
+    this.callers.clear()
+  }
+}

@@ -37,7 +37,7 @@ export const EnvSchema = Type.Object({
   MAX_REQUESTS_PER_SOCKET: Int(0, 10_000_000, 0, 'Requests per keep-alive socket (0 = unlimited)'),
   SHUTDOWN_TIMEOUT_MS: Int(1000, 120_000, 10_000, 'Graceful shutdown bound'),
   MAX_EVENT_LOOP_DELAY_MS: Int(0, 60_000, 1000, 'Under-pressure: event-loop delay (0 = off)'),
-  MAX_EVENT_LOOP_UTILIZATION: Type.Number({ minimum: 0, maximum: 1, default: 0.98, description: 'Under-pressure: event-loop utilisation (0 = off)' }),
+  MAX_EVENT_LOOP_UTILIZATION: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'Under-pressure: event-loop utilisation (0 = off; a saturated but healthy process sits near 1)' }),
   MAX_HEAP_USED_BYTES: Int(0, Number.MAX_SAFE_INTEGER, 0, 'Under-pressure: heap bytes (0 = 90% of the heap limit)'),
   MAX_RSS_BYTES: Int(0, Number.MAX_SAFE_INTEGER, 0, 'Under-pressure: RSS bytes (0 = off)'),
   JWT_SECRET: Secret('Signs access tokens (required in production)'),

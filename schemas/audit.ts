@@ -1,13 +1,13 @@
 import { Type } from 'typebox'
-import { Timestamp } from './common.ts'
+import { Timestamp, Nullable } from './common.ts'
 
 export const AuditEventView = Type.Object({
   id: Type.String(),
   seq: Type.Integer(),
   action: Type.String(),
-  keyId: Type.Union([Type.String(), Type.Null()]),
-  sessionId: Type.Union([Type.String(), Type.Null()]),
-  ip: Type.Union([Type.String(), Type.Null()]),
+  keyId: Nullable(Type.String()),
+  sessionId: Nullable(Type.String()),
+  ip: Nullable(Type.String()),
   detail: Type.Record(Type.String(), Type.Unknown()),
   createdAt: Timestamp,
   hash: Type.String()
@@ -22,7 +22,7 @@ export const AuditQuery = Type.Object({
 
 export const AuditList = Type.Object({
   items: Type.Array(AuditEventView),
-  nextCursor: Type.Union([Type.String(), Type.Null()])
+  nextCursor: Nullable(Type.String())
 }, { additionalProperties: false })
 
 export const ChainReport = Type.Object({

@@ -1,5 +1,5 @@
 import { Type } from 'typebox'
-import { SAFE_TEXT, Timestamp } from './common.ts'
+import { SAFE_TEXT, Timestamp, Nullable } from './common.ts'
 import { AuditEventView } from './audit.ts'
 import { KeyView } from './keys.ts'
 
@@ -12,7 +12,7 @@ const Name = Type.String({ minLength: 1, maxLength: 100, pattern: SAFE_TEXT })
 export const User = Type.Object({
   id: Type.String(),
   email: Type.String(),
-  name: Type.Union([Type.String(), Type.Null()]),
+  name: Nullable(Type.String()),
   role: Type.Union([Type.Literal('user'), Type.Literal('admin')]),
   createdAt: Timestamp,
   updatedAt: Timestamp
@@ -42,7 +42,7 @@ export const RefreshBody = Type.Object({
 }, { additionalProperties: false })
 
 export const UpdateMeBody = Type.Object({
-  name: Type.Union([Name, Type.Null()])
+  name: Nullable(Name)
 }, { additionalProperties: false })
 
 export const ChangePasswordBody = Type.Object({
@@ -60,9 +60,9 @@ export const Session = Type.Object({
   createdAt: Timestamp,
   lastUsedAt: Timestamp,
   expiresAt: Timestamp,
-  revokedAt: Type.Union([Timestamp, Type.Null()]),
-  userAgent: Type.Union([Type.String(), Type.Null()]),
-  ip: Type.Union([Type.String(), Type.Null()])
+  revokedAt: Nullable(Timestamp),
+  userAgent: Nullable(Type.String()),
+  ip: Nullable(Type.String())
 }, { additionalProperties: false })
 
 export const SessionList = Type.Object({ items: Type.Array(Session) }, { additionalProperties: false })

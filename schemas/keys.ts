@@ -1,8 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { PREFIX_PATTERN } from '../plugins/app/keys/format.ts'
-import { SAFE_TEXT, Timestamp } from './common.ts'
+import { SAFE_TEXT, Timestamp, Nullable } from './common.ts'
 
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
 
 export const RateLimitSchema = Type.Object({
   limit: Type.Integer({ minimum: 1, maximum: 1_000_000_000, description: 'Requests allowed per window, sustained' }),

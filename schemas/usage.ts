@@ -1,5 +1,5 @@
 import { Type } from 'typebox'
-import { Timestamp } from './common.ts'
+import { Timestamp, Nullable } from './common.ts'
 
 export const UsageQuery = Type.Object({
   from: Type.Optional(Type.String({ format: 'date-time', description: 'Default: `to` minus 24 hours (hour), 30 days (day) or 12 months (month)' })),
@@ -35,8 +35,8 @@ export const RecordedUsage = Type.Object({
   month: Type.Object({
     units: Type.Integer(),
     requests: Type.Integer(),
-    limit: Type.Union([Type.Integer(), Type.Null()]),
-    remaining: Type.Union([Type.Integer(), Type.Null()])
+    limit: Nullable(Type.Integer()),
+    remaining: Nullable(Type.Integer())
   }, { additionalProperties: false })
 }, { additionalProperties: false })
 
@@ -51,10 +51,10 @@ export const UsageSummary = Type.Object({
   byKey: Type.Array(Type.Object({
     keyId: Type.String(),
     name: Type.String(),
-    service: Type.Union([Type.String(), Type.Null()]),
+    service: Nullable(Type.String()),
     units: Type.Integer(),
     requests: Type.Integer(),
-    monthlyLimit: Type.Union([Type.Integer(), Type.Null()])
+    monthlyLimit: Nullable(Type.Integer())
   }, { additionalProperties: false })),
   byService: Type.Record(Type.String(), Row),
   topKeys: Type.Array(Type.Object({ keyId: Type.String(), name: Type.String(), units: Type.Integer() }, { additionalProperties: false }))

@@ -1,5 +1,5 @@
 import { Type } from 'typebox'
-import { Timestamp } from './common.ts'
+import { Timestamp, Nullable } from './common.ts'
 
 export const PassphraseBody = Type.Object({
   passphrase: Type.String({ minLength: 12, maxLength: 1024, description: 'At least 12 characters; never stored' }),
@@ -8,7 +8,7 @@ export const PassphraseBody = Type.Object({
 
 export const VaultStatus = Type.Object({
   passphraseSet: Type.Boolean(),
-  updatedAt: Type.Union([Timestamp, Type.Null()])
+  updatedAt: Nullable(Timestamp)
 }, { additionalProperties: false })
 
 export const PassphraseResult = Type.Object({

@@ -1,3 +1,4 @@
+import { Nullable } from './common.ts'
 import { Type } from 'typebox'
 import { MAX_KEY_LENGTH } from '../plugins/app/keys/format.ts'
 
@@ -20,11 +21,11 @@ export const VerifyResult = Type.Object({
   environment: Type.Optional(Type.String()),
   scopes: Type.Optional(Type.Array(Type.String())),
   metadata: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-  expiresAt: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  expiresAt: Type.Optional(Nullable(Type.String())),
   usage: Type.Optional(Type.Object({
     used: Type.Integer({ description: 'Units used this month, this call included' }),
-    limit: Type.Union([Type.Integer(), Type.Null()]),
-    remaining: Type.Union([Type.Integer(), Type.Null()]),
+    limit: Nullable(Type.Integer()),
+    remaining: Nullable(Type.Integer()),
     resetAt: Type.String({ description: 'Start of the next UTC month' })
   }, { additionalProperties: false })),
   ratelimit: Type.Optional(Type.Object({

@@ -9,6 +9,8 @@ const verify: FastifyPluginAsyncTypebox = async (fastify) => {
   const verifier = fastify.verifier
 
   fastify.post('/verify', {
+    // Called by servers, never rendered by a browser: browser security headers would only add bytes to every answer.
+    config: { securityHeaders: false },
     schema: {
       summary: 'Verify an issued key',
       description: 'Authenticate with an access token or an issued key carrying the `keyward:verify` scope. Checks format, lookup, status and expiry, scopes, the key\'s rate limit and its monthly usage, in that order; usage is charged (`cost`, default 1) only when every check passed. Another owner\'s key answers NOT_FOUND.',

@@ -2,7 +2,6 @@ import { Type, type Static } from 'typebox'
 import { PREFIX_PATTERN } from '../plugins/app/keys/format.ts'
 import { SAFE_TEXT, Timestamp, Nullable } from './common.ts'
 
-
 export const RateLimitSchema = Type.Object({
   limit: Type.Integer({ minimum: 1, maximum: 1_000_000_000, description: 'Requests allowed per window, sustained' }),
   windowMs: Type.Integer({ minimum: 1000, maximum: 86_400_000, description: 'Window length in milliseconds' }),

@@ -132,6 +132,13 @@ export class TwoLayerCache {
     return gen
   }
 
+  /** The L1 entry of a key, without waiting: for hot paths that can answer synchronously. */
+  peek<T> (key: string): { value: T } | undefined {
+    const hit = this.l1.get(key)
+    if (hit !== undefined) this.counters.l1Hits++
+    return hit as { value: T } | undefined
+  }
+
   /** The cached value, or the loader's (run once for concurrent callers), cached for ttlMs. */
   async get<T> (key: string, loader: () => Promise<T>, options: GetOptions<T> = {}): Promise<T> {
     const hit = this.l1.get(key)

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from 'node:crypto'
+import { createHmac, createSecretKey, randomBytes, type KeyObject } from 'node:crypto'
 import { crc32 } from 'node:zlib'
 
 /**
@@ -59,7 +59,15 @@ export function isWellFormed (candidate: string): boolean {
   return checksum(payload) === candidate.slice(length - CHECKSUM_LENGTH)
 }
 
+const pepperKeys = new Map<string, KeyObject>()
+
 /** The lookup hash: HMAC-SHA256 under the server's pepper, so a leaked table cannot be brute-forced offline. */
 export function lookupHash (secret: string, pepper: string): string {
-  return createHmac('sha256', pepper).update(secret).digest('hex')
+  // The pepper's key object is prepared once: this runs on every verification.
+  let key = pepperKeys.get(pepper)
+  if (key === undefined) {
+    key = createSecretKey(Buffer.from(pepper, 'utf8'))
+    pepperKeys.set(pepper, key)
+  }
+  return createHmac('sha256', key).update(secret).digest('hex')
 }

@@ -59,7 +59,7 @@ export class UsageMeter {
    * process knows of the store's total is at most one flush interval old: the first call after
    * that re-reads it (concurrent callers share the read).
    */
-  async used (ownerId: string, keyId: string): Promise<number> {
+  used (ownerId: string, keyId: string): number | Promise<number> {
     const now = this.clock.now()
     const month = monthStart(now)
     let known = this.known.get(keyId)
@@ -67,7 +67,10 @@ export class UsageMeter {
       known = { month, units: 0, syncedAt: 0, refreshing: null }
       this.known.set(keyId, known)
     }
-    if (now - known.syncedAt > this.options.flushIntervalMs) await this.refresh(ownerId, keyId, known)
+    if (now - known.syncedAt > this.options.flushIntervalMs) {
+      const k = known
+      return this.refresh(ownerId, keyId, k).then(() => k.units + this.pendingUnits(keyId, month))
+    }
     return known.units + this.pendingUnits(keyId, month)
   }
 

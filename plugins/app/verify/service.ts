@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import { AppError } from '../errors.ts'
 import type { AuthService } from '../auth/service.ts'
@@ -54,6 +54,9 @@ const answer = (code: VerifyCode): VerifyAnswer => ({ valid: false, code })
 const MALFORMED = Object.freeze(answer('MALFORMED'))
 const NOT_FOUND = Object.freeze(answer('NOT_FOUND'))
 
+export interface VerifyInput { key: string, scopes?: string[], cost?: number }
+type Described = Pick<VerifyAnswer, 'keyId' | 'name' | 'environment'>
+
 export interface VerifierDependencies {
   store: Store
   cache: TwoLayerCache
@@ -77,11 +80,16 @@ export class Verifier {
     VALID: 0, MALFORMED: 0, NOT_FOUND: 0, DISABLED: 0, REVOKED: 0, EXPIRED: 0, INSUFFICIENT_SCOPES: 0, RATE_LIMITED: 0, USAGE_EXCEEDED: 0
   }
 
+  private resetCache = { until: 0, text: '' }
+
   constructor (private readonly deps: VerifierDependencies) {}
 
-  /** The owner's key with this lookup hash (current or rotated-out version), from memory. */
-  private target (ownerId: string, hash: string): Promise<Target | null> {
-    return this.deps.cache.get<Target | null>(`verify:${ownerId}:${hash}`, async () => {
+  /** The owner's key with this lookup hash (current or rotated-out version), from memory when it can. */
+  private target (ownerId: string, hash: string): Target | null | Promise<Target | null> {
+    const key = `verify:${ownerId}:${hash}`
+    const hit = this.deps.cache.peek<Target | null>(key)
+    if (hit !== undefined) return hit.value
+    return this.deps.cache.get<Target | null>(key, async () => {
       const found = await this.deps.store.findVersionByHash(ownerId, hash)
       if (found === null) return null
       const { key, version } = found
@@ -111,10 +119,15 @@ export class Verifier {
   }
 
   /** Resolves the bearer credential of a verify call to the owner whose keys it may check. */
-  async caller (token: string): Promise<string> {
-    const id = createHash('sha256').update(token).digest('base64url')
+  caller (token: string): string | Promise<string> {
+    // One-shot hashing (no hash object per call): the cache is keyed by a digest, never the credential.
+    const id = hash('sha256', token, 'base64url')
     const cached = this.callers.get(id)
     if (cached !== undefined && cached.expiresAt > this.deps.clock.now()) return cached.ownerId
+    return this.resolveCaller(id, token)
+  }
+
+  private async resolveCaller (id: string, token: string): Promise<string> {
     let ownerId: string
     let expiresAt = Number.MAX_SAFE_INTEGER
     if (token.split('.').length === 3) {
@@ -134,41 +147,63 @@ export class Verifier {
     return ownerId
   }
 
-  async verify (ownerId: string, input: { key: string, scopes?: string[], cost?: number }): Promise<VerifyAnswer> {
-    const result = await this.check(ownerId, input)
-    this.counts[result.code]++
-    return result
+  /** Answers synchronously when everything it needs is in memory (the common case), else a promise. */
+  verify (ownerId: string, input: VerifyInput): VerifyAnswer | Promise<VerifyAnswer> {
+    if (!isWellFormed(input.key)) return this.count(MALFORMED)
+    // Only the caller's own keys can be found: another owner's key answers exactly like an unknown one.
+    const t = this.target(ownerId, lookupHash(input.key, this.deps.hashSecret))
+    if (t instanceof Promise) return t.then((loaded) => this.decide(ownerId, loaded, input))
+    return this.decide(ownerId, t, input)
   }
 
-  private async check (ownerId: string, input: { key: string, scopes?: string[], cost?: number }): Promise<VerifyAnswer> {
-    if (!isWellFormed(input.key)) return MALFORMED
-    // Only the caller's own keys can be found: another owner's key answers exactly like an unknown one.
-    const t = await this.target(ownerId, lookupHash(input.key, this.deps.hashSecret))
-    if (t === null) return NOT_FOUND
+  private count (answer: VerifyAnswer): VerifyAnswer {
+    this.counts[answer.code]++
+    return answer
+  }
+
+  private decide (ownerId: string, t: Target | null, input: VerifyInput): VerifyAnswer | Promise<VerifyAnswer> {
+    if (t === null) return this.count(NOT_FOUND)
     const now = this.deps.clock.now()
-    const described = { keyId: t.keyId, name: t.name, environment: t.environment }
+    const described: Described = { keyId: t.keyId, name: t.name, environment: t.environment }
     const status = this.statusCode(t, now)
-    if (status !== null) return { valid: false, code: status, ...described }
+    if (status !== null) return this.count({ valid: false, code: status, ...described })
     if (input.scopes !== undefined && input.scopes.length > 0 && !t.scopes.includes('*')) {
       for (const scope of input.scopes) {
-        if (!t.scopes.includes(scope)) return { valid: false, code: 'INSUFFICIENT_SCOPES', ...described, scopes: t.scopes }
+        if (!t.scopes.includes(scope)) return this.count({ valid: false, code: 'INSUFFICIENT_SCOPES', ...described, scopes: t.scopes })
       }
     }
-    let ratelimit: VerifyAnswer['ratelimit']
     if (t.rateLimit !== null) {
-      const bucket: BucketResult = await this.deps.buckets.take(t.keyId, t.rateLimit, now)
-      ratelimit = { limit: t.rateLimit.limit, remaining: bucket.remaining, resetAt: new Date(bucket.resetAt).toISOString() }
-      if (!bucket.allowed) return { valid: false, code: 'RATE_LIMITED', ...described, ratelimit }
+      const bucket = this.deps.buckets.take(t.keyId, t.rateLimit, now)
+      return bucket instanceof Promise
+        ? bucket.then((b) => this.afterBucket(ownerId, t, input, now, described, b))
+        : this.afterBucket(ownerId, t, input, now, described, bucket)
     }
+    return this.charge(ownerId, t, input, now, described, undefined)
+  }
+
+  private afterBucket (ownerId: string, t: Target, input: VerifyInput, now: number, described: Described, bucket: BucketResult) {
+    const limit = t.rateLimit as KeyRateLimit
+    const ratelimit = { limit: limit.limit, remaining: bucket.remaining, resetAt: new Date(bucket.resetAt).toISOString() }
+    if (!bucket.allowed) return this.count({ valid: false, code: 'RATE_LIMITED', ...described, ratelimit })
+    return this.charge(ownerId, t, input, now, described, ratelimit)
+  }
+
+  private charge (ownerId: string, t: Target, input: VerifyInput, now: number, described: Described, ratelimit: VerifyAnswer['ratelimit']) {
+    const used = this.deps.meter.used(ownerId, t.keyId)
+    return used instanceof Promise
+      ? used.then((u) => this.settle(ownerId, t, input, now, described, ratelimit, u))
+      : this.settle(ownerId, t, input, now, described, ratelimit, used)
+  }
+
+  private settle (ownerId: string, t: Target, input: VerifyInput, now: number, described: Described, ratelimit: VerifyAnswer['ratelimit'], used: number): VerifyAnswer {
     const cost = input.cost ?? 1
-    const used = await this.deps.meter.used(ownerId, t.keyId)
-    const resetAt = new Date(nextMonthStart(now)).toISOString()
+    const resetAt = this.resetAt(now)
     const limit = t.monthlyLimit
     if (limit !== null && used + cost > limit) {
-      return { valid: false, code: 'USAGE_EXCEEDED', ...described, usage: { used, limit, remaining: Math.max(0, limit - used), resetAt }, ratelimit }
+      return this.count({ valid: false, code: 'USAGE_EXCEEDED', ...described, usage: { used, limit, remaining: Math.max(0, limit - used), resetAt }, ratelimit })
     }
     this.deps.meter.charge(ownerId, t.keyId, cost)
-    return {
+    return this.count({
       valid: true,
       code: 'VALID',
       ...described,
@@ -177,7 +212,16 @@ export class Verifier {
       expiresAt: t.expiresAtIso,
       usage: { used: used + cost, limit, remaining: limit === null ? null : limit - used - cost, resetAt },
       ratelimit
+    })
+  }
+
+  /** The start of the next UTC month as ISO text, computed once per month. */
+  private resetAt (now: number): string {
+    if (now >= this.resetCache.until) {
+      const next = nextMonthStart(now)
+      this.resetCache = { until: next, text: new Date(next).toISOString() }
     }
+    return this.resetCache.text
   }
 
   /** Drops the cached targets of these keys' lookup hashes in every process (after a change). */

@@ -75,14 +75,13 @@ export class RedisBuckets {
     redis.defineCommand('keywardTakeToken', { numberOfKeys: 1, lua: TAKE_SCRIPT })
   }
 
-  async take (id: string, limit: KeyRateLimit, now: number): Promise<BucketResult> {
+  take (id: string, limit: KeyRateLimit, now: number): Promise<BucketResult> {
     const { capacity, perMs } = shape(limit)
-    try {
-      const [allowed, tokens] = await this.redis.keywardTakeToken(`${this.prefix}bucket:${id}`, capacity, perMs, now)
-      return result(allowed === 1, Number(tokens), capacity, perMs, now)
-    } catch {
-      this.fallbacks++
-      return this.fallback.take(id, limit, now)
-    }
+    return this.redis.keywardTakeToken(`${this.prefix}bucket:${id}`, capacity, perMs, now).then(
+      ([allowed, tokens]) => result(allowed === 1, Number(tokens), capacity, perMs, now),
+      () => {
+        this.fallbacks++
+        return this.fallback.take(id, limit, now)
+      })
   }
 }

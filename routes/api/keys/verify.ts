@@ -19,11 +19,12 @@ const verify: FastifyPluginAsyncTypebox = async (fastify) => {
       body: VerifyBody,
       response: { 200: VerifyResult, ...errorResponses(400, 401, 413, 415, 429) }
     }
-  }, async (request) => {
+  }, (request) => {
     const token = bearerToken(request)
     if (token === null) throw unauthorized('A bearer access token or verify key is required')
-    const ownerId = await verifier.caller(token)
-    return verifier.verify(ownerId, request.body)
+    const ownerId = verifier.caller(token)
+    // The cached path answers without awaiting anything; misses fall back to promises.
+    return typeof ownerId === 'string' ? verifier.verify(ownerId, request.body) : ownerId.then((id) => verifier.verify(id, request.body))
   })
 }
 

@@ -102,16 +102,17 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(fp(async (instance) => { instance.decorate('config', config) }, { name: 'config' }))
   await app.register(errors)
 
+  await app.register(clock, { clock: options.clock })
+
   await app.register(helmet)
   await app.register(cors)
   await app.register(underPressure)
-  await app.register(rateLimit)
   await app.register(redis)
+  await app.register(rateLimit)
   await app.register(mongodb)
   await app.register(jwt)
   await app.register(swagger)
 
-  await app.register(clock, { clock: options.clock })
   await app.register(store)
   await app.register(cache)
   await app.register(health)

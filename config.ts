@@ -48,6 +48,15 @@ export const EnvSchema = Type.Object({
   ADMIN_EMAILS: Type.String({ maxLength: 4096, default: '', description: 'Comma-separated emails promoted to admin on register or login' }),
   AUTH_RATE_LIMIT_MAX: Int(1, 1_000_000, 10, 'Auth tier: attempts per window per IP'),
   AUTH_RATE_LIMIT_WINDOW_MS: Int(1000, 86_400_000, 15 * 60_000, 'Auth tier window'),
+  GENERAL_RATE_LIMIT_MAX: Int(1, 1_000_000_000, 1000, 'General tier: requests per window per client IP (every route not in another tier)'),
+  GENERAL_RATE_LIMIT_WINDOW_MS: Int(1000, 86_400_000, 15 * 60_000, 'General tier window'),
+  VERIFY_RATE_LIMIT_MAX: Int(0, 1_000_000_000, 0, 'Verify tier: calls per window per caller credential (0 = off)'),
+  VERIFY_RATE_LIMIT_WINDOW_MS: Int(1000, 86_400_000, 60_000, 'Verify tier window'),
+  VERIFY_FAILURE_LIMIT_MAX: Int(1, 1_000_000_000, 100, 'Verify-failure tier: MALFORMED or NOT_FOUND answers per window per client IP'),
+  VERIFY_FAILURE_LIMIT_WINDOW_MS: Int(1000, 86_400_000, 60_000, 'Verify-failure tier window'),
+  RATE_LIMIT_BLOCK_MS: Int(1000, 86_400_000, 15 * 60_000, 'First block after a tier is exceeded; each further violation within a day doubles it'),
+  RATE_LIMIT_MAX_BLOCK_MS: Int(1000, 7 * 86_400_000, 86_400_000, 'Longest block'),
+  RATE_LIMIT_ALLOW_CIDRS: Type.String({ maxLength: 4096, default: '127.0.0.0/8,::1/128', description: 'Addresses whose health and metrics requests are never limited' }),
   KEY_CREATE_RATE_LIMIT_MAX: Int(1, 1_000_000, 20, 'Key-creation tier: keys per hour per user'),
   HEAVY_RATE_LIMIT_MAX: Int(1, 1_000_000, 100, 'Heavy tier: reveal, rotate, bulk, export and audit verify per hour per user'),
   USAGE_FLUSH_INTERVAL_MS: Int(100, 60_000, 1000, 'How often usage counts and lastUsedAt are written to the store'),
@@ -109,6 +118,14 @@ function parseTrustProxy (value: string): boolean | number | string[] {
     if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(entry) && !['loopback', 'linklocal', 'uniquelocal'].includes(entry)) {
       throw new ConfigError(`Invalid configuration: TRUST_PROXY entry "${entry}" is not an address, CIDR, hop count, true or false`)
     }
+  }
+  return list
+}
+
+function parseCidrs (value: string, name: string): string[] {
+  const list = parseList(value)
+  for (const entry of list) {
+    if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(entry)) throw new ConfigError(`Invalid configuration: ${name} entry "${entry}" is not an address or CIDR`)
   }
   return list
 }
@@ -214,6 +231,14 @@ export function createConfig (source: Record<string, string | undefined> = proce
       adminEmails: parseList(env.ADMIN_EMAILS).map((e) => e.toLowerCase()),
       passwordParams: { ln: env.PASSWORD_HASH_COST, r: 8, p: 1 },
       rateLimit: { max: env.AUTH_RATE_LIMIT_MAX, windowMs: env.AUTH_RATE_LIMIT_WINDOW_MS }
+    },
+    rateLimits: {
+      general: { max: env.GENERAL_RATE_LIMIT_MAX, windowMs: env.GENERAL_RATE_LIMIT_WINDOW_MS },
+      verify: { max: env.VERIFY_RATE_LIMIT_MAX, windowMs: env.VERIFY_RATE_LIMIT_WINDOW_MS },
+      verifyFailures: { max: env.VERIFY_FAILURE_LIMIT_MAX, windowMs: env.VERIFY_FAILURE_LIMIT_WINDOW_MS },
+      blockMs: env.RATE_LIMIT_BLOCK_MS,
+      maxBlockMs: Math.max(env.RATE_LIMIT_MAX_BLOCK_MS, env.RATE_LIMIT_BLOCK_MS),
+      allowCidrs: parseCidrs(env.RATE_LIMIT_ALLOW_CIDRS, 'RATE_LIMIT_ALLOW_CIDRS')
     },
     keys: {
       hashSecret: secrets.KEY_HASH_SECRET,

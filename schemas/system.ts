@@ -10,3 +10,26 @@ export const SystemInfo = Type.Object({
   store: Type.Union([Type.Literal('sqlite'), Type.Literal('mongo')]),
   redis: Type.Boolean({ description: 'Whether REDIS_URL is configured' })
 }, { additionalProperties: false })
+
+export const RateLimitReport = Type.Object({
+  store: Type.Union([Type.Literal('redis'), Type.Literal('memory')], { description: 'Where counts are kept when healthy' }),
+  fallbackActive: Type.Boolean({ description: 'Redis is unreachable and limits are enforced from this process\'s memory' }),
+  blockMs: Type.Integer(),
+  maxBlockMs: Type.Integer(),
+  tiers: Type.Array(Type.Object({
+    name: Type.String(),
+    max: Type.Integer({ description: '0 = off' }),
+    windowMs: Type.Integer(),
+    keyedBy: Type.String()
+  }, { additionalProperties: false })),
+  blocked: Type.Array(Type.Object({
+    tier: Type.String(),
+    client: Type.String({ description: 'IP address, user id, or credential digest' }),
+    retryAfterSeconds: Type.Integer()
+  }, { additionalProperties: false })),
+  counters: Type.Object({
+    refused: Type.Integer(),
+    blocks: Type.Integer(),
+    fallbackHits: Type.Integer()
+  }, { additionalProperties: false })
+}, { additionalProperties: false })

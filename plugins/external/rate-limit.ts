@@ -1,17 +1,101 @@
-import rateLimit from '@fastify/rate-limit'
-import type { FastifyInstance } from 'fastify'
+import proxyAddr from '@fastify/proxy-addr'
+import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { AppError } from '../app/errors.ts'
+import { AppError, notFoundHandler } from '../app/errors.ts'
+import { TierLimiter } from '../app/rate-limit/tiers.ts'
+
+export type TierName = 'general' | 'auth' | 'keyCreation' | 'heavy' | 'verify' | 'verifyFailures'
+
+export interface TierPolicy { name: TierName, max: number, windowMs: number, keyedBy: 'ip' | 'user' | 'credential' }
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    limiter: TierLimiter
+    /** Route `config.rateLimit` for a tier: `{ config: { rateLimit: fastify.tier('auth') } }`. */
+    tier (name: Exclude<TierName, 'general' | 'verify' | 'verifyFailures'>): RateLimitOptions
+    tierPolicies: Record<TierName, TierPolicy>
+  }
+}
+
+const byIp = (request: FastifyRequest) => request.ip
+const byUser = (request: FastifyRequest) => request.principal?.id ?? `ip:${request.ip}`
 
 /**
- * Rate limiting, opted into per route through `config.rateLimit` (the tiers). Rejections use the
- * one error shape with code RATE_LIMITED; allowed and rejected answers carry RateLimit-* headers.
+ * The rate-limit tiers on @fastify/rate-limit. Its store is ours: counts, progressive blocks and
+ * strikes live in Redis when REDIS_URL is set (shared by every process) and fall back to process
+ * memory when Redis cannot be reached. The general tier covers every route that names no other
+ * tier; health and metrics from RATE_LIMIT_ALLOW_CIDRS are never limited.
  */
 export default fp(async function rateLimitPlugin (fastify: FastifyInstance) {
+  const { rateLimits } = fastify.config
+  const limiter = new TierLimiter({
+    redis: fastify.redis,
+    prefix: fastify.config.redis?.prefix ?? 'kw:',
+    clock: fastify.clock,
+    policy: { blockMs: rateLimits.blockMs, maxBlockMs: rateLimits.maxBlockMs },
+    onFallback: (active, err) => {
+      if (active) fastify.log.error({ err }, 'rate limits: Redis unreachable, enforcing from process memory')
+      else fastify.log.warn('rate limits: Redis reachable again, shared counts resume')
+    }
+  })
+
+  const policies: Record<TierName, TierPolicy> = {
+    general: { name: 'general', max: rateLimits.general.max, windowMs: rateLimits.general.windowMs, keyedBy: 'ip' },
+    auth: { name: 'auth', max: fastify.config.auth.rateLimit.max, windowMs: fastify.config.auth.rateLimit.windowMs, keyedBy: 'ip' },
+    keyCreation: { name: 'keyCreation', max: fastify.config.keys.createPerHour, windowMs: 3_600_000, keyedBy: 'user' },
+    heavy: { name: 'heavy', max: fastify.config.keys.heavyPerHour, windowMs: 3_600_000, keyedBy: 'user' },
+    verify: { name: 'verify', max: rateLimits.verify.max, windowMs: rateLimits.verify.windowMs, keyedBy: 'credential' },
+    verifyFailures: { name: 'verifyFailures', max: rateLimits.verifyFailures.max, windowMs: rateLimits.verifyFailures.windowMs, keyedBy: 'ip' }
+  }
+
+  // A store for @fastify/rate-limit: each route's child counts under its tier's name, so every
+  // route of a tier shares one count per client.
+  class TierStore {
+    private readonly tier: string
+    // @fastify/rate-limit constructs the root store with its own options; children get a tier name.
+    constructor (tier: unknown) {
+      this.tier = typeof tier === 'string' ? tier : 'general'
+    }
+
+    incr (key: string, cb: (err: Error | null, res?: { current: number, ttl: number }) => void, timeWindow: number, max: number) {
+      limiter.hit(this.tier, key, timeWindow, max).then((hit) => cb(null, { current: hit.current, ttl: hit.ttl }), (err) => cb(err))
+    }
+
+    child (routeOptions: { tier?: string }) {
+      return new TierStore(routeOptions.tier ?? this.tier)
+    }
+  }
+
+  const exempt = proxyAddr.compile(rateLimits.allowCidrs)
+  const exemptPaths = new Set(['/api/health', '/metrics'])
+
   await fastify.register(rateLimit, {
-    global: false,
+    global: true,
+    max: policies.general.max,
+    timeWindow: policies.general.windowMs,
+    keyGenerator: byIp,
+    store: TierStore as never,
     enableDraftSpec: true,
+    allowList: (request) => exemptPaths.has(request.routeOptions.url ?? '') && exempt(request.ip, 0),
     errorResponseBuilder: (_request, context) =>
       new AppError(context.statusCode, 'RATE_LIMITED', `Too many requests; retry in ${context.after}`)
   })
-}, { name: 'rate-limit', dependencies: ['config'] })
+
+  // Requests for unknown routes count in the general tier too (scanners hit mostly 404s).
+  fastify.setNotFoundHandler({ preHandler: fastify.rateLimit() }, notFoundHandler)
+
+  fastify.decorate('limiter', limiter)
+  fastify.decorate('tierPolicies', policies)
+  fastify.decorate('tier', (name: Exclude<TierName, 'general' | 'verify' | 'verifyFailures'>): RateLimitOptions => {
+    const policy = policies[name]
+    return {
+      max: policy.max,
+      timeWindow: policy.windowMs,
+      keyGenerator: policy.keyedBy === 'user' ? byUser : byIp,
+      // Per-user tiers count after authentication (onRequest), so the user is known.
+      hook: policy.keyedBy === 'user' ? 'preHandler' : 'onRequest',
+      tier: name
+    } as RateLimitOptions
+  })
+}, { name: 'rate-limit', dependencies: ['config', 'errors', 'redis', 'clock'] })

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { AuditService } from '../audit/service.ts'
 import { VaultService } from '../vault/service.ts'
@@ -9,12 +9,8 @@ declare module 'fastify' {
     keys: KeyService
     vault: VaultService
     audit: AuditService
-    /** Per-user rate-limit tiers, used as preHandlers after authenticate. */
-    tiers: { keyCreation: (request: FastifyRequest) => Promise<void>, heavy: (request: FastifyRequest) => Promise<void> }
   }
 }
-
-const HOUR_MS = 3_600_000
 
 export default fp(async function keysPlugin (fastify: FastifyInstance) {
   const { keys } = fastify.config
@@ -22,10 +18,4 @@ export default fp(async function keysPlugin (fastify: FastifyInstance) {
   fastify.decorate('vault', vault)
   fastify.decorate('keys', new KeyService({ store: fastify.store, cache: fastify.cache, clock: fastify.clock, vault, hashSecret: keys.hashSecret }))
   fastify.decorate('audit', new AuditService(fastify.store))
-
-  const byUser = (request: FastifyRequest) => request.principal?.id ?? request.ip
-  fastify.decorate('tiers', {
-    keyCreation: fastify.rateLimit({ max: keys.createPerHour, timeWindow: HOUR_MS, keyGenerator: byUser }) as (request: FastifyRequest) => Promise<void>,
-    heavy: fastify.rateLimit({ max: keys.heavyPerHour, timeWindow: HOUR_MS, keyGenerator: byUser }) as (request: FastifyRequest) => Promise<void>
-  })
-}, { name: 'keys', dependencies: ['config', 'store', 'cache', 'clock', 'rate-limit'] })
+}, { name: 'keys', dependencies: ['config', 'store', 'cache', 'clock'] })

@@ -38,7 +38,7 @@ const audit: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.get('/verify', {
-    preHandler: fastify.tiers.heavy,
+    config: { rateLimit: fastify.tier('heavy') },
     schema: {
       summary: 'Check the hash chain',
       description: 'Recomputes every link; an edited, removed or reordered event breaks the chain at that point.',

@@ -1,5 +1,4 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
 import { principalOf, requestContext } from '../../../plugins/app/auth/index.ts'
 import { publicUser } from '../../../plugins/app/auth/service.ts'
 import { keyView } from '../../../plugins/app/keys/view.ts'
@@ -29,15 +28,14 @@ function sessionView (session: SessionRecord, currentId: string) {
 }
 
 const auth: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { max, windowMs } = fastify.config.auth.rateLimit
   // The auth tier: one count per client IP shared by the routes that take credentials.
-  const authTier = fastify.rateLimit({ max, timeWindow: windowMs, keyGenerator: (request: FastifyRequest) => request.ip })
+  const authTier = { rateLimit: fastify.tier('auth') }
   const secured = { security: [{ bearerAuth: [] }] }
   // Authentication runs first, so an anonymous caller learns nothing about a route's body schema.
   const protectedRoute = { onRequest: fastify.authenticate }
 
   fastify.post('/register', {
-    onRequest: authTier,
+    config: authTier,
     schema: {
       summary: 'Create an account',
       description: 'Returns the user and a token pair. Emails are trimmed, lower-cased and unique.',
@@ -51,7 +49,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.post('/login', {
-    onRequest: authTier,
+    config: authTier,
     schema: {
       summary: 'Sign in',
       description: 'A wrong email and a wrong password answer the same 401 INVALID_CREDENTIALS, in about the same time.',
@@ -62,7 +60,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => fastify.auth.login(request.body, requestContext(request)))
 
   fastify.post('/refresh', {
-    onRequest: authTier,
+    config: authTier,
     schema: {
       summary: 'Exchange a refresh token for a new pair',
       description: 'Each refresh token works once. Presenting a used one revokes its whole session (401 REFRESH_TOKEN_REUSED).',
@@ -134,7 +132,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/me/export', {
     onRequest: fastify.authenticate,
-    preHandler: fastify.tiers.heavy,
+    config: { rateLimit: fastify.tier('heavy') },
     schema: {
       summary: 'Everything the account owns, as JSON',
       description: 'Metadata only: never secrets, hashes or ciphertext.',
@@ -157,7 +155,8 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.post('/change-password', {
-    onRequest: [authTier, fastify.authenticate],
+    onRequest: fastify.authenticate,
+    config: authTier,
     schema: {
       summary: 'Change the password',
       description: 'Checks the current password (403 WRONG_PASSWORD) and ends every other session.',

@@ -25,7 +25,7 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
   const security = [{ bearerAuth: [] }]
 
   fastify.post('/', {
-    preHandler: fastify.tiers.keyCreation,
+    config: { rateLimit: fastify.tier('keyCreation') },
     schema: {
       summary: 'Create a key',
       description: 'Held keys need `secret` and `passphrase` (stored encrypted). Issued keys are generated and their `secret` is returned in this answer only; `recoverable: true` with the passphrase keeps an encrypted copy. 409 PASSPHRASE_NOT_SET until a vault passphrase exists.',
@@ -61,7 +61,7 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => fastify.keys.stats(principalOf(request).id))
 
   fastify.post('/bulk', {
-    preHandler: fastify.tiers.heavy,
+    config: { rateLimit: fastify.tier('heavy') },
     schema: {
       summary: 'Act on up to 100 keys',
       description: 'revoke, disable, enable, addTags or removeTags; one result per id.',
@@ -109,7 +109,7 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.post('/:id/reveal', {
-    preHandler: fastify.tiers.heavy,
+    config: { rateLimit: fastify.tier('heavy') },
     schema: {
       summary: 'Reveal the secret of a held or recoverable key',
       description: 'Needs the vault passphrase (403 WRONG_PASSPHRASE). `version` reveals a previous version.',
@@ -125,7 +125,7 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.post('/:id/rotate', {
-    preHandler: fastify.tiers.heavy,
+    config: { rateLimit: fastify.tier('heavy') },
     schema: {
       summary: 'Rotate a key',
       description: 'Held keys take the new `secret` from the provider; issued keys get a new generated secret (returned once), and the old one keeps verifying for `gracePeriodSeconds`. The last 10 previous versions are kept.',

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses } from '../../../schemas/error.ts'
-import { SystemInfo } from '../../../schemas/system.ts'
+import { RateLimitReport, SystemInfo } from '../../../schemas/system.ts'
 
 /** Operator routes: admin only. */
 const system: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -24,6 +24,26 @@ const system: FastifyPluginAsyncTypebox = async (fastify) => {
     store: fastify.store.kind,
     redis: fastify.redis !== null
   }))
+
+  fastify.get('/rate-limits', {
+    schema: {
+      summary: 'Rate-limit tiers in force, blocked clients, and whether the memory fallback is active',
+      tags: ['system'],
+      security: [{ bearerAuth: [] }],
+      response: { 200: RateLimitReport, ...errorResponses(401, 403) }
+    }
+  }, async () => {
+    const { limiter, tierPolicies, config } = fastify
+    return {
+      store: fastify.redis === null ? 'memory' as const : 'redis' as const,
+      fallbackActive: limiter.usingFallback,
+      blockMs: config.rateLimits.blockMs,
+      maxBlockMs: config.rateLimits.maxBlockMs,
+      tiers: Object.values(tierPolicies),
+      blocked: await limiter.blockedClients(),
+      counters: { refused: limiter.refused, blocks: limiter.blocks, fallbackHits: limiter.fallbackHits }
+    }
+  })
 }
 
 export default system

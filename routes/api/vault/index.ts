@@ -22,7 +22,7 @@ const vault: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.put('/passphrase', {
-    preHandler: fastify.tiers.heavy,
+    config: { rateLimit: fastify.tier('heavy') },
     schema: {
       summary: 'Set or change the vault passphrase',
       description: 'The first time: `{ passphrase }`. To change it: `{ currentPassphrase, passphrase }` (403 WRONG_PASSPHRASE); only the data key is re-wrapped, every secret stays revealable. The passphrase is never stored.',

@@ -1,0 +1,288 @@
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { after, before, describe, it } from 'node:test'
+import { Redis } from 'ioredis'
+import { MemoryTiers, TierLimiter } from '../../plugins/app/rate-limit/tiers.ts'
+import { createTestApp, ManualClock, registerUser, type TestApp } from '../helpers/app.ts'
+import { dropPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.ts'
+import { tempDir } from '../helpers/tmp.ts'
+
+const MIN = 60_000
+const ERROR_KEYS = ['code', 'error', 'message', 'requestId', 'statusCode']
+const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+describe('progressive blocking', () => {
+  it('in memory: 15 min, 30 min, 1 h ... capped at 24 h, forgotten after a quiet day (injected clock)', () => {
+    const clock = new ManualClock(0)
+    const tiers = new MemoryTiers(clock)
+    const policy = { blockMs: 15 * MIN, maxBlockMs: 24 * 60 * MIN }
+    const exceed = () => {
+      let hit = tiers.hit('c', MIN, 2, policy)
+      while (!hit.blocked) hit = tiers.hit('c', MIN, 2, policy)
+      return hit
+    }
+    assert.deepEqual(tiers.hit('c', MIN, 2, policy), { current: 1, ttl: MIN, blocked: false })
+    const durations = []
+    for (let i = 0; i < 8; i++) {
+      const hit = exceed()
+      assert.equal(hit.newBlock, true)
+      durations.push(hit.ttl / MIN)
+      const during = tiers.hit('c', MIN, 2, policy)
+      assert.equal(during.blocked, true)
+      assert.equal(during.newBlock, undefined, 'a hit during a block does not extend it')
+      clock.advance(hit.ttl)
+    }
+    assert.deepEqual(durations, [15, 30, 60, 120, 240, 480, 960, 1440])
+    clock.advance(24 * 60 * MIN)
+    assert.equal(exceed().ttl, 15 * MIN, 'a day without violations starts over')
+  })
+
+  it('on the real Redis: the same doubling, shared by two limiters', async () => {
+    const prefix = testPrefix('rl')
+    const a = redisClient()
+    const b = redisClient()
+    try {
+      const policy = { blockMs: 150, maxBlockMs: 500 }
+      const clock = new ManualClock()
+      const one = new TierLimiter({ redis: a, prefix, clock, policy })
+      const two = new TierLimiter({ redis: b, prefix, clock, policy })
+      assert.equal((await one.hit('t', 'ip', 10_000, 2)).blocked, false)
+      assert.equal((await two.hit('t', 'ip', 10_000, 2)).current, 2, 'one count across limiters')
+      const first = await one.hit('t', 'ip', 10_000, 2)
+      assert.deepEqual([first.blocked, first.newBlock, first.ttl], [true, true, 150])
+      const seen = await two.hit('t', 'ip', 10_000, 2)
+      assert.equal(seen.blocked, true, 'the block is shared')
+      assert.ok(seen.ttl <= 150 && seen.ttl > 0)
+      assert.equal((await two.peek('t', 'ip')).blocked, true)
+      const ttls = [150]
+      for (let i = 0; i < 3; i++) {
+        await wait(ttls[ttls.length - 1]! + 30)
+        let hit = await one.hit('t', 'ip', 10_000, 2)
+        while (!hit.blocked) hit = await one.hit('t', 'ip', 10_000, 2)
+        ttls.push(hit.ttl)
+      }
+      assert.deepEqual(ttls, [150, 300, 500, 500], 'doubling, capped')
+      const blocked = await one.blockedClients()
+      assert.deepEqual(blocked.map((x) => [x.tier, x.client]), [['t', 'ip']])
+    } finally {
+      a.disconnect()
+      b.disconnect()
+      await dropPrefix(prefix)
+    }
+  })
+})
+
+describe('tiers in the application', () => {
+  let t: TestApp
+  const prefix = testPrefix('tiers')
+  before(async () => {
+    t = await createTestApp({ GENERAL_RATE_LIMIT_MAX: '3', VERIFY_FAILURE_LIMIT_MAX: '3', REDIS_URL, REDIS_PREFIX: prefix })
+  })
+  after(async () => {
+    await t.close()
+    await dropPrefix(prefix)
+  })
+
+  it('the general tier: RateLimit headers on allowed answers, then 429 RATE_LIMITED with Retry-After', async () => {
+    const user = await registerUser(t.app)
+    const ip = '198.51.100.1'
+    const get = () => t.app.inject({ method: 'GET', url: '/api/auth/me', headers: user.headers, remoteAddress: ip })
+    const first = await get()
+    assert.equal(first.statusCode, 200)
+    assert.equal(first.headers['ratelimit-limit'], '3')
+    assert.equal(first.headers['ratelimit-remaining'], '2')
+    assert.ok(Number(first.headers['ratelimit-reset']) > 0)
+    await get()
+    await get()
+    const limited = await get()
+    assert.equal(limited.statusCode, 429)
+    assert.deepEqual(Object.keys(limited.json()).sort(), ERROR_KEYS)
+    assert.equal(limited.json().code, 'RATE_LIMITED')
+    assert.equal(limited.headers['retry-after'], String(15 * 60), 'blocked for the first block duration')
+    assert.equal(limited.headers['ratelimit-remaining'], '0')
+    assert.equal((await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: user.headers, remoteAddress: '198.51.100.2' })).statusCode, 200, 'another IP')
+  })
+
+  it('never applies to verify calls; health from an allowed address is never limited', async () => {
+    const user = await registerUser(t.app)
+    const key = (await t.app.inject({ method: 'POST', url: '/api/keys', headers: user.headers, payload: { kind: 'issued', name: 'x' } })).json().secret
+    for (let i = 0; i < 10; i++) {
+      const res = await t.app.inject({ method: 'POST', url: '/api/keys/verify', headers: user.headers, payload: { key }, remoteAddress: '198.51.100.3' })
+      assert.equal(res.statusCode, 200)
+      assert.equal(res.headers['ratelimit-limit'], undefined)
+    }
+    for (let i = 0; i < 10; i++) assert.equal((await t.app.inject({ method: 'GET', url: '/api/health' })).statusCode, 200)
+    let status = 200
+    for (let i = 0; i < 5; i++) status = (await t.app.inject({ method: 'GET', url: '/api/health', remoteAddress: '198.51.100.4' })).statusCode
+    assert.equal(status, 429, 'health from elsewhere counts in the general tier')
+  })
+
+  it('the verify-failure tier blocks a client whose calls keep failing, even for valid keys', async () => {
+    const user = await registerUser(t.app)
+    const key = (await t.app.inject({ method: 'POST', url: '/api/keys', headers: user.headers, payload: { kind: 'issued', name: 'x' } })).json().secret
+    const ip = '198.51.100.5'
+    const verify = (k: string, remoteAddress = ip) => t.app.inject({ method: 'POST', url: '/api/keys/verify', headers: user.headers, payload: { key: k }, remoteAddress })
+    for (let i = 0; i < 3; i++) assert.equal((await verify('kw_guess' + i)).json().code, 'MALFORMED')
+    assert.equal((await verify(key)).json().code, 'VALID', 'valid answers do not count')
+    assert.equal((await verify('kw_guess')).statusCode, 200, 'the exceeding call is answered, and starts the block')
+    const blocked = await verify(key)
+    assert.equal(blocked.statusCode, 429)
+    assert.equal(blocked.json().code, 'RATE_LIMITED')
+    assert.ok(Number(blocked.headers['retry-after']) > 0)
+    assert.equal((await verify(key, '198.51.100.6')).json().code, 'VALID', 'other clients are unaffected')
+  })
+
+  it('the admin report lists the tiers and the blocked clients', async () => {
+    const admin = await registerUser(t.app)
+    await t.app.auth.setRole(admin.email, 'admin')
+    const res = await t.app.inject({ method: 'GET', url: '/api/system/rate-limits', headers: admin.headers })
+    assert.equal(res.statusCode, 200)
+    const report = res.json()
+    assert.equal(report.store, 'redis')
+    assert.equal(report.fallbackActive, false)
+    assert.deepEqual(report.tiers.map((x: { name: string }) => x.name), ['general', 'auth', 'keyCreation', 'heavy', 'verify', 'verifyFailures'])
+    const clients = report.blocked.map((b: { tier: string, client: string }) => `${b.tier}/${b.client}`)
+    assert.ok(clients.includes('general/198.51.100.1'), clients.join(','))
+    assert.ok(clients.includes('verifyFailures/198.51.100.5'), clients.join(','))
+    const user = await registerUser(t.app)
+    assert.equal((await t.app.inject({ method: 'GET', url: '/api/system/rate-limits', headers: user.headers })).statusCode, 403)
+  })
+})
+
+describe('the verify tier', () => {
+  it('is off by default, and when set limits each caller credential', async () => {
+    const t = await createTestApp({ VERIFY_RATE_LIMIT_MAX: '2' })
+    try {
+      const user = await registerUser(t.app)
+      const key = (await t.app.inject({ method: 'POST', url: '/api/keys', headers: user.headers, payload: { kind: 'issued', name: 'x' } })).json().secret
+      const verify = () => t.app.inject({ method: 'POST', url: '/api/keys/verify', headers: user.headers, payload: { key } })
+      assert.equal((await verify()).statusCode, 200)
+      assert.equal((await verify()).statusCode, 200)
+      const limited = await verify()
+      assert.equal(limited.statusCode, 429)
+      assert.equal(limited.headers['ratelimit-limit'], '2')
+    } finally {
+      await t.close()
+    }
+  })
+})
+
+describe('shared limits and client addresses', () => {
+  it('two instances on one Redis share one count', async () => {
+    const prefix = testPrefix('shared')
+    const tmp = await tempDir('rl-two')
+    const env = { GENERAL_RATE_LIMIT_MAX: '4', REDIS_URL, REDIS_PREFIX: prefix }
+    const a = await createTestApp(env, { dataDir: tmp.dir })
+    const b = await createTestApp(env, { dataDir: tmp.dir })
+    try {
+      const hit = (t: TestApp) => t.app.inject({ method: 'GET', url: '/api/nope', remoteAddress: '203.0.113.7' }).then((r) => r.statusCode)
+      assert.deepEqual([await hit(a), await hit(b), await hit(a), await hit(b)], [404, 404, 404, 404])
+      assert.equal(await hit(a), 429)
+      assert.equal(await hit(b), 429, 'the block is shared')
+    } finally {
+      await a.app.close()
+      await b.app.close()
+      await tmp.remove()
+      await dropPrefix(prefix)
+    }
+  })
+
+  it('X-Forwarded-For is honoured only from a trusted proxy', async () => {
+    const untrusted = await createTestApp({ GENERAL_RATE_LIMIT_MAX: '2' })
+    const trusted = await createTestApp({ GENERAL_RATE_LIMIT_MAX: '2', TRUST_PROXY: '127.0.0.1' })
+    try {
+      const hit = (t: TestApp, xff: string) => t.app.inject({ method: 'GET', url: '/api/nope', headers: { 'x-forwarded-for': xff } }).then((r) => r.statusCode)
+      assert.deepEqual([await hit(untrusted, '1.1.1.1'), await hit(untrusted, '2.2.2.2'), await hit(untrusted, '3.3.3.3')], [404, 404, 429],
+        'spoofed addresses do not escape the limit')
+      assert.deepEqual([await hit(trusted, '1.1.1.1'), await hit(trusted, '2.2.2.2'), await hit(trusted, '3.3.3.3'), await hit(trusted, '1.1.1.1'), await hit(trusted, '1.1.1.1')],
+        [404, 404, 404, 404, 429], 'behind a trusted proxy each client has its own count')
+    } finally {
+      await untrusted.close()
+      await trusted.close()
+    }
+  })
+})
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+async function startRedis (port: number): Promise<ChildProcess> {
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
+  probe.on('error', () => {})
+  for (let i = 0; i < 50; i++) {
+    try {
+      await probe.connect()
+      await probe.ping()
+      probe.disconnect()
+      return proc
+    } catch {
+      await wait(100)
+    }
+  }
+  probe.disconnect()
+  proc.kill('SIGKILL')
+  throw new Error('redis-server did not start')
+}
+
+describe('Redis fault', () => {
+  it('keeps limiting from memory when Redis dies, with no 5xx, and shares counts again when it returns', async () => {
+    const port = await freePort()
+    let redis = await startRedis(port)
+    const t = await createTestApp({ GENERAL_RATE_LIMIT_MAX: '3', REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_PREFIX: 'kwfault:' })
+    try {
+      const user = await registerUser(t.app)
+      const key = (await t.app.inject({ method: 'POST', url: '/api/keys', headers: user.headers, payload: { kind: 'issued', name: 'x' } })).json().secret
+      const statuses: number[] = []
+      const traffic = async (ip: string, n: number) => {
+        const out = []
+        for (let i = 0; i < n; i++) {
+          const res = await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: user.headers, remoteAddress: ip })
+          statuses.push(res.statusCode)
+          out.push(res.statusCode)
+        }
+        return out
+      }
+      assert.deepEqual(await traffic('192.0.2.1', 2), [200, 200])
+
+      redis.kill('SIGKILL')
+      await once(redis, 'exit')
+      await wait(100)
+      assert.deepEqual(await traffic('192.0.2.2', 4), [200, 200, 200, 429], 'enforced from memory')
+      assert.equal(t.app.limiter.usingFallback, true)
+      const verify = await t.app.inject({ method: 'POST', url: '/api/keys/verify', headers: user.headers, payload: { key } })
+      statuses.push(verify.statusCode)
+      assert.equal(verify.json().code, 'VALID', 'verification goes on')
+      const health = await t.app.inject({ method: 'GET', url: '/api/health' })
+      assert.equal(health.statusCode, 200)
+      assert.equal(health.json().status, 'degraded')
+      assert.ok(t.logs.text().includes('Redis unreachable, enforcing from process memory'))
+
+      redis = await startRedis(port)
+      const reconnected = Date.now()
+      while (t.app.redis?.status !== 'ready' && Date.now() - reconnected < 5000) await wait(100)
+      assert.equal(t.app.redis?.status, 'ready')
+      await traffic('192.0.2.3', 1)
+      assert.equal(t.app.limiter.usingFallback, false, 'shared counts take over again')
+      const shared = new Redis({ port, host: '127.0.0.1' })
+      try {
+        assert.equal(await shared.get('kwfault:rl:general:c:192.0.2.3'), '1', 'the count is in Redis again')
+      } finally {
+        shared.disconnect()
+      }
+      assert.ok(statuses.every((s) => s < 500), statuses.join(','))
+    } finally {
+      await t.close()
+      redis.kill('SIGKILL')
+    }
+  })
+})

@@ -60,6 +60,15 @@ export const EnvSchema = Type.Object({
   KEY_CREATE_RATE_LIMIT_MAX: Int(1, 1_000_000, 20, 'Key-creation tier: keys per hour per user'),
   HEAVY_RATE_LIMIT_MAX: Int(1, 1_000_000, 100, 'Heavy tier: reveal, rotate, bulk, export and audit verify per hour per user'),
   USAGE_FLUSH_INTERVAL_MS: Int(100, 60_000, 1000, 'How often usage counts and lastUsedAt are written to the store'),
+  JOBS_TZ: Type.String({ minLength: 1, maxLength: 64, default: 'UTC', description: 'Time zone of the job schedules' }),
+  JOBS_EMBEDDED: Type.Boolean({ default: true, description: 'Without REDIS_URL, run the maintenance jobs in the API process (one process holds the lease)' }),
+  JOBS_CONCURRENCY: Int(1, 64, 2, 'Jobs a worker process runs at once'),
+  WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: 'Allow webhooks to loopback, link-local and private addresses (tests, private networks)' }),
+  WEBHOOK_TIMEOUT_MS: Int(500, 60_000, 5000, 'Webhook delivery timeout'),
+  RETENTION_REVOKED_KEY_DAYS: Int(0, 3650, 30, 'Revoked keys are purged after this many days'),
+  RETENTION_HOURLY_USAGE_DAYS: Int(1, 3650, 90, 'Hourly usage kept this long (daily and monthly totals stay)'),
+  RETENTION_AUDIT_DAYS: Int(0, 36500, 0, 'Audit events kept this long (0 = forever); the chain stays verifiable'),
+  RETENTION_STATS_DAYS: Int(1, 3650, 30, 'Hourly statistics snapshots kept this long'),
   VAULT_KDF_COST: Int(10, 20, 15, 'scrypt cost as log2(N) deriving the vault key from a passphrase')
 }, { additionalProperties: true })
 
@@ -231,6 +240,14 @@ export function createConfig (source: Record<string, string | undefined> = proce
       adminEmails: parseList(env.ADMIN_EMAILS).map((e) => e.toLowerCase()),
       passwordParams: { ln: env.PASSWORD_HASH_COST, r: 8, p: 1 },
       rateLimit: { max: env.AUTH_RATE_LIMIT_MAX, windowMs: env.AUTH_RATE_LIMIT_WINDOW_MS }
+    },
+    jobs: { tz: env.JOBS_TZ, concurrency: env.JOBS_CONCURRENCY, embedded: env.JOBS_EMBEDDED },
+    webhooks: { allowPrivate: env.WEBHOOK_ALLOW_PRIVATE, timeoutMs: env.WEBHOOK_TIMEOUT_MS },
+    retention: {
+      revokedKeyDays: env.RETENTION_REVOKED_KEY_DAYS,
+      hourlyUsageDays: env.RETENTION_HOURLY_USAGE_DAYS,
+      auditDays: env.RETENTION_AUDIT_DAYS,
+      statsDays: env.RETENTION_STATS_DAYS
     },
     rateLimits: {
       general: { max: env.GENERAL_RATE_LIMIT_MAX, windowMs: env.GENERAL_RATE_LIMIT_WINDOW_MS },

@@ -65,7 +65,7 @@ export const Session = Type.Object({
   ip: Nullable(Type.String())
 }, { additionalProperties: false })
 
-export const SessionList = Type.Object({ items: Type.Array(Session) }, { additionalProperties: false })
+export const SessionList = Type.Object({ items: Type.Array(Session), nextCursor: Type.Null({ description: 'One page: expired sessions are purged weekly' }) }, { additionalProperties: false })
 
 export const LogoutAllResult = Type.Object({ revoked: Type.Integer() }, { additionalProperties: false })
 

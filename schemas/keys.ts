@@ -140,11 +140,11 @@ export const KeyVersion = Type.Object({
   graceEndsAt: Nullable(Timestamp)
 }, { additionalProperties: false })
 
-export const KeyVersionList = Type.Object({ items: Type.Array(KeyVersion) }, { additionalProperties: false })
+export const KeyVersionList = Type.Object({ items: Type.Array(KeyVersion), nextCursor: Type.Null({ description: 'Versions are few (at most 11): one page' }) }, { additionalProperties: false })
 
 export const BulkBody = Type.Object({
   action: Type.Union([Type.Literal('revoke'), Type.Literal('disable'), Type.Literal('enable'), Type.Literal('addTags'), Type.Literal('removeTags')]),
-  ids: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 100 }),
+  ids: Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { minItems: 1, maxItems: 100 }),
   tags: Type.Optional(Type.Array(Tag, { minItems: 1, maxItems: 20 }))
 }, { additionalProperties: false })
 

@@ -63,6 +63,9 @@ export function toErrorBody (error: FastifyError | AppError | Error, request: Fa
   if (error instanceof AppError) {
     return { body: errorBody(request, error.statusCode, error.code, error.message), headers: error.headers }
   }
+  // Conflicts detected inside a store transaction.
+  if (error.name === 'KeyRevokedError') return { body: errorBody(request, 409, 'KEY_REVOKED', 'The key is revoked; revoked keys cannot change') }
+  if (error.name === 'DuplicateError') return { body: errorBody(request, 409, 'CONFLICT', 'A concurrent change got there first; try again') }
   const fe = error as FastifyError
   if (fe.validation !== undefined) {
     return { body: errorBody(request, 400, 'VALIDATION_FAILED', describeValidation(fe)) }

@@ -14,6 +14,8 @@ describe('issued key format', () => {
       seen.add(secret)
     }
     assert.equal(seen.size, 200)
+    const longest = generateKey(normalisePrefix('abcdefghijklmnop'))
+    assert.ok(isWellFormed(longest.secret), 'a 16-character prefix (stored with its underscore) verifies')
     const custom = generateKey(normalisePrefix('acme'))
     assert.match(custom.secret, /^acme_[0-9A-Za-z]{49}$/)
     assert.ok(isWellFormed(custom.secret))

@@ -1,5 +1,5 @@
 import { AppError } from '../errors.ts'
-import { auditHash, auditSubjectDigest, GENESIS_HASH } from '../store/shared.ts'
+import { auditHash, auditSubjectDigest } from '../store/shared.ts'
 import type { AuditEvent, Store } from '../store/types.ts'
 
 const BATCH = 500
@@ -32,8 +32,9 @@ export class AuditService {
   /** The whole trail, oldest first, read in batches. */
   async all (ownerId: string): Promise<AuditEvent[]> {
     const events: AuditEvent[] = []
+    const anchor = await this.store.auditAnchor(ownerId)
     for (;;) {
-      const batch = await this.store.auditChain(ownerId, events.length === 0 ? 0 : (events[events.length - 1] as AuditEvent).seq, BATCH)
+      const batch = await this.store.auditChain(ownerId, events.length === 0 ? anchor.seq : (events[events.length - 1] as AuditEvent).seq, BATCH)
       events.push(...batch)
       if (batch.length < BATCH) return events
     }
@@ -41,8 +42,10 @@ export class AuditService {
 
   /** Walks the whole chain in batches, recomputing every link. */
   async verify (ownerId: string): Promise<ChainReport> {
-    let prevHash = GENESIS_HASH
-    let expectedSeq = 1
+    // Events past retention were pruned; the chain continues from the anchor they left.
+    const anchor = await this.store.auditAnchor(ownerId)
+    let prevHash = anchor.hash
+    let expectedSeq = anchor.seq + 1
     let count = 0
     for (;;) {
       const batch: AuditEvent[] = await this.store.auditChain(ownerId, expectedSeq - 1, BATCH)

@@ -12,6 +12,8 @@ const CHECKSUM_LENGTH = 6
 export const DEFAULT_PREFIX = 'kw_'
 export const PREFIX_PATTERN = '^[A-Za-z][A-Za-z0-9_]{0,15}$'
 const PREFIX_RE = new RegExp(PREFIX_PATTERN)
+/** A stored prefix: the pattern plus the underscore normalisePrefix may add. */
+const STORED_PREFIX_RE = /^[A-Za-z][A-Za-z0-9_]{0,16}$/
 const BASE62_TAIL = /^[0-9A-Za-z]+$/
 /** Characters of the body shown in `start`, after the prefix. */
 const START_CHARS = 4
@@ -55,7 +57,7 @@ export function isWellFormed (candidate: string): boolean {
   if (length < BODY_LENGTH + CHECKSUM_LENGTH + 2 || length > MAX_KEY_LENGTH) return false
   const payload = candidate.slice(0, length - CHECKSUM_LENGTH)
   const prefix = payload.slice(0, payload.length - BODY_LENGTH)
-  if (!PREFIX_RE.test(prefix) || !BASE62_TAIL.test(candidate.slice(prefix.length))) return false
+  if (!STORED_PREFIX_RE.test(prefix) || !BASE62_TAIL.test(candidate.slice(prefix.length))) return false
   return checksum(payload) === candidate.slice(length - CHECKSUM_LENGTH)
 }
 

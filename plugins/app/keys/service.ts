@@ -74,15 +74,28 @@ function parseTime (value: string | null | undefined, field: string): number | n
   return ms
 }
 
+const MAX_METADATA_DEPTH = 10
+
+function depth (value: unknown): number {
+  if (value === null || typeof value !== 'object') return 0
+  let deepest = 0
+  for (const child of Object.values(value as object)) deepest = Math.max(deepest, depth(child))
+  return deepest + 1
+}
+
 function checkMetadata (metadata: Record<string, unknown> | undefined) {
-  if (metadata !== undefined && Buffer.byteLength(JSON.stringify(metadata)) > MAX_METADATA_BYTES) {
+  if (metadata === undefined) return
+  if (Buffer.byteLength(JSON.stringify(metadata)) > MAX_METADATA_BYTES) {
     throw new AppError(400, 'VALIDATION_FAILED', `body/metadata must be at most ${MAX_METADATA_BYTES} bytes as JSON`)
+  }
+  if (depth(metadata) > MAX_METADATA_DEPTH) {
+    throw new AppError(400, 'VALIDATION_FAILED', `body/metadata must nest at most ${MAX_METADATA_DEPTH} levels`)
   }
 }
 
-/** The display start of a held secret: enough to recognise it, never enough to matter. */
+/** The display start of a held secret: enough to recognise it, never enough to matter (at most 4 characters, 1/8 of it). */
 function heldStart (secret: string): string {
-  return secret.slice(0, Math.min(6, Math.floor(secret.length / 4)))
+  return secret.slice(0, Math.min(4, Math.floor(secret.length / 8)))
 }
 
 function dedupe (values: string[] | undefined): string[] | undefined {

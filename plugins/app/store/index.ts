@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { MongoStore } from './mongo.ts'
-import { SqliteStore } from './sqlite.ts'
+import { openStore } from './open.ts'
 import type { Store } from './types.ts'
 
 declare module 'fastify' {
@@ -10,11 +9,9 @@ declare module 'fastify' {
   }
 }
 
-/** The Store: MongoDB when MONGODB_URI is set, the embedded SQLite file otherwise. */
+/** The Store: MongoDB when MONGODB_URI is set (the mongodb plugin owns the client), the embedded SQLite file otherwise. */
 export default fp(async function storePlugin (fastify: FastifyInstance) {
-  const store: Store = fastify.config.mongo === undefined
-    ? new SqliteStore({ dataDir: fastify.config.dataDir })
-    : new MongoStore(fastify.mongo.db!, { client: fastify.mongo.client })
+  const store = openStore(fastify.config, fastify.config.mongo === undefined ? undefined : { client: fastify.mongo.client, owned: false })
   await store.init()
   fastify.decorate('store', store)
   fastify.addHook('onClose', async () => { await store.close() })

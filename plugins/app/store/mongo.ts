@@ -2,14 +2,16 @@ import type {
   ClientSession, Collection, Db, Filter, MongoClient, ReadPreferenceLike, TransactionOptions, WithId
 } from 'mongodb'
 import { newId } from './ids.ts'
-import { anonymousOwner, monthStart, nextAuditEvent, searchText, sortValue } from './shared.ts'
+import { anonymousOwner, GENESIS_HASH, monthStart, nextAuditEvent, searchText, sortValue } from './shared.ts'
 import {
-  DuplicateError,
-  type AuditEvent, type AuditInput, type AuditQuery, type Environment, type KeyKind, type KeyListQuery, type KeyPatch,
-  type KeyRateLimit, type KeyRecord, type KeySortField, type KeyStats, type KeyStatus, type KeyVersionRecord, type NewKey,
-  type NewKeyVersion, type NewSession, type NewUser, type Page, type RefreshOutcome, type Role, type RotationPlan,
-  type SessionRecord, type Store, type StoreHealth, type UsageDelta, type UsagePoint, type UsageTotal, type UserPatch,
-  type UserRecord, type VaultRecord
+  DuplicateError, KeyRevokedError,
+  type AuditEvent, type AuditInput, type AuditQuery, type DeliveryRecord, type DeliveryStatus, type Environment,
+  type JobRunRecord, type KeyKind, type KeyListQuery, type KeyPatch, type KeyRateLimit, type KeyRecord, type KeySortField,
+  type KeyStats, type KeyStatus, type KeyVersionRecord, type NewDelivery, type NewKey, type NewKeyVersion,
+  type NewNotification, type NewSession, type NewUser, type NotificationRecord, type NotificationType, type Page,
+  type RefreshOutcome, type Role, type RotationPlan, type SessionRecord, type StatsSnapshot, type Store, type StoreHealth,
+  type SystemCounts, type UsageDelta, type UsagePoint, type UsageTotal, type UserPatch, type UserRecord, type VaultRecord,
+  type WebhookRecord
 } from './types.ts'
 
 interface UserDoc {
@@ -142,6 +144,90 @@ interface IdempotencyDoc {
   createdAt: Date
 }
 
+interface UsageDailyDoc {
+  /** `${keyId}:${day}` */
+  _id: string
+  keyId: string
+  ownerId: string
+  /** Start of the UTC day. */
+  day: Date
+  units: number
+  requests: number
+}
+
+interface NotificationDoc {
+  _id: string
+  ownerId: string
+  type: NotificationType
+  keyId: string | null
+  title: string
+  detail: Record<string, unknown>
+  dedupeKey: string
+  createdAt: Date
+  readAt: Date | null
+}
+
+interface WebhookDoc {
+  /** The owner's id: one webhook per owner. */
+  _id: string
+  url: string
+  secret: string
+  createdAt: Date
+  updatedAt: Date
+}
+
+interface DeliveryDoc {
+  _id: string
+  ownerId: string
+  eventId: string
+  url: string
+  payload: string
+  status: DeliveryStatus
+  attempts: number
+  nextAttemptAt: Date
+  lastError: string | null
+  createdAt: Date
+  deliveredAt: Date | null
+}
+
+interface JobRunDoc {
+  _id: string
+  job: string
+  startedAt: Date
+  durationMs: number
+  ok: boolean
+  result: Record<string, unknown>
+  error: string | null
+}
+
+interface StatsSnapshotDoc {
+  /** The snapshot's time: one snapshot per instant. */
+  _id: Date
+  data: Record<string, unknown>
+}
+
+interface LeaseDoc {
+  /** The lease's name. */
+  _id: string
+  holder: string
+  /** Epoch ms, a number: compared with the caller's `now`, never with the server's clock. */
+  expiresAt: number
+}
+
+interface AuditAnchorDoc {
+  /** The owner's id. */
+  _id: string
+  seq: number
+  hash: string
+}
+
+/** One rollupDaily group: a key's usage over one UTC day. */
+interface DailyGroup {
+  _id: { keyId: string, ownerId: string, day: Date }
+  units: number
+  requests: number
+}
+
 interface GroupCount {
   _id: string | null
   n: number
@@ -180,7 +266,10 @@ const NULLABLE_SORT_FIELDS = new Set<KeySortField>(['lastUsedAt', 'expiresAt'])
  * number, or created a usage counter or idempotency record this one was about to create.
  */
 const CONFLICT_ATTEMPTS = 5
-const EXPIRING_SOON_MS = 7 * 86_400_000
+const DAY_MS = 86_400_000
+const EXPIRING_SOON_MS = 7 * DAY_MS
+/** Runs kept per job; recordJobRun drops older ones. */
+const JOB_RUNS_KEPT = 200
 // Records never carry the search text, so reads leave it on the server.
 const KEY_READ = { projection: { search: 0 } }
 /**
@@ -335,6 +424,52 @@ function toAudit (doc: WithId<AuditDoc>): AuditEvent {
   }
 }
 
+function toNotification (doc: WithId<NotificationDoc>): NotificationRecord {
+  return {
+    id: doc._id,
+    ownerId: doc.ownerId,
+    type: doc.type,
+    keyId: doc.keyId ?? null,
+    title: doc.title,
+    detail: doc.detail ?? {},
+    dedupeKey: doc.dedupeKey,
+    createdAt: doc.createdAt.getTime(),
+    readAt: fromDateOrNull(doc.readAt)
+  }
+}
+
+function toWebhook (doc: WithId<WebhookDoc>): WebhookRecord {
+  return { ownerId: doc._id, url: doc.url, secret: doc.secret, createdAt: doc.createdAt.getTime(), updatedAt: doc.updatedAt.getTime() }
+}
+
+function toDelivery (doc: WithId<DeliveryDoc>): DeliveryRecord {
+  return {
+    id: doc._id,
+    ownerId: doc.ownerId,
+    eventId: doc.eventId,
+    url: doc.url,
+    payload: doc.payload,
+    status: doc.status,
+    attempts: doc.attempts,
+    nextAttemptAt: doc.nextAttemptAt.getTime(),
+    lastError: doc.lastError ?? null,
+    createdAt: doc.createdAt.getTime(),
+    deliveredAt: fromDateOrNull(doc.deliveredAt)
+  }
+}
+
+function toJobRun (doc: WithId<JobRunDoc>): JobRunRecord {
+  return {
+    id: doc._id,
+    job: doc.job,
+    startedAt: doc.startedAt.getTime(),
+    durationMs: doc.durationMs,
+    ok: doc.ok === true,
+    result: doc.result ?? {},
+    error: doc.error ?? null
+  }
+}
+
 function storedKeyValue (field: keyof KeyPatch, value: unknown): unknown {
   if (value === null) return null
   if (TIME_FIELDS.has(field)) return toDate(value as number)
@@ -402,6 +537,14 @@ export class MongoStore implements Store {
   private readonly usageHourly: Collection<UsageHourlyDoc>
   private readonly usageMonthly: Collection<UsageMonthlyDoc>
   private readonly idempotency: Collection<IdempotencyDoc>
+  private readonly dailyUsage: Collection<UsageDailyDoc>
+  private readonly notifications: Collection<NotificationDoc>
+  private readonly webhooks: Collection<WebhookDoc>
+  private readonly deliveries: Collection<DeliveryDoc>
+  private readonly jobRunDocs: Collection<JobRunDoc>
+  private readonly snapshots: Collection<StatsSnapshotDoc>
+  private readonly leases: Collection<LeaseDoc>
+  private readonly auditAnchors: Collection<AuditAnchorDoc>
 
   constructor (db: Db, options: MongoStoreOptions) {
     this.db = db
@@ -414,13 +557,21 @@ export class MongoStore implements Store {
     this.sessions = db.collection<SessionDoc>('sessions', primary)
     this.refreshTokens = db.collection<RefreshTokenDoc>('refresh_tokens', primary)
     this.keys = db.collection<KeyDoc>('keys', primary)
-    this.keysForList = db.collection<KeyDoc>('keys', { readPreference: options.listReadPreference ?? 'secondaryPreferred' })
+    this.keysForList = db.collection<KeyDoc>('keys', { readPreference: options.listReadPreference ?? 'primary' })
     this.keyVersions = db.collection<KeyVersionDoc>('key_versions', primary)
     this.vaults = db.collection<VaultDoc>('vaults', primary)
     this.audit = db.collection<AuditDoc>('audit_events', primary)
     this.usageHourly = db.collection<UsageHourlyDoc>('usage_hourly', primary)
     this.usageMonthly = db.collection<UsageMonthlyDoc>('usage_monthly', primary)
     this.idempotency = db.collection<IdempotencyDoc>('idempotency', primary)
+    this.dailyUsage = db.collection<UsageDailyDoc>('usage_daily', primary)
+    this.notifications = db.collection<NotificationDoc>('notifications', primary)
+    this.webhooks = db.collection<WebhookDoc>('webhooks', primary)
+    this.deliveries = db.collection<DeliveryDoc>('deliveries', primary)
+    this.jobRunDocs = db.collection<JobRunDoc>('job_runs', primary)
+    this.snapshots = db.collection<StatsSnapshotDoc>('stats_snapshots', primary)
+    this.leases = db.collection<LeaseDoc>('leases', primary)
+    this.auditAnchors = db.collection<AuditAnchorDoc>('audit_anchors', primary)
   }
 
   /**
@@ -442,7 +593,7 @@ export class MongoStore implements Store {
   async init (): Promise<void> {
     await Promise.all([
       this.users.createIndexes([{ key: { email: 1 }, unique: true }]),
-      this.sessions.createIndexes([{ key: { userId: 1, createdAt: -1 } }]),
+      this.sessions.createIndexes([{ key: { userId: 1, createdAt: -1 } }, { key: { expiresAt: 1 } }]),
       this.refreshTokens.createIndexes([{ key: { sessionId: 1 } }, { key: { userId: 1 } }]),
       this.keys.createIndexes([
         { key: { ownerId: 1, createdAt: 1, _id: 1 } },
@@ -451,6 +602,10 @@ export class MongoStore implements Store {
         { key: { ownerId: 1, expiresAt: 1, _id: 1 } },
         { key: { ownerId: 1, status: 1 } },
         { key: { ownerId: 1, tags: 1 } },
+        // The maintenance jobs' system-wide scans.
+        { key: { status: 1, expiresAt: 1 } },
+        { key: { status: 1, rotationDueAt: 1 } },
+        { key: { status: 1, revokedAt: 1 } },
         // Held keys have no hash; a partial index lets any number of them coexist under the unique rule.
         { key: { hash: 1 }, unique: true, partialFilterExpression: { hash: { $type: 'string' } } }
       ]),
@@ -462,17 +617,36 @@ export class MongoStore implements Store {
         // Two appends that read the same last event collide here, so the chain never forks.
         { key: { ownerId: 1, seq: 1 }, unique: true },
         { key: { ownerId: 1, action: 1, seq: -1 } },
-        { key: { ownerId: 1, keyId: 1, seq: -1 } }
+        { key: { ownerId: 1, keyId: 1, seq: -1 } },
+        // For pruning old events.
+        { key: { createdAt: 1 } }
       ]),
-      this.usageHourly.createIndexes([{ key: { ownerId: 1, hour: 1 } }, { key: { keyId: 1, hour: 1 } }]),
+      this.usageHourly.createIndexes([{ key: { ownerId: 1, hour: 1 } }, { key: { keyId: 1, hour: 1 } }, { key: { hour: 1 } }]),
       this.usageMonthly.createIndexes([{ key: { ownerId: 1, month: 1 } }]),
       // For the cleanup job that drops old idempotency records.
       this.idempotency.createIndexes([{ key: { createdAt: 1 } }]),
-      // vaults needs no index beyond _id; created up front so no transaction has to create it.
-      this.db.createCollection('vaults', { writeConcern: { w: 'majority' } }).catch((err: unknown) => {
-        if ((err as { code?: unknown }).code !== 48) throw err // NamespaceExists
-      })
+      this.dailyUsage.createIndexes([{ key: { ownerId: 1, day: 1 } }]),
+      this.notifications.createIndexes([
+        // One notification per dedupe key and owner: a second insert fails, so a job run twice notifies once.
+        { key: { ownerId: 1, dedupeKey: 1 }, unique: true },
+        { key: { ownerId: 1, _id: -1 } }
+      ]),
+      this.deliveries.createIndexes([
+        { key: { eventId: 1 }, unique: true },
+        { key: { status: 1, nextAttemptAt: 1 } },
+        { key: { ownerId: 1 } }
+      ]),
+      this.jobRunDocs.createIndexes([{ key: { job: 1, startedAt: -1 } }]),
+      // vaults and audit_anchors need no index beyond _id; created up front so no transaction has to create them.
+      this.createCollection('vaults'),
+      this.createCollection('audit_anchors')
     ])
+  }
+
+  private async createCollection (name: string): Promise<void> {
+    await this.db.createCollection(name, { writeConcern: { w: 'majority' } }).catch((err: unknown) => {
+      if ((err as { code?: unknown }).code !== 48) throw err // NamespaceExists
+    })
   }
 
   async close (): Promise<void> {
@@ -542,6 +716,15 @@ export class MongoStore implements Store {
       await this.usageHourly.deleteMany({ ownerId: id }, { session })
       await this.usageMonthly.deleteMany({ ownerId: id }, { session })
       await this.idempotency.deleteMany({ ownerId: id }, { session })
+      await this.dailyUsage.deleteMany({ ownerId: id }, { session })
+      await this.notifications.deleteMany({ ownerId: id }, { session })
+      await this.webhooks.deleteOne({ _id: id }, { session })
+      await this.deliveries.deleteMany({ ownerId: id }, { session })
+      // The anchor follows the events to their anonymous owner, so a pruned chain still verifies.
+      const anchor = await this.auditAnchors.findOneAndDelete({ _id: id }, { session })
+      if (anchor !== null) {
+        await this.auditAnchors.replaceOne({ _id: owner }, { seq: anchor.seq, hash: anchor.hash }, { upsert: true, session })
+      }
       await this.vaults.deleteOne({ _id: id }, { session })
       await this.refreshTokens.deleteMany({ userId: id }, { session })
       await this.sessions.deleteMany({ userId: id }, { session })
@@ -707,7 +890,9 @@ export class MongoStore implements Store {
 
   /** Appends to the owner's chain inside the caller's transaction. */
   private async appendAuditTx (session: ClientSession, ownerId: string, input: AuditInput): Promise<AuditEvent> {
-    const last = await this.audit.find({ ownerId }, { session, projection: { seq: 1, hash: 1 } }).sort({ seq: -1 }).limit(1).next()
+    // After retention pruned every event, the chain continues from its anchor.
+    const last = await this.audit.find({ ownerId }, { session, projection: { seq: 1, hash: 1 } }).sort({ seq: -1 }).limit(1).next() ??
+      await this.auditAnchors.findOne({ _id: ownerId }, { session })
     const event = nextAuditEvent(newId(), ownerId, last === null ? null : { seq: last.seq, hash: last.hash }, input, Date.now())
     try {
       await this.audit.insertOne({
@@ -772,6 +957,10 @@ export class MongoStore implements Store {
 
   /** Applies a patch inside the caller's transaction; null when the owner has no such key. */
   private async applyKeyPatch (session: ClientSession, ownerId: string, id: string, patch: KeyPatch, audit?: AuditInput): Promise<KeyRecord | null> {
+    // Revocation is final: checked inside the transaction, so a racing change cannot undo it.
+    const state = await this.keys.findOne({ _id: id, ownerId }, { projection: { status: 1 }, session })
+    if (state === null) return null
+    if (state.status === 'revoked' && patch.status !== 'revoked') throw new KeyRevokedError()
     const set: Record<string, unknown> = {}
     for (const field of KEY_PATCH_FIELDS) {
       if (patch[field] !== undefined) set[field] = storedKeyValue(field, patch[field])
@@ -814,12 +1003,18 @@ export class MongoStore implements Store {
 
   async deleteKey (ownerId: string, id: string): Promise<boolean> {
     return await this.transaction(async (session) => {
-      await this.keyVersions.deleteMany({ keyId: id, ownerId }, { session })
-      await this.usageHourly.deleteMany({ keyId: id, ownerId }, { session })
-      await this.usageMonthly.deleteMany({ keyId: id, ownerId }, { session })
+      await this.deleteKeyDataTx(session, ownerId, id)
       const result = await this.keys.deleteOne({ _id: id, ownerId }, { session })
       return result.deletedCount > 0
     })
+  }
+
+  /** Deletes what hangs off a key (its versions and usage) inside the caller's transaction. */
+  private async deleteKeyDataTx (session: ClientSession, ownerId: string, keyId: string): Promise<void> {
+    await this.keyVersions.deleteMany({ keyId, ownerId }, { session })
+    await this.usageHourly.deleteMany({ keyId, ownerId }, { session })
+    await this.dailyUsage.deleteMany({ keyId, ownerId }, { session })
+    await this.usageMonthly.deleteMany({ keyId, ownerId }, { session })
   }
 
   async listKeyVersions (ownerId: string, keyId: string): Promise<KeyVersionRecord[]> {
@@ -967,6 +1162,347 @@ export class MongoStore implements Store {
       .sort({ hour: 1 })
       .toArray()
     return docs.map((doc) => ({ hour: doc.hour.getTime(), units: doc.units, requests: doc.requests }))
+  }
+
+  async createNotification (ownerId: string, n: NewNotification): Promise<NotificationRecord | null> {
+    const now = Date.now()
+    const record: NotificationRecord = { id: newId(now), ownerId, ...n, detail: jsonValue(n.detail), createdAt: now, readAt: null }
+    try {
+      await this.notifications.insertOne({
+        _id: record.id,
+        ownerId,
+        type: record.type,
+        keyId: record.keyId,
+        title: record.title,
+        detail: record.detail,
+        dedupeKey: record.dedupeKey,
+        createdAt: toDate(now),
+        readAt: null
+      })
+    } catch (err) {
+      // The owner was notified under this dedupe key before.
+      if (isDuplicateKey(err)) return null
+      throw err
+    }
+    return record
+  }
+
+  async listNotifications (ownerId: string, query: { limit: number, beforeId?: string, unreadOnly?: boolean }): Promise<NotificationRecord[]> {
+    if (query.limit <= 0) return []
+    const filter: Filter<NotificationDoc> = { ownerId }
+    if (query.beforeId !== undefined) filter._id = { $lt: query.beforeId }
+    if (query.unreadOnly === true) filter.readAt = null
+    const docs = await this.notifications.find(filter).sort({ _id: -1 }).limit(query.limit).toArray()
+    return docs.map(toNotification)
+  }
+
+  async markNotificationRead (ownerId: string, id: string, now: number): Promise<NotificationRecord | null> {
+    // Read once: a notification read before keeps its first readAt.
+    const doc = await this.notifications.findOneAndUpdate({ _id: id, ownerId, readAt: null },
+      { $set: { readAt: toDate(now) } }, { returnDocument: 'after' }) ??
+      await this.notifications.findOne({ _id: id, ownerId })
+    return doc === null ? null : toNotification(doc)
+  }
+
+  async getWebhook (ownerId: string): Promise<WebhookRecord | null> {
+    const doc = await this.webhooks.findOne({ _id: ownerId })
+    return doc === null ? null : toWebhook(doc)
+  }
+
+  async setWebhook (ownerId: string, webhook: { url: string, secret: string } | null): Promise<WebhookRecord | null> {
+    if (webhook === null) {
+      await this.webhooks.deleteOne({ _id: ownerId })
+      return null
+    }
+    const now = new Date()
+    const doc = await this.webhooks.findOneAndUpdate({ _id: ownerId },
+      { $set: { url: webhook.url, secret: webhook.secret, updatedAt: now }, $setOnInsert: { createdAt: now } },
+      { upsert: true, returnDocument: 'after' })
+    if (doc === null) throw new Error(`webhook of ${ownerId} missing after its upsert`)
+    return toWebhook(doc)
+  }
+
+  async enqueueDelivery (d: NewDelivery, now: number): Promise<DeliveryRecord | null> {
+    const record: DeliveryRecord = {
+      id: newId(now), ...d, status: 'pending', attempts: 0, nextAttemptAt: now, lastError: null, createdAt: now, deliveredAt: null
+    }
+    try {
+      await this.deliveries.insertOne({
+        _id: record.id,
+        ownerId: record.ownerId,
+        eventId: record.eventId,
+        url: record.url,
+        payload: record.payload,
+        status: record.status,
+        attempts: 0,
+        nextAttemptAt: toDate(now),
+        lastError: null,
+        createdAt: toDate(now),
+        deliveredAt: null
+      })
+    } catch (err) {
+      // The event was queued before.
+      if (isDuplicateKey(err)) return null
+      throw err
+    }
+    return record
+  }
+
+  async dueDeliveries (now: number, limit: number): Promise<DeliveryRecord[]> {
+    if (limit <= 0) return []
+    const docs = await this.deliveries.find({ status: 'pending', nextAttemptAt: { $lte: toDate(now) } })
+      .sort({ nextAttemptAt: 1 })
+      .limit(limit)
+      .toArray()
+    return docs.map(toDelivery)
+  }
+
+  async getDelivery (id: string): Promise<DeliveryRecord | null> {
+    const doc = await this.deliveries.findOne({ _id: id })
+    return doc === null ? null : toDelivery(doc)
+  }
+
+  async updateDelivery (id: string, patch: Partial<Pick<DeliveryRecord, 'status' | 'attempts' | 'nextAttemptAt' | 'lastError' | 'deliveredAt'>>): Promise<void> {
+    const set: Partial<DeliveryDoc> = {}
+    if (patch.status !== undefined) set.status = patch.status
+    if (patch.attempts !== undefined) set.attempts = patch.attempts
+    if (patch.nextAttemptAt !== undefined) set.nextAttemptAt = toDate(patch.nextAttemptAt)
+    if (patch.lastError !== undefined) set.lastError = patch.lastError
+    if (patch.deliveredAt !== undefined) set.deliveredAt = toDateOrNull(patch.deliveredAt)
+    if (Object.keys(set).length === 0) return
+    await this.deliveries.updateOne({ _id: id }, { $set: set })
+  }
+
+  async expireKeys (now: number, limit: number): Promise<KeyRecord[]> {
+    if (limit <= 0) return []
+    const nowDate = toDate(now)
+    const due = await this.keys.find({ status: 'active', expiresAt: { $lte: nowDate } }, { projection: { ownerId: 1 } })
+      .sort({ _id: 1 })
+      .limit(limit)
+      .toArray()
+    const changed: KeyRecord[] = []
+    for (const { _id: id, ownerId } of due) {
+      const key = await this.transaction(async (session) => {
+        // Checked again in the transaction: a key changed since the scan (revoked, given a later expiry) is left alone.
+        const current = await this.keys.findOne({ _id: id, ownerId, status: 'active', expiresAt: { $lte: nowDate } },
+          { projection: { expiresAt: 1 }, session })
+        if (current === null) return null
+        return await this.applyKeyPatch(session, ownerId, id, { status: 'expired' },
+          { action: 'key.expired', detail: { expiresAt: fromDateOrNull(current.expiresAt) } })
+      })
+      if (key !== null) changed.push(key)
+    }
+    return changed
+  }
+
+  async keysExpiringBetween (from: number, to: number, afterId: string, limit: number): Promise<KeyRecord[]> {
+    return await this.maintenanceScan({ status: 'active', expiresAt: { $gt: toDate(from), $lte: toDate(to) } }, afterId, limit)
+  }
+
+  async keysRotationDue (now: number, afterId: string, limit: number): Promise<KeyRecord[]> {
+    return await this.maintenanceScan({ status: 'active', rotationDueAt: { $lte: toDate(now) } }, afterId, limit)
+  }
+
+  async keysWithMonthlyLimit (afterId: string, limit: number): Promise<KeyRecord[]> {
+    return await this.maintenanceScan({ status: 'active', monthlyLimit: { $ne: null } }, afterId, limit)
+  }
+
+  /** Keys of every owner matching the filter, by id after `afterId`. */
+  private async maintenanceScan (filter: Filter<KeyDoc>, afterId: string, limit: number): Promise<KeyRecord[]> {
+    if (limit <= 0) return []
+    const docs = await this.keys.find({ ...filter, _id: { $gt: afterId } }, KEY_READ).sort({ _id: 1 }).limit(limit).toArray()
+    return docs.map(toKey)
+  }
+
+  async purgeRevokedKeys (revokedBefore: number, limit: number): Promise<number> {
+    if (limit <= 0) return 0
+    const before = toDate(revokedBefore)
+    const revoked = await this.keys.find({ status: 'revoked', revokedAt: { $lt: before } }, { projection: { ownerId: 1 } })
+      .limit(limit)
+      .toArray()
+    let purged = 0
+    for (const { _id: id, ownerId } of revoked) {
+      const deleted = await this.transaction(async (session) => {
+        const result = await this.keys.deleteOne({ _id: id, ownerId, status: 'revoked', revokedAt: { $lt: before } }, { session })
+        if (result.deletedCount === 0) return false
+        await this.deleteKeyDataTx(session, ownerId, id)
+        return true
+      })
+      if (deleted) purged++
+    }
+    return purged
+  }
+
+  async purgeUsageHourly (before: number, limit: number): Promise<number> {
+    if (limit <= 0) return 0
+    const docs = await this.usageHourly.find({ hour: { $lt: toDate(before) } }, { projection: { _id: 1 } }).limit(limit).toArray()
+    if (docs.length === 0) return 0
+    const result = await this.usageHourly.deleteMany({ _id: { $in: docs.map((doc) => doc._id) } })
+    return result.deletedCount
+  }
+
+  async purgeSessions (expiredBefore: number, limit: number): Promise<number> {
+    if (limit <= 0) return 0
+    return await this.transaction(async (session) => {
+      const docs = await this.sessions.find({ expiresAt: { $lt: toDate(expiredBefore) } }, { projection: { _id: 1 }, session })
+        .limit(limit)
+        .toArray()
+      if (docs.length === 0) return 0
+      const ids = docs.map((doc) => doc._id)
+      await this.refreshTokens.deleteMany({ sessionId: { $in: ids } }, { session })
+      const result = await this.sessions.deleteMany({ _id: { $in: ids } }, { session })
+      return result.deletedCount
+    })
+  }
+
+  async purgeIdempotency (before: number, limit: number): Promise<number> {
+    if (limit <= 0) return 0
+    const docs = await this.idempotency.find({ createdAt: { $lt: toDate(before) } }, { projection: { _id: 1 } }).limit(limit).toArray()
+    if (docs.length === 0) return 0
+    const result = await this.idempotency.deleteMany({ _id: { $in: docs.map((doc) => doc._id) } })
+    return result.deletedCount
+  }
+
+  async purgeAudit (before: number, limit: number): Promise<number> {
+    if (limit <= 0) return 0
+    // Read in the transaction: an account deleted meanwhile (its events moved to the anonymous owner) makes the
+    // deletion conflict and run again, so the anchor always names the events' current owner.
+    return await this.transaction(async (session) => {
+      const docs = await this.audit.find({ createdAt: { $lt: toDate(before) } }, { projection: { ownerId: 1, seq: 1, hash: 1 }, session })
+        .sort({ ownerId: 1, seq: 1 })
+        .limit(limit)
+        .toArray()
+      if (docs.length === 0) return 0
+      const anchors = new Map<string, { seq: number, hash: string }>()
+      for (const doc of docs) anchors.set(doc.ownerId, { seq: doc.seq, hash: doc.hash })
+      await this.audit.deleteMany({ _id: { $in: docs.map((doc) => doc._id) } }, { session })
+      for (const [ownerId, anchor] of anchors) {
+        // Only ever forward: both fields are computed from the stored seq (a missing one counts as 0).
+        const higher = { $gt: [anchor.seq, { $ifNull: ['$seq', 0] }] }
+        await this.auditAnchors.updateOne({ _id: ownerId }, [{
+          $set: {
+            seq: { $cond: [higher, anchor.seq, '$seq'] },
+            hash: { $cond: [higher, { $literal: anchor.hash }, '$hash'] }
+          }
+        }], { upsert: true, session })
+      }
+      return docs.length
+    })
+  }
+
+  async auditAnchor (ownerId: string): Promise<{ seq: number, hash: string }> {
+    const doc = await this.auditAnchors.findOne({ _id: ownerId })
+    return doc === null ? { seq: 0, hash: GENESIS_HASH } : { seq: doc.seq, hash: doc.hash }
+  }
+
+  async rollupDaily (fromHour: number, toHour: number): Promise<number> {
+    const fromDay = fromHour - (fromHour % DAY_MS)
+    const toDay = toHour - (toHour % DAY_MS) + DAY_MS
+    const groups = await this.usageHourly.aggregate<DailyGroup>([
+      { $match: { hour: { $gte: toDate(fromDay), $lt: toDate(toDay) } } },
+      {
+        $group: {
+          // A date minus its milliseconds into the UTC day is the day's start, still a date.
+          _id: { keyId: '$keyId', ownerId: '$ownerId', day: { $subtract: ['$hour', { $mod: [{ $toLong: '$hour' }, DAY_MS] }] } },
+          units: { $sum: '$units' },
+          requests: { $sum: '$requests' }
+        }
+      }
+    ]).toArray()
+    if (groups.length === 0) return 0
+    // Set, not incremented: running the rollup again over the same hours writes the same totals.
+    await this.dailyUsage.bulkWrite(groups.map((g) => ({
+      updateOne: {
+        filter: { _id: `${g._id.keyId}:${g._id.day.getTime()}` },
+        update: {
+          $set: { units: g.units, requests: g.requests },
+          $setOnInsert: { keyId: g._id.keyId, ownerId: g._id.ownerId, day: g._id.day }
+        },
+        upsert: true
+      }
+    })), { ordered: false })
+    return groups.length
+  }
+
+  async usageDaily (ownerId: string, keyId: string, fromDay: number, toDay: number): Promise<UsagePoint[]> {
+    const docs = await this.dailyUsage
+      .find({ keyId, ownerId, day: { $gte: toDate(fromDay), $lt: toDate(toDay) } }, { projection: { day: 1, units: 1, requests: 1 } })
+      .sort({ day: 1 })
+      .toArray()
+    return docs.map((doc) => ({ hour: doc.day.getTime(), units: doc.units, requests: doc.requests }))
+  }
+
+  async recordJobRun (run: Omit<JobRunRecord, 'id'>): Promise<JobRunRecord> {
+    const record: JobRunRecord = { id: newId(run.startedAt), ...run, durationMs: Math.round(run.durationMs), result: jsonValue(run.result) }
+    await this.jobRunDocs.insertOne({
+      _id: record.id,
+      job: record.job,
+      startedAt: toDate(record.startedAt),
+      durationMs: record.durationMs,
+      ok: record.ok,
+      result: record.result,
+      error: record.error
+    })
+    // Bounded history: the last JOB_RUNS_KEPT runs of each job.
+    const old = await this.jobRunDocs.find({ job: run.job }, { projection: { _id: 1 } })
+      .sort({ startedAt: -1, _id: -1 })
+      .skip(JOB_RUNS_KEPT)
+      .toArray()
+    if (old.length > 0) await this.jobRunDocs.deleteMany({ _id: { $in: old.map((doc) => doc._id) } })
+    return record
+  }
+
+  async jobRuns (job: string, limit: number): Promise<JobRunRecord[]> {
+    if (limit <= 0) return []
+    const docs = await this.jobRunDocs.find({ job }).sort({ startedAt: -1, _id: -1 }).limit(limit).toArray()
+    return docs.map(toJobRun)
+  }
+
+  async saveStatsSnapshot (snapshot: StatsSnapshot): Promise<void> {
+    await this.snapshots.updateOne({ _id: toDate(snapshot.at) }, { $set: { data: jsonValue(snapshot.data) } }, { upsert: true })
+  }
+
+  async statsSnapshots (from: number, to: number, limit: number): Promise<StatsSnapshot[]> {
+    if (limit <= 0) return []
+    const docs = await this.snapshots.find({ _id: { $gte: toDate(from), $lt: toDate(to) } }).sort({ _id: 1 }).limit(limit).toArray()
+    return docs.map((doc) => ({ at: doc._id.getTime(), data: doc.data ?? {} }))
+  }
+
+  async purgeStatsSnapshots (before: number): Promise<number> {
+    const result = await this.snapshots.deleteMany({ _id: { $lt: toDate(before) } })
+    return result.deletedCount
+  }
+
+  async systemCounts (now: number): Promise<SystemCounts> {
+    const [users, keys, activeKeys, sessions, unreadNotifications, pendingDeliveries] = await Promise.all([
+      this.users.countDocuments({}),
+      this.keys.countDocuments({}),
+      this.keys.countDocuments({ status: 'active' }),
+      this.sessions.countDocuments({ revokedAt: null, expiresAt: { $gt: toDate(now) } }),
+      this.notifications.countDocuments({ readAt: null }),
+      this.deliveries.countDocuments({ status: 'pending' })
+    ])
+    return { users, keys, activeKeys, sessions, unreadNotifications, pendingDeliveries }
+  }
+
+  async acquireLease (name: string, holder: string, ttlMs: number, now: number): Promise<boolean> {
+    const expiresAt = now + ttlMs
+    // Renewed by its holder or taken over once expired, in one atomic step.
+    const taken = await this.leases.updateOne({ _id: name, $or: [{ holder }, { expiresAt: { $lte: now } }] },
+      { $set: { holder, expiresAt } })
+    if (taken.matchedCount > 0) return true
+    try {
+      await this.leases.insertOne({ _id: name, holder, expiresAt })
+      return true
+    } catch (err) {
+      // Someone else holds it (or created it a moment ago).
+      if (isDuplicateKey(err)) return false
+      throw err
+    }
+  }
+
+  async releaseLease (name: string, holder: string): Promise<void> {
+    await this.leases.deleteOne({ _id: name, holder })
   }
 
   async getVault (userId: string): Promise<VaultRecord | null> {

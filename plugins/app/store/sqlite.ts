@@ -2,13 +2,14 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'libsql'
 import { newId } from './ids.ts'
-import { anonymousOwner, monthStart, nextAuditEvent, searchText, sortValue } from './shared.ts'
+import { anonymousOwner, GENESIS_HASH, monthStart, nextAuditEvent, searchText, sortValue } from './shared.ts'
 import {
-  DuplicateError,
+  DuplicateError, KeyRevokedError,
   type AuditEvent, type AuditInput, type AuditQuery, type KeyListQuery, type KeyPatch, type KeyRecord, type KeyStats,
   type KeyVersionRecord, type NewKey, type NewKeyVersion, type NewSession, type NewUser, type Page, type RefreshOutcome,
   type RotationPlan, type SessionRecord, type Store, type StoreHealth, type UsageDelta, type UsagePoint, type UsageTotal,
-  type UserPatch, type UserRecord, type VaultRecord
+  type UserPatch, type UserRecord, type VaultRecord, type NotificationRecord, type NewNotification, type WebhookRecord,
+  type DeliveryRecord, type NewDelivery, type JobRunRecord, type StatsSnapshot, type SystemCounts
 } from './types.ts'
 
 type Row = Record<string, unknown>
@@ -144,7 +145,70 @@ const MIGRATIONS: string[] = [
      key_id TEXT NOT NULL,
      created_at INTEGER NOT NULL,
      PRIMARY KEY (owner_id, idem_key)
-   );`
+   );`,
+  `CREATE TABLE notifications (
+     id TEXT PRIMARY KEY,
+     owner_id TEXT NOT NULL,
+     type TEXT NOT NULL,
+     key_id TEXT,
+     title TEXT NOT NULL,
+     detail TEXT NOT NULL,
+     dedupe_key TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     read_at INTEGER,
+     UNIQUE (owner_id, dedupe_key)
+   );
+   CREATE INDEX notifications_owner ON notifications (owner_id, id);
+   CREATE TABLE webhooks (
+     owner_id TEXT PRIMARY KEY,
+     url TEXT NOT NULL,
+     secret TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   );
+   CREATE TABLE deliveries (
+     id TEXT PRIMARY KEY,
+     owner_id TEXT NOT NULL,
+     event_id TEXT NOT NULL UNIQUE,
+     url TEXT NOT NULL,
+     payload TEXT NOT NULL,
+     status TEXT NOT NULL,
+     attempts INTEGER NOT NULL,
+     next_attempt_at INTEGER NOT NULL,
+     last_error TEXT,
+     created_at INTEGER NOT NULL,
+     delivered_at INTEGER
+   );
+   CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
+   CREATE INDEX deliveries_owner ON deliveries (owner_id);
+   CREATE TABLE job_runs (
+     id TEXT PRIMARY KEY,
+     job TEXT NOT NULL,
+     started_at INTEGER NOT NULL,
+     duration_ms INTEGER NOT NULL,
+     ok INTEGER NOT NULL,
+     result TEXT NOT NULL,
+     error TEXT
+   );
+   CREATE INDEX job_runs_job ON job_runs (job, started_at);
+   CREATE TABLE stats_snapshots (at INTEGER PRIMARY KEY, data TEXT NOT NULL);
+   CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL);
+   CREATE TABLE audit_anchors (owner_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL);
+   CREATE INDEX audit_created ON audit_events (created_at);
+   CREATE TABLE usage_daily (
+     key_id TEXT NOT NULL,
+     day INTEGER NOT NULL,
+     owner_id TEXT NOT NULL,
+     units INTEGER NOT NULL,
+     requests INTEGER NOT NULL,
+     PRIMARY KEY (key_id, day)
+   );
+   CREATE INDEX usage_daily_owner ON usage_daily (owner_id, day);
+   CREATE INDEX keys_expires ON keys (status, expires_at);
+   CREATE INDEX keys_rotation ON keys (status, rotation_due_at);
+   CREATE INDEX keys_revoked ON keys (status, revoked_at);
+   CREATE INDEX sessions_expires ON sessions (expires_at);
+   CREATE INDEX usage_hourly_hour ON usage_hourly (hour);`
 ]
 
 const USER_COLUMNS = 'id, email, name, role, password_hash, created_at, updated_at'
@@ -266,6 +330,48 @@ function toAudit (row: Row): AuditEvent {
     subjectDigest: row.subject_digest as string,
     anonymised: row.anonymised === 1,
     hash: row.hash as string
+  }
+}
+
+function toNotification (row: Row): NotificationRecord {
+  return {
+    id: row.id as string,
+    ownerId: row.owner_id as string,
+    type: row.type as NotificationRecord['type'],
+    keyId: row.key_id as string | null,
+    title: row.title as string,
+    detail: JSON.parse(row.detail as string),
+    dedupeKey: row.dedupe_key as string,
+    createdAt: row.created_at as number,
+    readAt: row.read_at as number | null
+  }
+}
+
+function toDelivery (row: Row): DeliveryRecord {
+  return {
+    id: row.id as string,
+    ownerId: row.owner_id as string,
+    eventId: row.event_id as string,
+    url: row.url as string,
+    payload: row.payload as string,
+    status: row.status as DeliveryRecord['status'],
+    attempts: row.attempts as number,
+    nextAttemptAt: row.next_attempt_at as number,
+    lastError: row.last_error as string | null,
+    createdAt: row.created_at as number,
+    deliveredAt: row.delivered_at as number | null
+  }
+}
+
+function toJobRun (row: Row): JobRunRecord {
+  return {
+    id: row.id as string,
+    job: row.job as string,
+    startedAt: row.started_at as number,
+    durationMs: row.duration_ms as number,
+    ok: row.ok === 1,
+    result: JSON.parse(row.result as string),
+    error: row.error as string | null
   }
 }
 
@@ -423,6 +529,11 @@ export class SqliteStore implements Store {
       this.run('DELETE FROM usage_hourly WHERE owner_id = ?', id)
       this.run('DELETE FROM usage_monthly WHERE owner_id = ?', id)
       this.run('DELETE FROM idempotency WHERE owner_id = ?', id)
+      this.run('DELETE FROM usage_daily WHERE owner_id = ?', id)
+      this.run('DELETE FROM notifications WHERE owner_id = ?', id)
+      this.run('DELETE FROM webhooks WHERE owner_id = ?', id)
+      this.run('DELETE FROM deliveries WHERE owner_id = ?', id)
+      this.run('UPDATE audit_anchors SET owner_id = ? WHERE owner_id = ?', anonymousOwner(id), id)
       this.run('DELETE FROM vaults WHERE user_id = ?', id)
       this.run('DELETE FROM refresh_tokens WHERE user_id = ?', id)
       this.run('DELETE FROM sessions WHERE user_id = ?', id)
@@ -525,7 +636,9 @@ export class SqliteStore implements Store {
   }
 
   private appendAuditTx (ownerId: string, input: AuditInput): AuditEvent {
-    const last = this.get('SELECT seq, hash FROM audit_events WHERE owner_id = ? ORDER BY seq DESC LIMIT 1', ownerId)
+    // After retention pruned every event, the chain continues from its anchor.
+    const last = this.get('SELECT seq, hash FROM audit_events WHERE owner_id = ? ORDER BY seq DESC LIMIT 1', ownerId) ??
+      this.get('SELECT seq, hash FROM audit_anchors WHERE owner_id = ?', ownerId)
     const event = nextAuditEvent(newId(), ownerId, last === undefined ? null : { seq: last.seq as number, hash: last.hash as string }, input, Date.now())
     this.run(`INSERT INTO audit_events (id, owner_id, seq, action, key_id, session_id, ip, detail, created_at, prev_hash,
         subject_digest, anonymised, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
@@ -580,6 +693,7 @@ export class SqliteStore implements Store {
   private applyKeyPatch (ownerId: string, id: string, patch: KeyPatch, audit?: AuditInput): KeyRecord | null {
     const current = this.get('SELECT * FROM keys WHERE id = ? AND owner_id = ?', id, ownerId)
     if (current === undefined) return null
+    if (current.status === 'revoked' && patch.status !== 'revoked') throw new KeyRevokedError()
     const sets: string[] = []
     const params: unknown[] = []
     const merged = toKey(current)
@@ -620,6 +734,7 @@ export class SqliteStore implements Store {
       this.run('DELETE FROM key_versions WHERE key_id = ? AND owner_id = ?', id, ownerId)
       this.run('DELETE FROM usage_hourly WHERE key_id = ? AND owner_id = ?', id, ownerId)
       this.run('DELETE FROM usage_monthly WHERE key_id = ? AND owner_id = ?', id, ownerId)
+      this.run('DELETE FROM usage_daily WHERE key_id = ? AND owner_id = ?', id, ownerId)
       return this.run('DELETE FROM keys WHERE id = ? AND owner_id = ?', id, ownerId) > 0
     })
   }
@@ -705,6 +820,213 @@ export class SqliteStore implements Store {
   async usageSeries (ownerId: string, keyId: string, fromHour: number, toHour: number): Promise<UsagePoint[]> {
     return this.all('SELECT hour, units, requests FROM usage_hourly WHERE key_id = ? AND owner_id = ? AND hour >= ? AND hour < ? ORDER BY hour',
       keyId, ownerId, fromHour, toHour).map((r) => ({ hour: r.hour as number, units: r.units as number, requests: r.requests as number }))
+  }
+
+  async createNotification (ownerId: string, n: NewNotification): Promise<NotificationRecord | null> {
+    const now = Date.now()
+    const record: NotificationRecord = { id: newId(now), ownerId, ...n, createdAt: now, readAt: null }
+    const inserted = this.run(`INSERT INTO notifications (id, owner_id, type, key_id, title, detail, dedupe_key, created_at, read_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (owner_id, dedupe_key) DO NOTHING`,
+    record.id, ownerId, n.type, n.keyId, n.title, JSON.stringify(n.detail), n.dedupeKey, now)
+    return inserted > 0 ? record : null
+  }
+
+  async listNotifications (ownerId: string, query: { limit: number, beforeId?: string, unreadOnly?: boolean }): Promise<NotificationRecord[]> {
+    const where = ['owner_id = ?']
+    const params: unknown[] = [ownerId]
+    if (query.beforeId !== undefined) { where.push('id < ?'); params.push(query.beforeId) }
+    if (query.unreadOnly === true) where.push('read_at IS NULL')
+    params.push(query.limit)
+    return this.all(`SELECT * FROM notifications WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ?`, ...params).map(toNotification)
+  }
+
+  async markNotificationRead (ownerId: string, id: string, now: number): Promise<NotificationRecord | null> {
+    this.run('UPDATE notifications SET read_at = ? WHERE id = ? AND owner_id = ? AND read_at IS NULL', now, id, ownerId)
+    const row = this.get('SELECT * FROM notifications WHERE id = ? AND owner_id = ?', id, ownerId)
+    return row === undefined ? null : toNotification(row)
+  }
+
+  async getWebhook (ownerId: string): Promise<WebhookRecord | null> {
+    const row = this.get('SELECT * FROM webhooks WHERE owner_id = ?', ownerId)
+    return row === undefined
+      ? null
+      : { ownerId, url: row.url as string, secret: row.secret as string, createdAt: row.created_at as number, updatedAt: row.updated_at as number }
+  }
+
+  async setWebhook (ownerId: string, webhook: { url: string, secret: string } | null): Promise<WebhookRecord | null> {
+    if (webhook === null) {
+      this.run('DELETE FROM webhooks WHERE owner_id = ?', ownerId)
+      return null
+    }
+    const now = Date.now()
+    this.run(`INSERT INTO webhooks (owner_id, url, secret, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (owner_id) DO UPDATE SET url = excluded.url, secret = excluded.secret, updated_at = excluded.updated_at`,
+    ownerId, webhook.url, webhook.secret, now, now)
+    return this.getWebhook(ownerId)
+  }
+
+  async enqueueDelivery (d: NewDelivery, now: number): Promise<DeliveryRecord | null> {
+    const record: DeliveryRecord = { id: newId(now), ...d, status: 'pending', attempts: 0, nextAttemptAt: now, lastError: null, createdAt: now, deliveredAt: null }
+    const inserted = this.run(`INSERT INTO deliveries (id, owner_id, event_id, url, payload, status, attempts, next_attempt_at, last_error, created_at, delivered_at)
+      VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, NULL, ?, NULL) ON CONFLICT (event_id) DO NOTHING`,
+    record.id, d.ownerId, d.eventId, d.url, d.payload, now, now)
+    return inserted > 0 ? record : null
+  }
+
+  async dueDeliveries (now: number, limit: number): Promise<DeliveryRecord[]> {
+    return this.all("SELECT * FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?", now, limit).map(toDelivery)
+  }
+
+  async getDelivery (id: string): Promise<DeliveryRecord | null> {
+    const row = this.get('SELECT * FROM deliveries WHERE id = ?', id)
+    return row === undefined ? null : toDelivery(row)
+  }
+
+  async updateDelivery (id: string, patch: Partial<Pick<DeliveryRecord, 'status' | 'attempts' | 'nextAttemptAt' | 'lastError' | 'deliveredAt'>>): Promise<void> {
+    const columns: Record<string, string> = { status: 'status', attempts: 'attempts', nextAttemptAt: 'next_attempt_at', lastError: 'last_error', deliveredAt: 'delivered_at' }
+    const entries = Object.entries(patch).filter(([, v]) => v !== undefined)
+    if (entries.length === 0) return
+    this.run(`UPDATE deliveries SET ${entries.map(([k]) => `${columns[k]} = ?`).join(', ')} WHERE id = ?`, ...entries.map(([, v]) => v), id)
+  }
+
+  async expireKeys (now: number, limit: number): Promise<KeyRecord[]> {
+    return this.write(() => {
+      const rows = this.all("SELECT * FROM keys WHERE status = 'active' AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY id LIMIT ?", now, limit)
+      const changed: KeyRecord[] = []
+      for (const row of rows) {
+        const key = this.applyKeyPatch(row.owner_id as string, row.id as string, { status: 'expired' }, { action: 'key.expired', detail: { expiresAt: row.expires_at } })
+        if (key !== null) changed.push(key)
+      }
+      return changed
+    })
+  }
+
+  async keysExpiringBetween (from: number, to: number, afterId: string, limit: number): Promise<KeyRecord[]> {
+    return this.all("SELECT * FROM keys WHERE status = 'active' AND expires_at > ? AND expires_at <= ? AND id > ? ORDER BY id LIMIT ?", from, to, afterId, limit).map(toKey)
+  }
+
+  async keysRotationDue (now: number, afterId: string, limit: number): Promise<KeyRecord[]> {
+    return this.all("SELECT * FROM keys WHERE status = 'active' AND rotation_due_at IS NOT NULL AND rotation_due_at <= ? AND id > ? ORDER BY id LIMIT ?", now, afterId, limit).map(toKey)
+  }
+
+  async keysWithMonthlyLimit (afterId: string, limit: number): Promise<KeyRecord[]> {
+    return this.all("SELECT * FROM keys WHERE status = 'active' AND monthly_limit IS NOT NULL AND id > ? ORDER BY id LIMIT ?", afterId, limit).map(toKey)
+  }
+
+  async purgeRevokedKeys (revokedBefore: number, limit: number): Promise<number> {
+    return this.write(() => {
+      const rows = this.all("SELECT id, owner_id FROM keys WHERE status = 'revoked' AND revoked_at IS NOT NULL AND revoked_at < ? LIMIT ?", revokedBefore, limit)
+      for (const row of rows) {
+        for (const table of ['key_versions', 'usage_hourly', 'usage_daily', 'usage_monthly']) {
+          this.run(`DELETE FROM ${table} WHERE key_id = ? AND owner_id = ?`, row.id, row.owner_id)
+        }
+        this.run('DELETE FROM keys WHERE id = ? AND owner_id = ?', row.id, row.owner_id)
+      }
+      return rows.length
+    })
+  }
+
+  async purgeUsageHourly (before: number, limit: number): Promise<number> {
+    return this.run('DELETE FROM usage_hourly WHERE rowid IN (SELECT rowid FROM usage_hourly WHERE hour < ? LIMIT ?)', before, limit)
+  }
+
+  async purgeSessions (expiredBefore: number, limit: number): Promise<number> {
+    return this.write(() => {
+      const ids = this.all('SELECT id FROM sessions WHERE expires_at < ? LIMIT ?', expiredBefore, limit).map((r) => r.id)
+      for (const id of ids) {
+        this.run('DELETE FROM refresh_tokens WHERE session_id = ?', id)
+        this.run('DELETE FROM sessions WHERE id = ?', id)
+      }
+      return ids.length
+    })
+  }
+
+  async purgeIdempotency (before: number, limit: number): Promise<number> {
+    return this.run('DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency WHERE created_at < ? LIMIT ?)', before, limit)
+  }
+
+  async purgeAudit (before: number, limit: number): Promise<number> {
+    return this.write(() => {
+      const rows = this.all('SELECT id, owner_id, seq, hash FROM audit_events WHERE created_at < ? ORDER BY owner_id, seq LIMIT ?', before, limit)
+      const anchors = new Map<string, { seq: number, hash: string }>()
+      for (const row of rows) {
+        this.run('DELETE FROM audit_events WHERE id = ?', row.id)
+        anchors.set(row.owner_id as string, { seq: row.seq as number, hash: row.hash as string })
+      }
+      for (const [owner, anchor] of anchors) {
+        this.run(`INSERT INTO audit_anchors (owner_id, seq, hash) VALUES (?, ?, ?)
+          ON CONFLICT (owner_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash WHERE excluded.seq > audit_anchors.seq`, owner, anchor.seq, anchor.hash)
+      }
+      return rows.length
+    })
+  }
+
+  async auditAnchor (ownerId: string): Promise<{ seq: number, hash: string }> {
+    const row = this.get('SELECT seq, hash FROM audit_anchors WHERE owner_id = ?', ownerId)
+    return row === undefined ? { seq: 0, hash: GENESIS_HASH } : { seq: row.seq as number, hash: row.hash as string }
+  }
+
+  async rollupDaily (fromHour: number, toHour: number): Promise<number> {
+    const DAY = 86_400_000
+    const fromDay = fromHour - (fromHour % DAY)
+    const toDay = toHour - (toHour % DAY) + DAY
+    return this.write(() => this.run(`INSERT INTO usage_daily (key_id, day, owner_id, units, requests)
+      SELECT key_id, hour - (hour % ${DAY}) AS day, owner_id, SUM(units), SUM(requests) FROM usage_hourly
+      WHERE hour >= ? AND hour < ? GROUP BY key_id, day, owner_id
+      ON CONFLICT (key_id, day) DO UPDATE SET units = excluded.units, requests = excluded.requests`, fromDay, toDay))
+  }
+
+  async usageDaily (ownerId: string, keyId: string, fromDay: number, toDay: number): Promise<UsagePoint[]> {
+    return this.all('SELECT day, units, requests FROM usage_daily WHERE key_id = ? AND owner_id = ? AND day >= ? AND day < ? ORDER BY day',
+      keyId, ownerId, fromDay, toDay).map((r) => ({ hour: r.day as number, units: r.units as number, requests: r.requests as number }))
+  }
+
+  async recordJobRun (run: Omit<JobRunRecord, 'id'>): Promise<JobRunRecord> {
+    const record = { id: newId(run.startedAt), ...run }
+    this.run('INSERT INTO job_runs (id, job, started_at, duration_ms, ok, result, error) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      record.id, run.job, run.startedAt, Math.round(run.durationMs), run.ok ? 1 : 0, JSON.stringify(run.result), run.error)
+    // Bounded history: the last 200 runs of each job.
+    this.run('DELETE FROM job_runs WHERE job = ? AND id NOT IN (SELECT id FROM job_runs WHERE job = ? ORDER BY started_at DESC LIMIT 200)', run.job, run.job)
+    return record
+  }
+
+  async jobRuns (job: string, limit: number): Promise<JobRunRecord[]> {
+    return this.all('SELECT * FROM job_runs WHERE job = ? ORDER BY started_at DESC, id DESC LIMIT ?', job, limit).map(toJobRun)
+  }
+
+  async saveStatsSnapshot (snapshot: StatsSnapshot): Promise<void> {
+    this.run('INSERT INTO stats_snapshots (at, data) VALUES (?, ?) ON CONFLICT (at) DO UPDATE SET data = excluded.data', snapshot.at, JSON.stringify(snapshot.data))
+  }
+
+  async statsSnapshots (from: number, to: number, limit: number): Promise<StatsSnapshot[]> {
+    return this.all('SELECT at, data FROM stats_snapshots WHERE at >= ? AND at < ? ORDER BY at LIMIT ?', from, to, limit)
+      .map((r) => ({ at: r.at as number, data: JSON.parse(r.data as string) }))
+  }
+
+  async purgeStatsSnapshots (before: number): Promise<number> {
+    return this.run('DELETE FROM stats_snapshots WHERE at < ?', before)
+  }
+
+  async systemCounts (now: number): Promise<SystemCounts> {
+    const n = (sql: string, ...params: unknown[]) => (this.get(sql, ...params) as Row).n as number
+    return {
+      users: n('SELECT COUNT(*) AS n FROM users'),
+      keys: n('SELECT COUNT(*) AS n FROM keys'),
+      activeKeys: n("SELECT COUNT(*) AS n FROM keys WHERE status = 'active'"),
+      sessions: n('SELECT COUNT(*) AS n FROM sessions WHERE revoked_at IS NULL AND expires_at > ?', now),
+      unreadNotifications: n('SELECT COUNT(*) AS n FROM notifications WHERE read_at IS NULL'),
+      pendingDeliveries: n("SELECT COUNT(*) AS n FROM deliveries WHERE status = 'pending'")
+    }
+  }
+
+  async acquireLease (name: string, holder: string, ttlMs: number, now: number): Promise<boolean> {
+    return this.write(() => this.run(`INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+      ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+      WHERE leases.holder = excluded.holder OR leases.expires_at <= ?`, name, holder, now + ttlMs, now) > 0)
+  }
+
+  async releaseLease (name: string, holder: string): Promise<void> {
+    this.run('DELETE FROM leases WHERE name = ? AND holder = ?', name, holder)
   }
 
   async getVault (userId: string): Promise<VaultRecord | null> {

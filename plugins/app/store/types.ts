@@ -216,6 +216,58 @@ export interface UsageDelta {
 export interface UsageTotal { keyId: string, month: number, units: number, requests: number }
 export interface UsagePoint { hour: number, units: number, requests: number }
 
+export type NotificationType = 'quota_80' | 'quota_100' | 'expiring_soon' | 'rotation_due' | 'expired'
+
+export interface NotificationRecord {
+  id: string
+  ownerId: string
+  type: NotificationType
+  keyId: string | null
+  title: string
+  detail: Record<string, unknown>
+  /** One notification per dedupe key and owner: running a job twice notifies once. */
+  dedupeKey: string
+  createdAt: number
+  readAt: number | null
+}
+
+export type NewNotification = Pick<NotificationRecord, 'type' | 'keyId' | 'title' | 'detail' | 'dedupeKey'>
+
+export interface WebhookRecord { ownerId: string, url: string, secret: string, createdAt: number, updatedAt: number }
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed'
+
+export interface DeliveryRecord {
+  id: string
+  ownerId: string
+  /** The event delivered; one delivery per event. */
+  eventId: string
+  url: string
+  payload: string
+  status: DeliveryStatus
+  attempts: number
+  nextAttemptAt: number
+  lastError: string | null
+  createdAt: number
+  deliveredAt: number | null
+}
+
+export type NewDelivery = Pick<DeliveryRecord, 'ownerId' | 'eventId' | 'url' | 'payload'>
+
+export interface JobRunRecord {
+  id: string
+  job: string
+  startedAt: number
+  durationMs: number
+  ok: boolean
+  result: Record<string, unknown>
+  error: string | null
+}
+
+export interface StatsSnapshot { at: number, data: Record<string, unknown> }
+
+export interface SystemCounts { users: number, keys: number, activeKeys: number, sessions: number, unreadNotifications: number, pendingDeliveries: number }
+
 export interface StoreHealth {
   ok: boolean
   latencyMs: number
@@ -283,6 +335,52 @@ export interface Store {
   /** Hourly usage of one key in [fromHour, toHour). */
   usageSeries (ownerId: string, keyId: string, fromHour: number, toHour: number): Promise<UsagePoint[]>
 
+  createNotification (ownerId: string, notification: NewNotification): Promise<NotificationRecord | null>
+  /** Newest first; `beforeId` continues after the last one seen. */
+  listNotifications (ownerId: string, query: { limit: number, beforeId?: string, unreadOnly?: boolean }): Promise<NotificationRecord[]>
+  markNotificationRead (ownerId: string, id: string, now: number): Promise<NotificationRecord | null>
+
+  getWebhook (ownerId: string): Promise<WebhookRecord | null>
+  setWebhook (ownerId: string, webhook: { url: string, secret: string } | null): Promise<WebhookRecord | null>
+  /** Queues a delivery once per event (null when the event was queued before). */
+  enqueueDelivery (delivery: NewDelivery, now: number): Promise<DeliveryRecord | null>
+  dueDeliveries (now: number, limit: number): Promise<DeliveryRecord[]>
+  getDelivery (id: string): Promise<DeliveryRecord | null>
+  updateDelivery (id: string, patch: Partial<Pick<DeliveryRecord, 'status' | 'attempts' | 'nextAttemptAt' | 'lastError' | 'deliveredAt'>>): Promise<void>
+
+  // Maintenance: system-wide and always in bounded batches (the jobs call these).
+  /** Marks active keys past expiresAt as expired; returns those it changed. */
+  expireKeys (now: number, limit: number): Promise<KeyRecord[]>
+  /** Active keys whose expiresAt is in (from, to], by id after `afterId`. */
+  keysExpiringBetween (from: number, to: number, afterId: string, limit: number): Promise<KeyRecord[]>
+  keysRotationDue (now: number, afterId: string, limit: number): Promise<KeyRecord[]>
+  keysWithMonthlyLimit (afterId: string, limit: number): Promise<KeyRecord[]>
+  /** Deletes revoked keys (and their versions and usage) revoked before the time. */
+  purgeRevokedKeys (revokedBefore: number, limit: number): Promise<number>
+  purgeUsageHourly (before: number, limit: number): Promise<number>
+  purgeSessions (expiredBefore: number, limit: number): Promise<number>
+  purgeIdempotency (before: number, limit: number): Promise<number>
+  /**
+   * Deletes audit events older than the time, oldest first per owner, and keeps each owner's
+   * chain verifiable by recording the last deleted event as the chain's anchor.
+   */
+  purgeAudit (before: number, limit: number): Promise<number>
+  /** The point a pruned chain starts from (seq 0 and the genesis hash when nothing was pruned). */
+  auditAnchor (ownerId: string): Promise<{ seq: number, hash: string }>
+  /** Recomputes daily totals from hourly counters for the UTC days touching [fromHour, toHour); idempotent. */
+  rollupDaily (fromHour: number, toHour: number): Promise<number>
+  usageDaily (ownerId: string, keyId: string, fromDay: number, toDay: number): Promise<UsagePoint[]>
+
+  recordJobRun (run: Omit<JobRunRecord, 'id'>): Promise<JobRunRecord>
+  jobRuns (job: string, limit: number): Promise<JobRunRecord[]>
+  saveStatsSnapshot (snapshot: StatsSnapshot): Promise<void>
+  statsSnapshots (from: number, to: number, limit: number): Promise<StatsSnapshot[]>
+  purgeStatsSnapshots (before: number): Promise<number>
+  systemCounts (now: number): Promise<SystemCounts>
+  /** A named lease for one holder at a time (one scheduler among processes). */
+  acquireLease (name: string, holder: string, ttlMs: number, now: number): Promise<boolean>
+  releaseLease (name: string, holder: string): Promise<void>
+
   getVault (userId: string): Promise<VaultRecord | null>
   /**
    * Creates (expectedRevision null) or replaces (expectedRevision = the current one) the vault;
@@ -295,6 +393,14 @@ export interface Store {
   listAudit (ownerId: string, query: AuditQuery): Promise<AuditEvent[]>
   /** The owner's chain in order, from afterSeq, in bounded batches (verification reads it page by page). */
   auditChain (ownerId: string, afterSeq: number, limit: number): Promise<AuditEvent[]>
+}
+
+/** A change to a revoked key, refused inside the store's transaction (revocation is final). */
+export class KeyRevokedError extends Error {
+  constructor () {
+    super('the key is revoked')
+    this.name = 'KeyRevokedError'
+  }
 }
 
 export class DuplicateError extends Error {

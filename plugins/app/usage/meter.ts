@@ -47,11 +47,24 @@ export class UsageMeter {
     this.timer.unref()
   }
 
-  /** Stops the timer and flushes what is pending (graceful shutdown loses nothing). */
+  /** Stops the timer and flushes until nothing is pending (graceful shutdown loses nothing). */
   async stop () {
     if (this.timer !== null) clearInterval(this.timer)
     this.timer = null
-    await this.flush()
+    for (let attempt = 0; this.pending.size > 0 || this.flushing !== null; attempt++) {
+      try {
+        await this.flush()
+      } catch (err) {
+        if (attempt >= 2) throw err
+      }
+    }
+  }
+
+  /** What `used` answers, read now (after any refresh a caller waited for). */
+  usedNow (keyId: string): number {
+    const known = this.known.get(keyId)
+    const month = monthStart(this.clock.now())
+    return (known !== undefined && known.month === month ? known.units : 0) + this.pendingUnits(keyId, month)
   }
 
   /**

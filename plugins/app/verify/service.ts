@@ -190,8 +190,9 @@ export class Verifier {
 
   private charge (ownerId: string, t: Target, input: VerifyInput, now: number, described: Described, ratelimit: VerifyAnswer['ratelimit']) {
     const used = this.deps.meter.used(ownerId, t.keyId)
+    // After waiting, re-read: calls that waited on the same refresh must see each other's charges.
     return used instanceof Promise
-      ? used.then((u) => this.settle(ownerId, t, input, now, described, ratelimit, u))
+      ? used.then(() => this.settle(ownerId, t, input, now, described, ratelimit, this.deps.meter.usedNow(t.keyId)))
       : this.settle(ownerId, t, input, now, described, ratelimit, used)
   }
 

@@ -45,7 +45,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request, reply) => {
     const tokens = await fastify.auth.register(request.body, requestContext(request))
-    return reply.code(201).send(tokens)
+    return reply.code(201).header('cache-control', 'no-store').send(tokens)
   })
 
   fastify.post('/login', {
@@ -57,7 +57,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
       body: LoginBody,
       response: { 200: TokenPair, ...errorResponses(400, 401, 413, 415, 429) }
     }
-  }, async (request) => fastify.auth.login(request.body, requestContext(request)))
+  }, async (request, reply) => reply.header('cache-control', 'no-store').send(await fastify.auth.login(request.body, requestContext(request))))
 
   fastify.post('/refresh', {
     config: authTier,
@@ -68,7 +68,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
       body: RefreshBody,
       response: { 200: TokenPair, ...errorResponses(400, 401, 413, 415, 429) }
     }
-  }, async (request) => fastify.auth.refresh(request.body.refreshToken, requestContext(request)))
+  }, async (request, reply) => reply.header('cache-control', 'no-store').send(await fastify.auth.refresh(request.body.refreshToken, requestContext(request))))
 
   fastify.post('/logout', {
     ...protectedRoute,
@@ -180,7 +180,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request) => {
     const principal = principalOf(request)
-    return { items: (await fastify.auth.sessions(principal)).map((s) => sessionView(s, principal.sessionId)) }
+    return { items: (await fastify.auth.sessions(principal)).map((s) => sessionView(s, principal.sessionId)), nextCursor: null }
   })
 
   fastify.delete('/sessions/:id', {

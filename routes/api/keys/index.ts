@@ -36,7 +36,7 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request, reply) => {
     const { key, secret } = await fastify.keys.create(actorOf(request), request.body)
-    return reply.code(201).send(secret === undefined ? { key: keyView(key) } : { key: keyView(key), secret })
+    return reply.code(201).header('cache-control', 'no-store').send(secret === undefined ? { key: keyView(key) } : { key: keyView(key), secret })
   })
 
   fastify.get('/', {
@@ -160,7 +160,8 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
         createdAt: new Date(v.createdAt).toISOString(),
         retiredAt: iso(v.retiredAt),
         graceEndsAt: iso(v.graceEndsAt)
-      }))
+      })),
+      nextCursor: null
     }
   })
 

@@ -81,15 +81,23 @@ const verify: FastifyPluginAsyncTypebox = async (fastify) => {
     const blocked = checkBlocked(request.ip)
     const token = bearerToken(request)
     if (token === null) throw unauthorized('A bearer access token or verify key is required')
+    // A refused credential counts as a failure too, so guessing callers get blocked like guessing keys.
+    const refused = (err: unknown) => {
+      if ((err as { statusCode?: number }).statusCode !== 401) throw err
+      return limiter.hit('verifyFailures', request.ip, failures.windowMs, failures.max).then((hit) => {
+        if (hit.blocked) blockMemo.set(request.ip, { until: Date.now() + hit.ttl })
+        throw err
+      })
+    }
     const run = (ownerId: string) => perCaller.max > 0
       ? perCallerLimit(token).then(() => answer(request.ip, request.body, ownerId))
       : answer(request.ip, request.body, ownerId)
     // The cached path answers without awaiting anything; misses fall back to promises.
     if (blocked === undefined) {
       const ownerId = verifier.caller(token)
-      return typeof ownerId === 'string' ? run(ownerId) : ownerId.then(run)
+      return typeof ownerId === 'string' ? run(ownerId) : ownerId.then(run, refused)
     }
-    return blocked.then(() => verifier.caller(token)).then(run)
+    return blocked.then(() => verifier.caller(token)).then(run, refused)
   })
 }
 

@@ -1,0 +1,29 @@
+import { BATCH, DAY_MS, type JobContext, type JobResult } from './context.ts'
+
+async function drain (step: () => Promise<number>): Promise<number> {
+  let total = 0
+  for (;;) {
+    const n = await step()
+    total += n
+    if (n < BATCH) return total
+  }
+}
+
+/**
+ * Purges what retention allows: revoked keys, hourly usage (daily and monthly totals stay),
+ * expired sessions, idempotency records, old audit events (the chain keeps an anchor, so it
+ * still verifies), old stats snapshots.
+ */
+export async function dataCleanup (ctx: JobContext): Promise<JobResult> {
+  const now = ctx.clock.now()
+  const r = ctx.config.retention
+  const result: JobResult = {
+    revokedKeys: await drain(() => ctx.store.purgeRevokedKeys(now - r.revokedKeyDays * DAY_MS, BATCH)),
+    usageHours: await drain(() => ctx.store.purgeUsageHourly(now - r.hourlyUsageDays * DAY_MS, BATCH)),
+    sessions: await drain(() => ctx.store.purgeSessions(now, BATCH)),
+    idempotencyRecords: await drain(() => ctx.store.purgeIdempotency(now - DAY_MS, BATCH)),
+    statsSnapshots: await ctx.store.purgeStatsSnapshots(now - r.statsDays * DAY_MS)
+  }
+  result.auditEvents = r.auditDays === 0 ? 0 : await drain(() => ctx.store.purgeAudit(now - r.auditDays * DAY_MS, BATCH))
+  return result
+}

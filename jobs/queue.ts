@@ -1,0 +1,71 @@
+import { Queue, Worker, type ConnectionOptions, type Job as BullJob } from 'bullmq'
+import type { DeliveryRecord } from '../plugins/app/store/types.ts'
+import type { JobContext } from './context.ts'
+import { runJob } from './runner.ts'
+import { findJob, SCHEDULE } from './schedule.ts'
+
+export const MAINTENANCE_QUEUE = 'maintenance'
+export const WEBHOOK_QUEUE = 'webhooks'
+
+/** BullMQ connection settings from REDIS_URL (BullMQ opens its own connections; workers need no retry limit). */
+export function bullConnection (url: string): ConnectionOptions {
+  const u = new URL(url)
+  return {
+    host: u.hostname,
+    port: Number(u.port || 6379),
+    username: u.username || undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    db: u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0,
+    tls: u.protocol === 'rediss:' ? {} : undefined,
+    maxRetriesPerRequest: null
+  }
+}
+
+/** Creates or updates one job scheduler per maintenance job; each tick produces one job. */
+export async function upsertSchedules (queue: Queue, tz: string) {
+  for (const job of SCHEDULE) {
+    await queue.upsertJobScheduler(job.name, { pattern: job.pattern, tz }, {
+      name: job.name,
+      opts: { attempts: 3, backoff: { type: 'exponential', delay: 30_000 }, removeOnComplete: { count: 200 }, removeOnFail: { count: 500 } }
+    })
+  }
+}
+
+export async function queueDelivery (queue: Queue, delivery: DeliveryRecord) {
+  // The delivery id is the job id: one job per delivery, however often it is queued.
+  await queue.add('deliver', { deliveryId: delivery.id }, {
+    jobId: delivery.id,
+    attempts: 8,
+    backoff: { type: 'exponential', delay: 30_000 },
+    removeOnComplete: { count: 1000 },
+    removeOnFail: { count: 1000 }
+  })
+}
+
+export interface JobWorkers { maintenance: Worker, webhooks: Worker, close (): Promise<void> }
+
+/** The worker process's BullMQ workers: maintenance jobs by name, and webhook deliveries. */
+export function startWorkers (ctx: JobContext, connection: ConnectionOptions, prefix: string): JobWorkers {
+  const maintenance = new Worker(MAINTENANCE_QUEUE, async (job: BullJob) => {
+    const scheduled = findJob(job.name)
+    if (scheduled === undefined) throw new Error(`unknown job ${job.name}`)
+    return runJob(scheduled, ctx)
+  }, { connection, prefix, concurrency: ctx.config.jobs.concurrency })
+
+  const webhooks = new Worker(WEBHOOK_QUEUE, async (job: BullJob<{ deliveryId: string }>) => {
+    const delivery = await ctx.store.getDelivery(job.data.deliveryId)
+    if (delivery === null || delivery.status !== 'pending') return { skipped: true }
+    const outcome = await ctx.notifier.attempt(delivery)
+    // BullMQ's retry schedule takes over from here.
+    if (outcome === 'retry') throw new Error('delivery failed; will retry')
+    return { outcome }
+  }, { connection, prefix, concurrency: ctx.config.jobs.concurrency })
+
+  for (const w of [maintenance, webhooks]) w.on('error', (err) => ctx.log.error({ err }, 'job worker error'))
+  return {
+    maintenance,
+    webhooks,
+    // close() lets the running job finish before it resolves.
+    close: async () => { await Promise.all([maintenance.close(), webhooks.close()]) }
+  }
+}

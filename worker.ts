@@ -1,0 +1,53 @@
+import { Queue } from 'bullmq'
+import { ConfigError, createConfig } from './config.ts'
+import { bullConnection, MAINTENANCE_QUEUE, queueDelivery, startWorkers, upsertSchedules, WEBHOOK_QUEUE } from './jobs/queue.ts'
+import { openJobContext } from './jobs/standalone.ts'
+
+/**
+ * The jobs process (`npm run worker`): BullMQ workers for the maintenance schedule and webhook
+ * deliveries. Any number may run; each scheduled tick is one job, processed once. Needs Redis.
+ */
+async function main () {
+  let config
+  try {
+    config = createConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message)
+      process.exit(78)
+    }
+    throw err
+  }
+  if (config.redis === undefined) {
+    console.error('The worker needs REDIS_URL; without Redis the API process runs the jobs itself (embedded mode).')
+    process.exit(78)
+  }
+  const connection = bullConnection(config.redis.url)
+  const prefix = `${config.redis.prefix}bull`
+  let webhooks: Queue | null = null
+  const { ctx, close } = await openJobContext(config, { onQueued: async (d) => { if (webhooks !== null) await queueDelivery(webhooks, d) } })
+  const maintenance = new Queue(MAINTENANCE_QUEUE, { connection, prefix })
+  webhooks = new Queue(WEBHOOK_QUEUE, { connection, prefix })
+  await upsertSchedules(maintenance, config.jobs.tz)
+  const workers = startWorkers(ctx, connection, prefix)
+  ctx.log.info({ concurrency: config.jobs.concurrency, tz: config.jobs.tz }, 'worker ready')
+  if (typeof process.send === 'function') process.send('ready')
+
+  let stopping = false
+  const stop = async (signal: string) => {
+    if (stopping) return
+    stopping = true
+    ctx.log.info({ signal }, 'worker stopping: letting running jobs finish')
+    const timer = setTimeout(() => process.exit(1), config.http.shutdownTimeoutMs + 20_000)
+    timer.unref()
+    await workers.close()
+    await maintenance.close()
+    await webhooks?.close()
+    await close()
+    process.exit(0)
+  }
+  process.on('SIGTERM', () => { stop('SIGTERM').catch(() => process.exit(1)) })
+  process.on('SIGINT', () => { stop('SIGINT').catch(() => process.exit(1)) })
+}
+
+await main()

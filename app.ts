@@ -11,6 +11,7 @@ import clock, { type Clock } from './plugins/app/clock.ts'
 import errors, { frameworkErrorHandler } from './plugins/app/errors.ts'
 import keys from './plugins/app/keys/index.ts'
 import health from './plugins/app/health.ts'
+import jobs from './plugins/app/jobs.ts'
 import store from './plugins/app/store/index.ts'
 import { validatorCompiler } from './plugins/app/validation.ts'
 import verify from './plugins/app/verify/index.ts'
@@ -119,6 +120,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(auth)
   await app.register(keys)
   await app.register(verify)
+  await app.register(jobs)
 
   await app.register(api, { prefix: '/api' })
   return app

@@ -24,30 +24,39 @@ async function main () {
   }
   const connection = bullConnection(config.redis.url)
   const prefix = `${config.redis.prefix}bull`
+  const shutdownBound = config.http.shutdownTimeoutMs + 20_000
+  let stop: ((signal: string) => Promise<void>) | null = null
+  let early: string | null = null
+  // Handlers first: a signal during start-up is honoured once start-up has finished.
+  const onSignal = (signal: string) => {
+    if (stop === null) early = signal
+    else stop(signal).catch(() => process.exit(1))
+  }
+  process.on('SIGTERM', () => onSignal('SIGTERM'))
+  process.on('SIGINT', () => onSignal('SIGINT'))
+
   let webhooks: Queue | null = null
   const { ctx, close } = await openJobContext(config, { onQueued: async (d) => { if (webhooks !== null) await queueDelivery(webhooks, d) } })
   const maintenance = new Queue(MAINTENANCE_QUEUE, { connection, prefix })
   webhooks = new Queue(WEBHOOK_QUEUE, { connection, prefix })
   await upsertSchedules(maintenance, config.jobs.tz)
   const workers = startWorkers(ctx, connection, prefix)
-  ctx.log.info({ concurrency: config.jobs.concurrency, tz: config.jobs.tz }, 'worker ready')
-  if (typeof process.send === 'function') process.send('ready')
 
   let stopping = false
-  const stop = async (signal: string) => {
+  stop = async (signal: string) => {
     if (stopping) return
     stopping = true
     ctx.log.info({ signal }, 'worker stopping: letting running jobs finish')
-    const timer = setTimeout(() => process.exit(1), config.http.shutdownTimeoutMs + 20_000)
-    timer.unref()
+    setTimeout(() => process.exit(1), shutdownBound).unref()
     await workers.close()
     await maintenance.close()
     await webhooks?.close()
     await close()
     process.exit(0)
   }
-  process.on('SIGTERM', () => { stop('SIGTERM').catch(() => process.exit(1)) })
-  process.on('SIGINT', () => { stop('SIGINT').catch(() => process.exit(1)) })
+  ctx.log.info({ concurrency: config.jobs.concurrency, tz: config.jobs.tz }, 'worker ready')
+  if (typeof process.send === 'function') process.send('ready')
+  if (early !== null) await stop(early)
 }
 
 await main()

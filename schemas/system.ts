@@ -33,3 +33,22 @@ export const RateLimitReport = Type.Object({
     fallbackHits: Type.Integer()
   }, { additionalProperties: false })
 }, { additionalProperties: false })
+
+export const JobsReport = Type.Object({
+  mode: Type.Union([Type.Literal('embedded'), Type.Literal('worker')], { description: 'embedded: this API process schedules the jobs; worker: BullMQ workers do' }),
+  leader: Type.Union([Type.Boolean(), Type.Null()], { description: 'Embedded mode: whether this process holds the scheduler lease' }),
+  jobs: Type.Array(Type.Object({
+    name: Type.String(),
+    schedule: Type.String(),
+    description: Type.String(),
+    nextRunAt: Type.String(),
+    lastRun: Type.Union([Type.Object({
+      startedAt: Type.String(),
+      durationMs: Type.Number(),
+      ok: Type.Boolean(),
+      error: Type.Union([Type.String(), Type.Null()]),
+      result: Type.Record(Type.String(), Type.Unknown())
+    }, { additionalProperties: false }), Type.Null()]),
+    recentFailures: Type.Integer({ description: 'Failed runs among the last 20' })
+  }, { additionalProperties: false }))
+}, { additionalProperties: false })

@@ -24,6 +24,7 @@ export default fp(async function swaggerPlugin (fastify: FastifyInstance) {
         { name: 'keys', description: 'Held and issued keys' },
         { name: 'verify', description: 'The hot path: checking an issued key' },
         { name: 'usage', description: 'Metering' },
+        { name: 'notifications', description: 'Quota, expiry and rotation notices, and the webhook that receives them' },
         { name: 'vault', description: 'The passphrase that protects held and recoverable keys' },
         { name: 'audit', description: 'The hash-chained audit trail' }
       ]

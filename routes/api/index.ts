@@ -2,6 +2,8 @@ import type { FastifyInstance } from 'fastify'
 import audit from './audit/index.ts'
 import auth from './auth/index.ts'
 import health from './health.ts'
+import notifications from './notifications/index.ts'
+import webhook from './auth/webhook.ts'
 import keys from './keys/index.ts'
 import system from './system/index.ts'
 import usage from './usage/index.ts'
@@ -12,6 +14,8 @@ import vault from './vault/index.ts'
 export default async function api (fastify: FastifyInstance) {
   await fastify.register(health)
   await fastify.register(auth, { prefix: '/auth' })
+  await fastify.register(webhook, { prefix: '/auth' })
+  await fastify.register(notifications, { prefix: '/notifications' })
   await fastify.register(verify, { prefix: '/keys' })
   await fastify.register(keys, { prefix: '/keys' })
   await fastify.register(usage, { prefix: '/usage' })

@@ -15,7 +15,7 @@ export interface RunningServer {
 }
 
 /** Spawns the real server (server.ts under tsx) on a free port and waits until it listens. */
-export async function startServer (env: Record<string, string>, entry = 'server.ts'): Promise<RunningServer> {
+export async function startServer (env: Record<string, string>, entry = 'server.ts', ready = /listening at http:\/\/127\.0\.0\.1:(\d+)/): Promise<RunningServer> {
   const proc = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...TEST_SECRETS, ...env },
@@ -28,8 +28,8 @@ export async function startServer (env: Record<string, string>, entry = 'server.
     const onData = (chunk: Buffer) => {
       for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
         output.push(line)
-        const match = /listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(line)
-        if (match) { clearTimeout(timer); resolve(Number(match[1])) }
+        const match = ready.exec(line)
+        if (match) { clearTimeout(timer); resolve(Number(match[1] ?? 0)) }
       }
     }
     proc.stdout!.on('data', onData)

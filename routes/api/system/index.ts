@@ -1,6 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses } from '../../../schemas/error.ts'
-import { RateLimitReport, SystemInfo } from '../../../schemas/system.ts'
+import { nextRun } from '../../../jobs/embedded.ts'
+import { SCHEDULE } from '../../../jobs/schedule.ts'
+import { JobsReport, RateLimitReport, SystemInfo } from '../../../schemas/system.ts'
 
 /** Operator routes: admin only. */
 const system: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -24,6 +26,34 @@ const system: FastifyPluginAsyncTypebox = async (fastify) => {
     store: fastify.store.kind,
     redis: fastify.redis !== null
   }))
+
+  fastify.get('/jobs', {
+    schema: {
+      summary: 'Maintenance jobs: schedule, next run, last run, duration, result and failures',
+      tags: ['system'],
+      security: [{ bearerAuth: [] }],
+      response: { 200: JobsReport, ...errorResponses(401, 403) }
+    }
+  }, async () => {
+    const now = fastify.clock.now()
+    const planned = fastify.scheduler?.nextRuns() ?? {}
+    const jobs = []
+    for (const job of SCHEDULE) {
+      const runs = await fastify.store.jobRuns(job.name, 20)
+      const last = runs[0]
+      jobs.push({
+        name: job.name,
+        schedule: job.pattern,
+        description: job.description,
+        nextRunAt: new Date(planned[job.name] ?? nextRun(job.pattern, now, fastify.config.jobs.tz)).toISOString(),
+        lastRun: last === undefined
+          ? null
+          : { startedAt: new Date(last.startedAt).toISOString(), durationMs: last.durationMs, ok: last.ok, error: last.error, result: last.result },
+        recentFailures: runs.filter((r) => !r.ok).length
+      })
+    }
+    return { mode: fastify.scheduler === null ? 'worker' as const : 'embedded' as const, leader: fastify.scheduler?.leader ?? null, jobs }
+  })
 
   fastify.get('/rate-limits', {
     schema: {

@@ -1,0 +1,55 @@
+import { randomBytes } from 'node:crypto'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { principalOf } from '../../../plugins/app/auth/index.ts'
+import { AppError } from '../../../plugins/app/errors.ts'
+import { checkWebhookUrl, ForbiddenWebhookError } from '../../../plugins/app/notifications/webhooks.ts'
+import { NoContent } from '../../../schemas/common.ts'
+import { errorResponses } from '../../../schemas/error.ts'
+import { WebhookBody, WebhookView } from '../../../schemas/notifications.ts'
+
+/** The account's webhook: notifications are POSTed to it, signed with its secret. */
+const webhook: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.addHook('onRequest', fastify.authenticate)
+  const tags = ['notifications']
+  const security = [{ bearerAuth: [] }]
+
+  fastify.get('/me/webhook', {
+    schema: { summary: 'The account\'s webhook (never its secret)', tags, security, response: { 200: WebhookView, ...errorResponses(401) } }
+  }, async (request) => {
+    const hook = await fastify.store.getWebhook(principalOf(request).id)
+    return { configured: hook !== null, url: hook?.url ?? null, updatedAt: hook === null ? null : new Date(hook.updatedAt).toISOString() }
+  })
+
+  fastify.put('/me/webhook', {
+    schema: {
+      summary: 'Set the account\'s webhook',
+      description: 'Deliveries are JSON, signed with HMAC-SHA256 in `Keyward-Signature: t=<unix time>,v1=<hex of HMAC(secret, "t.body")>`, retried with backoff, one per event. Loopback, link-local and private addresses are refused (400 WEBHOOK_URL_FORBIDDEN), here and again after DNS resolution at delivery.',
+      tags,
+      security,
+      body: WebhookBody,
+      response: { 200: WebhookView, ...errorResponses(400, 401, 413, 415) }
+    }
+  }, async (request, reply) => {
+    const ownerId = principalOf(request).id
+    try {
+      checkWebhookUrl(request.body.url, fastify.config.webhooks.allowPrivate)
+    } catch (err) {
+      if (err instanceof ForbiddenWebhookError) throw new AppError(400, 'WEBHOOK_URL_FORBIDDEN', err.message)
+      throw err
+    }
+    const generated = request.body.secret === undefined ? 'whsec_' + randomBytes(24).toString('base64url') : undefined
+    const secret = request.body.secret ?? generated as string
+    const hook = await fastify.store.setWebhook(ownerId, { url: request.body.url, secret: fastify.webhookSecrets.seal(ownerId, secret) })
+    reply.header('cache-control', 'no-store')
+    return { configured: true, url: hook?.url ?? request.body.url, updatedAt: new Date(hook?.updatedAt ?? Date.now()).toISOString(), ...(generated === undefined ? {} : { secret: generated }) }
+  })
+
+  fastify.delete('/me/webhook', {
+    schema: { summary: 'Remove the account\'s webhook', tags, security, response: { 204: NoContent, ...errorResponses(401) } }
+  }, async (request, reply) => {
+    await fastify.store.setWebhook(principalOf(request).id, null)
+    return reply.code(204).send(null)
+  })
+}
+
+export default webhook

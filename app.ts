@@ -23,6 +23,7 @@ import rateLimit from './plugins/external/rate-limit.ts'
 import redis from './plugins/external/redis.ts'
 import swagger from './plugins/external/swagger.ts'
 import underPressure from './plugins/external/under-pressure.ts'
+import queuesUi from './routes/admin/queues.ts'
 import api from './routes/api/index.ts'
 
 declare module 'fastify' {
@@ -123,6 +124,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(jobs)
 
   await app.register(api, { prefix: '/api' })
+  await app.register(queuesUi)
   return app
 }
 

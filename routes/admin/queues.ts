@@ -1,0 +1,36 @@
+import { createBullBoard } from '@bull-board/api'
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter'
+import { FastifyAdapter } from '@bull-board/fastify'
+import { Queue } from 'bullmq'
+import type { FastifyInstance } from 'fastify'
+import { bullConnection, MAINTENANCE_QUEUE, WEBHOOK_QUEUE } from '../../jobs/queue.ts'
+
+export const QUEUES_PATH = '/admin/queues'
+
+/**
+ * Bull Board for the job queues, admins only, when Redis is configured. It is a browser UI but
+ * needs the admin's bearer token on every request (a header-injecting proxy or extension); no
+ * token ever travels in a URL or a cookie.
+ */
+export default async function queuesUi (fastify: FastifyInstance) {
+  const redis = fastify.config.redis
+  if (redis === undefined) return
+  const connection = bullConnection(redis.url)
+  const prefix = `${redis.prefix}bull`
+  const queues = [new Queue(MAINTENANCE_QUEUE, { connection, prefix }), new Queue(WEBHOOK_QUEUE, { connection, prefix })]
+  const serverAdapter = new FastifyAdapter()
+  serverAdapter.setBasePath(QUEUES_PATH)
+  createBullBoard({ queues: queues.map((q) => new BullMQAdapter(q)), serverAdapter })
+
+  // A UI, not part of the API: kept out of the OpenAPI document.
+  fastify.addHook('onRoute', (route) => { route.schema = { ...route.schema, hide: true } })
+  fastify.addHook('onRequest', fastify.authenticate)
+  fastify.addHook('onRequest', fastify.requireRole('admin'))
+  // The UI loads its own scripts and styles; the API's "nothing at all" policy would blank it.
+  fastify.addHook('onSend', async (_request, reply, payload) => {
+    reply.header('content-security-policy', "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'")
+    return payload
+  })
+  await fastify.register(serverAdapter.registerPlugin() as never, { prefix: QUEUES_PATH })
+  fastify.addHook('onClose', async () => { await Promise.all(queues.map((q) => q.close())) })
+}

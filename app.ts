@@ -10,6 +10,7 @@ import cache from './plugins/app/cache/index.ts'
 import clock, { type Clock } from './plugins/app/clock.ts'
 import errors, { frameworkErrorHandler } from './plugins/app/errors.ts'
 import keys from './plugins/app/keys/index.ts'
+import metrics from './plugins/app/metrics/index.ts'
 import health from './plugins/app/health.ts'
 import jobs from './plugins/app/jobs.ts'
 import store from './plugins/app/store/index.ts'
@@ -122,6 +123,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(keys)
   await app.register(verify)
   await app.register(jobs)
+  await app.register(metrics)
 
   await app.register(api, { prefix: '/api' })
   await app.register(queuesUi)

@@ -69,6 +69,18 @@ export const EnvSchema = Type.Object({
   RETENTION_HOURLY_USAGE_DAYS: Int(1, 3650, 90, 'Hourly usage kept this long (daily and monthly totals stay)'),
   RETENTION_AUDIT_DAYS: Int(0, 36500, 0, 'Audit events kept this long (0 = forever); the chain stays verifiable'),
   RETENTION_STATS_DAYS: Int(1, 3650, 30, 'Hourly statistics snapshots kept this long'),
+  METRICS_ENABLED: Type.Boolean({ default: true, description: 'Collect request metrics (per-request hooks); off for measuring their cost' }),
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, maxLength: 512, description: 'Bearer token for /metrics on the API port; unset = /metrics only on METRICS_PORT' })),
+  METRICS_PORT: Int(0, 65535, 0, 'Serve /metrics on this port instead of the API port (0 = off)'),
+  SLOW_REQUEST_MS: Int(1, 600_000, 500, 'Requests slower than this are counted and logged'),
+  ALERT_WEBHOOK_URL: Type.Optional(Type.String({ pattern: '^https?://', maxLength: 2048, description: 'Alerts are POSTed here, signed like user webhooks' })),
+  ALERT_WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 16, maxLength: 256, description: 'Signing secret of alert deliveries (default: derived from KEY_HASH_SECRET)' })),
+  ALERT_ERROR_RATE: Type.Number({ minimum: 0, maximum: 1, default: 0.05, description: 'Alert when 5xx answers exceed this share of requests' }),
+  ALERT_P99_MS: Int(1, 600_000, 500, 'Alert when p99 latency exceeds this'),
+  ALERT_EVENT_LOOP_DELAY_MS: Int(1, 600_000, 200, 'Alert when event-loop delay exceeds this'),
+  ALERT_HEAP_RATIO: Type.Number({ minimum: 0.1, maximum: 1, default: 0.8, description: 'Alert when the heap exceeds this share of its limit' }),
+  ALERT_QUEUE_BACKLOG: Int(1, 100_000_000, 1000, 'Alert when more jobs or deliveries than this are waiting'),
+  ALERT_HOLD_MS: Int(0, 3_600_000, 60_000, 'A condition must hold this long to raise an alert, and be clear this long to resolve it'),
   VAULT_KDF_COST: Int(10, 20, 15, 'scrypt cost as log2(N) deriving the vault key from a passphrase')
 }, { additionalProperties: true })
 
@@ -240,6 +252,24 @@ export function createConfig (source: Record<string, string | undefined> = proce
       adminEmails: parseList(env.ADMIN_EMAILS).map((e) => e.toLowerCase()),
       passwordParams: { ln: env.PASSWORD_HASH_COST, r: 8, p: 1 },
       rateLimit: { max: env.AUTH_RATE_LIMIT_MAX, windowMs: env.AUTH_RATE_LIMIT_WINDOW_MS }
+    },
+    metrics: {
+      enabled: env.METRICS_ENABLED,
+      token: env.METRICS_TOKEN,
+      port: env.METRICS_PORT,
+      slowRequestMs: env.SLOW_REQUEST_MS
+    },
+    alerts: {
+      webhookUrl: env.ALERT_WEBHOOK_URL,
+      webhookSecret: env.ALERT_WEBHOOK_SECRET,
+      thresholds: {
+        errorRate: env.ALERT_ERROR_RATE,
+        p99Ms: env.ALERT_P99_MS,
+        eventLoopDelayMs: env.ALERT_EVENT_LOOP_DELAY_MS,
+        heapRatio: env.ALERT_HEAP_RATIO,
+        queueBacklog: env.ALERT_QUEUE_BACKLOG,
+        holdMs: env.ALERT_HOLD_MS
+      }
     },
     jobs: { tz: env.JOBS_TZ, concurrency: env.JOBS_CONCURRENCY, embedded: env.JOBS_EMBEDDED },
     webhooks: { allowPrivate: env.WEBHOOK_ALLOW_PRIVATE, timeoutMs: env.WEBHOOK_TIMEOUT_MS },

@@ -194,7 +194,7 @@ export function createConfig (source: Record<string, string | undefined> = proce
   for (const name of SECRET_NAMES) {
     const value = env[name]
     if (value !== undefined) {
-      if (/^(change[-_ ]?me|secret|default|example)/i.test(value)) {
+      if (/^(change[-_ ]?me|replace|secret|default|example)/i.test(value)) {
         throw new ConfigError(`Invalid configuration: ${name} is a placeholder value; set a random secret of at least 32 characters`)
       }
       secrets[name] = value

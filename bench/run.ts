@@ -15,7 +15,7 @@ import autocannon from 'autocannon'
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const DURATION = Number(process.env.BENCH_DURATION ?? 10)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100)
-const MODES = (process.env.BENCH_MODES ?? 'embedded,redis').split(',')
+const MODES = (process.env.BENCH_MODES ?? 'embedded,metrics-off,redis').split(',')
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const WARMUP = Math.min(3, DURATION)
 
@@ -29,7 +29,7 @@ const RAISED_TIERS = {
 
 interface Scenario {
   name: string
-  mode: 'baseline' | 'embedded' | 'redis'
+  mode: 'baseline' | 'embedded' | 'redis' | 'metrics-off'
   method: 'GET' | 'POST'
   path: string
   headers?: Record<string, string>
@@ -106,7 +106,7 @@ async function seed (url: string) {
   return { accessToken, root: root.secret as string, valid: valid.secret as string, limited: limited.secret as string, unknown: foreign.secret as string, keyId: valid.key.id as string }
 }
 
-function scenarios (mode: 'embedded' | 'redis', s: Awaited<ReturnType<typeof seed>>): Scenario[] {
+function scenarios (mode: 'embedded' | 'redis' | 'metrics-off', s: Awaited<ReturnType<typeof seed>>): Scenario[] {
   const verify = (key: string) => JSON.stringify({ key })
   const backend = { authorization: `Bearer ${s.root}`, 'content-type': 'application/json' }
   const user = { authorization: `Bearer ${s.accessToken}` }
@@ -120,6 +120,7 @@ function scenarios (mode: 'embedded' | 'redis', s: Awaited<ReturnType<typeof see
     { name: 'record usage', mode, method: 'POST', path: `/api/keys/${s.keyId}/usage`, headers: { ...user, 'content-type': 'application/json' }, body: JSON.stringify({ count: 1 }), expect: 201 },
     { name: 'health', mode, method: 'GET', path: '/api/health', expect: 200 }
   ]
+  if (mode === 'metrics-off') return all.filter((x) => x.name.startsWith('verify (valid')).map((x) => ({ ...x, target: undefined }))
   return mode === 'redis' ? all.filter((x) => x.name.startsWith('verify (valid') || x.name.startsWith('verify (per-key') || x.name.startsWith('list')) : all
 }
 
@@ -160,7 +161,7 @@ async function main () {
   }
   rows.push({ scenario: 'bare Fastify hello world', mode: 'baseline', ...base, ratio: 1, target: '' })
 
-  for (const mode of MODES as Array<'embedded' | 'redis'>) {
+  for (const mode of MODES as Array<'embedded' | 'redis' | 'metrics-off'>) {
     const dataDir = await mkdtemp(join(tmpdir(), 'keyward-bench-'))
     const env: Record<string, string> = {
       NODE_ENV: 'production',
@@ -171,7 +172,8 @@ async function main () {
       JWT_SECRET: 'bench-jwt-secret-0123456789abcdefghijklmnopq',
       KEY_HASH_SECRET: 'bench-key-hash-secret-0123456789abcdefghij',
       ...RAISED_TIERS,
-      ...(mode === 'redis' ? { REDIS_URL, REDIS_PREFIX: `kwbench:${Date.now()}:` } : {})
+      ...(mode === 'redis' ? { REDIS_URL, REDIS_PREFIX: `kwbench:${Date.now()}:` } : {}),
+      ...(mode === 'metrics-off' ? { METRICS_ENABLED: 'false' } : {})
     }
     const server = await start('server.ts', env)
     try {
@@ -210,6 +212,12 @@ async function main () {
     rows
   }, null, 2))
   console.log(`\nwritten to ${file}`)
+  const withMetrics = rows.find((r) => r.mode === 'embedded' && r.scenario.startsWith('verify (valid'))
+  const without = rows.find((r) => r.mode === 'metrics-off')
+  if (withMetrics !== undefined && without !== undefined) {
+    const cost = 1 - withMetrics.requestsPerSecond / without.requestsPerSecond
+    console.log(`metrics cost on verify: ${(cost * 100).toFixed(1)}% of throughput (target <= 5%): ${cost <= 0.05 ? 'met' : 'MISSED'}`)
+  }
   const failed = rows.filter((r) => r.errors > 0 || r.unexpected > 0)
   if (failed.length > 0) {
     console.error(`scenarios with errors or unexpected answers: ${failed.map((r) => `${r.mode}/${r.scenario}`).join(', ')}`)

@@ -367,10 +367,12 @@ describe('k8s manifests: ConfigMap and example Secret', () => {
     for (const [k, v] of Object.entries(secretData)) assert.match(v, /^replace-with-/, `${k} is a placeholder`)
   })
 
-  it('together they form a configuration the app accepts in production', () => {
+  it('together they form a configuration the app accepts in production, once the placeholders are replaced', () => {
     assert.equal(data.NODE_ENV, 'production')
     for (const k of ['LOG_LEVEL', 'TRUST_PROXY', 'MONGODB_URI', 'REDIS_URL']) assert.ok(data[k], `ConfigMap sets ${k}`)
-    const config = createConfig({ ...data, ...secretData })
+    assert.throws(() => createConfig({ ...data, ...secretData }), /placeholder/, 'the example secret as is refuses to start')
+    const replaced = Object.fromEntries(Object.entries(secretData).map(([k, v]) => [k, String(v).startsWith('replace') ? `k8s-${k}-${'x'.repeat(40)}` : v]))
+    const config = createConfig({ ...data, ...replaced })
     assert.equal(config.env, 'production')
     assert.ok(config.mongo, 'MongoDB store, not the per-pod SQLite file')
     assert.ok(config.redis, 'Redis configured')

@@ -82,7 +82,9 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     keepAliveTimeout: config.http.keepAliveTimeoutMs,
     requestTimeout: config.http.requestTimeoutMs,
     maxRequestsPerSocket: config.http.maxRequestsPerSocket === 0 ? undefined : config.http.maxRequestsPerSocket,
-    return503OnClosing: true,
+    // Requests already accepted when shutdown begins are served, not refused: during a rolling
+    // reload the cluster may still hand a closing worker a connection it had accepted.
+    return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     frameworkErrors: frameworkErrorHandler,
     pluginTimeout: Math.max(10_000, (config.mongo?.connectTimeoutMs ?? 0) + 5000)

@@ -7,7 +7,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { cpus, tmpdir, totalmem } from 'node:os'
+import { createServer } from 'node:net'
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
@@ -15,7 +16,7 @@ import autocannon from 'autocannon'
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const DURATION = Number(process.env.BENCH_DURATION ?? 10)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100)
-const MODES = (process.env.BENCH_MODES ?? 'embedded,metrics-off,redis').split(',')
+const MODES = (process.env.BENCH_MODES ?? 'embedded,metrics-off,cluster,redis').split(',')
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const WARMUP = Math.min(3, DURATION)
 
@@ -24,12 +25,15 @@ const RAISED_TIERS = {
   AUTH_RATE_LIMIT_MAX: '1000000',
   KEY_CREATE_RATE_LIMIT_MAX: '1000000',
   HEAVY_RATE_LIMIT_MAX: '1000000',
-  GENERAL_RATE_LIMIT_MAX: '1000000'
+  GENERAL_RATE_LIMIT_MAX: '1000000',
+  VERIFY_FAILURE_LIMIT_MAX: '1000000000'
 }
+
+type Mode = 'embedded' | 'redis' | 'metrics-off' | 'cluster'
 
 interface Scenario {
   name: string
-  mode: 'baseline' | 'embedded' | 'redis' | 'metrics-off'
+  mode: 'baseline' | Mode
   method: 'GET' | 'POST'
   path: string
   headers?: Record<string, string>
@@ -74,6 +78,14 @@ function start (entry: string, env: Record<string, string>): Promise<{ proc: Chi
   })
 }
 
+async function freePort (): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await new Promise((resolve) => server.once('listening', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
 async function stop (proc: ChildProcess) {
   if (proc.exitCode !== null) return
   const exited = new Promise((resolve) => proc.once('exit', resolve))
@@ -106,7 +118,7 @@ async function seed (url: string) {
   return { accessToken, root: root.secret as string, valid: valid.secret as string, limited: limited.secret as string, unknown: foreign.secret as string, keyId: valid.key.id as string }
 }
 
-function scenarios (mode: 'embedded' | 'redis' | 'metrics-off', s: Awaited<ReturnType<typeof seed>>): Scenario[] {
+function scenarios (mode: Mode, s: Awaited<ReturnType<typeof seed>>): Scenario[] {
   const verify = (key: string) => JSON.stringify({ key })
   const backend = { authorization: `Bearer ${s.root}`, 'content-type': 'application/json' }
   const user = { authorization: `Bearer ${s.accessToken}` }
@@ -120,7 +132,7 @@ function scenarios (mode: 'embedded' | 'redis' | 'metrics-off', s: Awaited<Retur
     { name: 'record usage', mode, method: 'POST', path: `/api/keys/${s.keyId}/usage`, headers: { ...user, 'content-type': 'application/json' }, body: JSON.stringify({ count: 1 }), expect: 201 },
     { name: 'health', mode, method: 'GET', path: '/api/health', expect: 200 }
   ]
-  if (mode === 'metrics-off') return all.filter((x) => x.name.startsWith('verify (valid')).map((x) => ({ ...x, target: undefined }))
+  if (mode === 'metrics-off' || mode === 'cluster') return all.filter((x) => x.name.startsWith('verify (valid')).map((x) => ({ ...x, target: undefined }))
   return mode === 'redis' ? all.filter((x) => x.name.startsWith('verify (valid') || x.name.startsWith('verify (per-key') || x.name.startsWith('list')) : all
 }
 
@@ -149,7 +161,7 @@ async function measure (url: string, scenario: Omit<Scenario, 'mode'>, duration 
 async function main () {
   const rows: Row[] = []
   console.log(`Keyward benchmark: ${DURATION}s per scenario, ${CONNECTIONS} connections, on ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`)
-  console.log('Rate-limit tiers are raised for the bench (auth, key creation, heavy, general), so the limiter does not refuse bench traffic.\n')
+  console.log('Rate-limit tiers are raised for the bench (auth, key creation, heavy, general, verify failures), so the limiter does not refuse bench traffic.\n')
 
   const baseline = await start('bench/baseline.ts', {})
   let base: Awaited<ReturnType<typeof measure>>
@@ -161,7 +173,7 @@ async function main () {
   }
   rows.push({ scenario: 'bare Fastify hello world', mode: 'baseline', ...base, ratio: 1, target: '' })
 
-  for (const mode of MODES as Array<'embedded' | 'redis' | 'metrics-off'>) {
+  for (const mode of MODES as Mode[]) {
     const dataDir = await mkdtemp(join(tmpdir(), 'keyward-bench-'))
     const env: Record<string, string> = {
       NODE_ENV: 'production',
@@ -173,9 +185,11 @@ async function main () {
       KEY_HASH_SECRET: 'bench-key-hash-secret-0123456789abcdefghij',
       ...RAISED_TIERS,
       ...(mode === 'redis' ? { REDIS_URL, REDIS_PREFIX: `kwbench:${Date.now()}:` } : {}),
-      ...(mode === 'metrics-off' ? { METRICS_ENABLED: 'false' } : {})
+      ...(mode === 'metrics-off' ? { METRICS_ENABLED: 'false' } : {}),
+      // The cluster's workers share one port, so it is a fixed free one.
+      ...(mode === 'cluster' ? { PORT: String(await freePort()), WORKERS: String(availableParallelism()) } : {})
     }
-    const server = await start('server.ts', env)
+    const server = await start(mode === 'cluster' ? 'cluster.ts' : 'server.ts', env)
     try {
       const seeded = await seed(server.url)
       for (const scenario of scenarios(mode, seeded)) {
@@ -212,6 +226,11 @@ async function main () {
     rows
   }, null, 2))
   console.log(`\nwritten to ${file}`)
+  const single = rows.find((r) => r.mode === 'embedded' && r.scenario.startsWith('verify (valid'))
+  const many = rows.find((r) => r.mode === 'cluster')
+  if (single !== undefined && many !== undefined) {
+    console.log(`verify with 1 process: ${Math.round(single.requestsPerSecond)} req/s; with ${availableParallelism()} cluster workers: ${Math.round(many.requestsPerSecond)} req/s (x${(many.requestsPerSecond / single.requestsPerSecond).toFixed(2)})`)
+  }
   const withMetrics = rows.find((r) => r.mode === 'embedded' && r.scenario.startsWith('verify (valid'))
   const without = rows.find((r) => r.mode === 'metrics-off')
   if (withMetrics !== undefined && without !== undefined) {

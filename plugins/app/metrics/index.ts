@@ -4,7 +4,8 @@ import { getHeapStatistics } from 'node:v8'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import Fastify from 'fastify'
 import fp from 'fastify-plugin'
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import cluster from 'node:cluster'
+import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { SCHEDULE } from '../../../jobs/schedule.ts'
 import { AppError } from '../errors.ts'
 import { deliver } from '../notifications/webhooks.ts'
@@ -153,6 +154,17 @@ export default fp(async function metricsPlugin (fastify: FastifyInstance) {
   }
 
   const slowMs = config.metrics.slowRequestMs
+  // One labelled child per route and status class, looked up by a string: no label hashing per request.
+  const children = new Map<string, ReturnType<typeof requests.labels>>()
+  const child = (method: string, route: string, status: number) => {
+    const key = `${method} ${route} ${status}`
+    let found = children.get(key)
+    if (found === undefined) {
+      found = requests.labels(method, route, `${Math.floor(status / 100)}xx`)
+      children.set(key, found)
+    }
+    return found
+  }
   if (config.metrics.enabled) {
     fastify.addHook('onRequest', (_request, _reply, done) => {
       inFlight++
@@ -163,7 +175,7 @@ export default fp(async function metricsPlugin (fastify: FastifyInstance) {
       const ms = reply.elapsedTime
       const route = request.routeOptions.url ?? 'unmatched'
       const status = reply.statusCode
-      requests.observe({ method: request.method, route, status_class: `${Math.floor(status / 100)}xx` }, ms / 1000)
+      child(request.method, route, status).observe(ms / 1000)
       const isSlow = ms > slowMs
       if (isSlow) {
         slow.inc({ route })
@@ -211,7 +223,39 @@ export default fp(async function metricsPlugin (fastify: FastifyInstance) {
   const timer = setInterval(() => { evaluate().catch((err) => fastify.log.error({ err }, 'alert evaluation failed')) }, 10_000)
   timer.unref()
 
-  fastify.decorate('metrics', { registry, window, alerts, gauges, text: () => registry.metrics(), inFlight: () => inFlight, heapLimitBytes })
+  // Under the cluster, the primary adds up every worker's registry (prom-client's aggregator).
+  // Only under Keyward's own primary (cluster.ts); PM2's cluster mode has no aggregator to ask.
+  const inCluster = cluster.isWorker && process.env.KEYWARD_CLUSTER_WORKER === '1'
+  if (inCluster) {
+    // Constructing an aggregator is what installs prom-client's worker-side IPC listener.
+    new AggregatorRegistry() // eslint-disable-line no-new
+    AggregatorRegistry.setRegistries([registry])
+  }
+  let nextRequest = 0
+  const pendingTexts = new Map<number, (result: { text?: string, error?: string }) => void>()
+  if (inCluster) {
+    process.on('message', (message: { type?: string, id?: number, text?: string, error?: string }) => {
+      if (message?.type !== 'keyward:metrics' || message.id === undefined) return
+      pendingTexts.get(message.id)?.(message)
+      pendingTexts.delete(message.id)
+    })
+  }
+  /** The whole service's metrics: this process's, or under the cluster every worker's, from the primary. */
+  const serviceText = (): Promise<string> => {
+    if (!inCluster || typeof process.send !== 'function') return registry.metrics()
+    const id = ++nextRequest
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { pendingTexts.delete(id); reject(new Error('the cluster primary did not answer')) }, 5000)
+      pendingTexts.set(id, (result) => {
+        clearTimeout(timer)
+        if (result.text !== undefined) resolve(result.text)
+        else reject(new Error(result.error ?? 'aggregation failed'))
+      })
+      process.send?.({ type: 'keyward:metrics', id })
+    })
+  }
+
+  fastify.decorate('metrics', { registry, window, alerts, gauges, text: serviceText, inFlight: () => inFlight, heapLimitBytes })
 
   const serve = async (request: FastifyRequest, reply: FastifyReply, requireToken: boolean) => {
     if (requireToken) {
@@ -220,7 +264,7 @@ export default fp(async function metricsPlugin (fastify: FastifyInstance) {
         throw new AppError(401, 'UNAUTHORIZED', 'A bearer METRICS_TOKEN is required')
       }
     }
-    return reply.type(registry.contentType).send(await registry.metrics())
+    return reply.type(registry.contentType).send(await serviceText())
   }
 
   let metricsServer: ReturnType<typeof Fastify> | null = null

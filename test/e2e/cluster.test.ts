@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { request } from 'node:http'
+import { createServer } from 'node:net'
+import { after, before, describe, it } from 'node:test'
+import { startServer, type RunningServer } from '../helpers/server.ts'
+import { tempDir } from '../helpers/tmp.ts'
+
+const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+async function freePort (): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+/** One request on a fresh connection (no keep-alive), so each is routed by the cluster anew. */
+function get (port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number, body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { ...headers, connection: 'close' }, agent: false }, (res) => {
+      let body = ''
+      res.on('data', (c) => { body += c })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+describe('cluster mode', () => {
+  let cluster: RunningServer
+  let tmp: Awaited<ReturnType<typeof tempDir>>
+  let port: number
+  let metricsPort: number
+  let auth: Record<string, string>
+
+  const pidsOf = async (n: number) => {
+    const pids = new Set<number>()
+    for (let i = 0; i < n; i++) {
+      const res = await get(port, '/api/system/info', auth)
+      if (res.status === 200) pids.add(JSON.parse(res.body).pid)
+    }
+    return pids
+  }
+
+  before(async () => {
+    tmp = await tempDir('cluster')
+    port = await freePort()
+    metricsPort = await freePort()
+    cluster = await startServer({
+      DATA_DIR: tmp.dir,
+      PORT: String(port),
+      WORKERS: '2',
+      METRICS_PORT: String(metricsPort),
+      ADMIN_EMAILS: 'root@example.com',
+      GENERAL_RATE_LIMIT_MAX: '1000000',
+      AUTH_RATE_LIMIT_MAX: '1000',
+      SHUTDOWN_TIMEOUT_MS: '5000'
+    }, 'cluster.ts', /cluster ready/)
+    const res = await fetch(`http://127.0.0.1:${port}/api/auth/register`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'root@example.com', password: 'cluster password 1' })
+    })
+    assert.equal(res.status, 201)
+    auth = { authorization: `Bearer ${((await res.json()) as { accessToken: string }).accessToken}` }
+  })
+  after(async () => {
+    await cluster?.stop('SIGKILL')
+    await tmp?.remove()
+  })
+
+  it('serves on every worker', async () => {
+    const pids = await pidsOf(40)
+    assert.equal(pids.size, 2, `answered by ${[...pids].join(', ')}`)
+    assert.ok(!pids.has(cluster.proc.pid as number), 'the primary does not serve')
+  })
+
+  it('adds up the metrics of every worker on METRICS_PORT', async () => {
+    const before = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text())
+    const count = (text: string) => text.split('\n').filter((l) => l.startsWith('keyward_http_request_duration_seconds_count') && l.includes('route="/api/health"'))
+      .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0)
+    for (let i = 0; i < 30; i++) assert.equal((await get(port, '/api/health')).status, 200)
+    const text = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text())
+    assert.equal(count(text) - count(before), 30, 'the 30 health checks, wherever they landed')
+    assert.equal((await get(port, '/metrics')).status, 404, 'not on the API port when METRICS_PORT is set')
+  })
+
+  it('replaces a killed worker', async () => {
+    const pids = [...await pidsOf(20)]
+    process.kill(pids[0] as number, 'SIGKILL')
+    let now = new Set<number>()
+    for (let i = 0; i < 50; i++) {
+      await wait(200)
+      now = await pidsOf(10)
+      if (now.size === 2 && !now.has(pids[0] as number)) break
+    }
+    assert.equal(now.size, 2, 'two workers again')
+    assert.ok(!now.has(pids[0] as number), 'the killed one is gone')
+    assert.ok(cluster.output.some((l) => l.includes('worker died; restarting it')))
+  })
+
+  it('reloads every worker on SIGHUP with no request refused under steady traffic', async () => {
+    const before = await pidsOf(20)
+    let failures = 0
+    let served = 0
+    let running = true
+    const loops = Array.from({ length: 4 }, async () => {
+      while (running) {
+        try {
+          const res = await get(port, '/api/health')
+          if (res.status === 200) served++
+          else failures++
+        } catch {
+          failures++
+        }
+      }
+    })
+    await wait(300)
+    process.kill(cluster.proc.pid as number, 'SIGHUP')
+    for (let i = 0; i < 100 && !cluster.output.some((l) => l.includes('reload finished')); i++) await wait(200)
+    await wait(300)
+    running = false
+    await Promise.all(loops)
+    assert.ok(cluster.output.some((l) => l.includes('reload finished')), 'the reload finished')
+    assert.equal(failures, 0, `${failures} of ${served + failures} requests failed during the reload`)
+    assert.ok(served > 50)
+    const afterPids = await pidsOf(20)
+    assert.equal(afterPids.size, 2)
+    for (const pid of afterPids) assert.ok(!before.has(pid), 'every worker was replaced')
+  })
+
+  it('drains on SIGTERM: an in-flight request finishes and everything exits 0', async () => {
+    const { connect } = await import('node:net')
+    const socket = connect(port, '127.0.0.1')
+    await once(socket, 'connect')
+    let response = ''
+    socket.on('data', (c) => { response += c.toString() })
+    const body = JSON.stringify({ email: 'late@example.com', password: 'written during shutdown' })
+    socket.write(`POST /api/auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`)
+    await wait(200)
+    const exit = cluster.stop('SIGTERM')
+    await wait(300)
+    socket.write(body.slice(5))
+    assert.equal(await exit, 0)
+    assert.match(response, /^HTTP\/1\.1 201/)
+  })
+})

@@ -105,9 +105,9 @@ describe('cluster mode', () => {
     const before = await pidsOf(20)
     let failures = 0
     let served = 0
-    let running = true
+    const traffic = { running: true }
     const loops = Array.from({ length: 4 }, async () => {
-      while (running) {
+      while (traffic.running) {
         try {
           const res = await get(port, '/api/health')
           if (res.status === 200) served++
@@ -121,7 +121,7 @@ describe('cluster mode', () => {
     process.kill(cluster.proc.pid as number, 'SIGHUP')
     for (let i = 0; i < 100 && !cluster.output.some((l) => l.includes('reload finished')); i++) await wait(200)
     await wait(300)
-    running = false
+    traffic.running = false
     await Promise.all(loops)
     assert.ok(cluster.output.some((l) => l.includes('reload finished')), 'the reload finished')
     assert.equal(failures, 0, `${failures} of ${served + failures} requests failed during the reload`)

@@ -48,6 +48,10 @@ async function primary () {
   const entry = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './server.ts' : './server.js', import.meta.url))
   // Workers answer metrics from their own registries; the primary adds them up. Their own
   // METRICS_PORT server would collide, so workers serve metrics only through the primary.
+  // Workers accept from the shared listening socket themselves (SCHED_NONE): a worker that stops
+  // listening during a reload leaves its pending connections in the kernel's queue for the
+  // others. With round-robin handoff, a connection handed to a closing worker could hang.
+  cluster.schedulingPolicy = cluster.SCHED_NONE
   cluster.setupPrimary({ exec: entry })
   const workerEnv = { KEYWARD_CLUSTER_WORKER: '1', METRICS_PORT: '0' }
   const slots = new Map<number, Slot>()

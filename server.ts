@@ -30,6 +30,11 @@ async function main () {
   })
 
   try {
+    await app.ready()
+    // Start-up work blocks the event loop; under-pressure's first sample would count it and shed
+    // the first requests with 503. Take connections only once a clean sample has been seen.
+    await new Promise((resolve) => setTimeout(resolve, 1100))
+    for (let waited = 0; app.isUnderPressure() && waited < 10_000; waited += 250) await new Promise((resolve) => setTimeout(resolve, 250))
     await app.listen({ port: config.port, host: config.host })
   } catch (err) {
     app.log.error({ err }, 'could not listen')

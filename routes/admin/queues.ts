@@ -18,6 +18,9 @@ export default async function queuesUi (fastify: FastifyInstance) {
   const connection = bullConnection(redis.url)
   const prefix = `${redis.prefix}bull`
   const queues = [new Queue(MAINTENANCE_QUEUE, { connection, prefix }), new Queue(WEBHOOK_QUEUE, { connection, prefix })]
+  for (const queue of queues) queue.on('error', (err) => fastify.log.warn({ err: err.message }, 'queue connection error'))
+  // Connected before the app is ready, so closing it (even right away) never races its start-up.
+  await Promise.all(queues.map((q) => q.waitUntilReady()))
   const serverAdapter = new FastifyAdapter()
   serverAdapter.setBasePath(QUEUES_PATH)
   createBullBoard({ queues: queues.map((q) => new BullMQAdapter(q)), serverAdapter })

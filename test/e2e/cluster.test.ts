@@ -20,17 +20,18 @@ async function freePort (): Promise<number> {
 /** One request on a fresh connection (no keep-alive), so each is routed by the cluster anew. */
 function get (port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number, body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, headers: { ...headers, connection: 'close' }, agent: false }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { ...headers, connection: 'close' }, agent: false, timeout: 10_000 }, (res) => {
       let body = ''
       res.on('data', (c) => { body += c })
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
     })
     req.on('error', reject)
+    req.on('timeout', () => req.destroy(new Error('timed out')))
     req.end()
   })
 }
 
-describe('cluster mode', () => {
+describe('cluster mode', { timeout: 240_000 }, () => {
   let cluster: RunningServer
   let tmp: Awaited<ReturnType<typeof tempDir>>
   let port: number
@@ -105,15 +106,17 @@ describe('cluster mode', () => {
     const before = await pidsOf(20)
     let failures = 0
     let served = 0
+    const reasons = new Map<string, number>()
+    const fail = (reason: string) => { failures++; reasons.set(reason, (reasons.get(reason) ?? 0) + 1) }
     const traffic = { running: true }
     const loops = Array.from({ length: 4 }, async () => {
       while (traffic.running) {
         try {
           const res = await get(port, '/api/health')
           if (res.status === 200) served++
-          else failures++
-        } catch {
-          failures++
+          else fail(`HTTP ${res.status} ${res.body.slice(0, 80)}`)
+        } catch (err) {
+          fail((err as NodeJS.ErrnoException).code ?? (err as Error).message)
         }
       }
     })
@@ -124,7 +127,7 @@ describe('cluster mode', () => {
     traffic.running = false
     await Promise.all(loops)
     assert.ok(cluster.output.some((l) => l.includes('reload finished')), 'the reload finished')
-    assert.equal(failures, 0, `${failures} of ${served + failures} requests failed during the reload`)
+    assert.equal(failures, 0, `${failures} of ${served + failures} requests failed during the reload: ${JSON.stringify([...reasons])}`)
     assert.ok(served > 50)
     const afterPids = await pidsOf(20)
     assert.equal(afterPids.size, 2)

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { AggregatorRegistry } from 'prom-client'
 import pino from 'pino'
-import { ConfigError, createConfig, type Config } from './config.ts'
+import { configOrExit, type Config } from './config.ts'
 import { openStore } from './plugins/app/store/open.ts'
 import { connectMongo } from './plugins/external/mongodb.ts'
 
@@ -22,16 +22,7 @@ interface Slot { id: number, worker: Worker, crashes: number[] }
  * whole service on METRICS_PORT.
  */
 async function primary () {
-  let config: Config
-  try {
-    config = createConfig()
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message)
-      process.exit(78)
-    }
-    throw err
-  }
+  const config: Config = configOrExit()
   const log = pino({ level: config.logLevel })
   const count = Number(process.env.WORKERS ?? availableParallelism())
   if (!Number.isInteger(count) || count < 1 || count > 256) {

@@ -299,3 +299,16 @@ export function createConfig (source: Record<string, string | undefined> = proce
 }
 
 export type Config = ReturnType<typeof createConfig>
+
+/** For entry points: the configuration, or one line naming what is wrong and exit code 78. */
+export function configOrExit (source: Record<string, string | undefined> = process.env): Config {
+  try {
+    return createConfig(source)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message)
+      process.exit(78)
+    }
+    throw err
+  }
+}

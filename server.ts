@@ -1,19 +1,10 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.ts'
-import { ConfigError, createConfig } from './config.ts'
+import { configOrExit } from './config.ts'
 
 /** One HTTP process: validated config, the app, listen, and a bounded graceful shutdown. */
 async function main () {
-  let config
-  try {
-    config = createConfig()
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message)
-      process.exit(78)
-    }
-    throw err
-  }
+  const config = configOrExit()
 
   let app
   try {

@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq'
-import { ConfigError, createConfig } from './config.ts'
+import { configOrExit } from './config.ts'
 import { bullConnection, MAINTENANCE_QUEUE, queueDelivery, startWorkers, upsertSchedules, WEBHOOK_QUEUE } from './jobs/queue.ts'
 import { openJobContext } from './jobs/standalone.ts'
 
@@ -8,16 +8,7 @@ import { openJobContext } from './jobs/standalone.ts'
  * deliveries. Any number may run; each scheduled tick is one job, processed once. Needs Redis.
  */
 async function main () {
-  let config
-  try {
-    config = createConfig()
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message)
-      process.exit(78)
-    }
-    throw err
-  }
+  const config = configOrExit()
   if (config.redis === undefined) {
     console.error('The worker needs REDIS_URL; without Redis the API process runs the jobs itself (embedded mode).')
     process.exit(78)

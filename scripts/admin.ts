@@ -1,5 +1,5 @@
 import { buildApp } from '../app.ts'
-import { ConfigError, createConfig } from '../config.ts'
+import { configOrExit } from '../config.ts'
 
 const USAGE = 'usage: npm run admin -- promote <email> | demote <email>'
 
@@ -10,16 +10,7 @@ async function main (argv: string[]) {
     console.error(USAGE)
     return 64
   }
-  let config
-  try {
-    config = createConfig({ ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' })
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message)
-      return 78
-    }
-    throw err
-  }
+  const config = configOrExit({ ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' })
   const app = await buildApp(config)
   try {
     await app.ready()

@@ -1,4 +1,4 @@
-import { ConfigError, createConfig } from '../config.ts'
+import { configOrExit } from '../config.ts'
 import { runJob } from '../jobs/runner.ts'
 import { findJob, SCHEDULE } from '../jobs/schedule.ts'
 import { openJobContext } from '../jobs/standalone.ts'
@@ -17,16 +17,7 @@ async function main (argv: string[]): Promise<number> {
     console.error(USAGE)
     return 64
   }
-  let config
-  try {
-    config = createConfig({ ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' })
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message)
-      return 78
-    }
-    throw err
-  }
+  const config = configOrExit({ ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' })
   const { ctx, close } = await openJobContext(config)
   try {
     const result = await runJob(job, ctx)

@@ -6,7 +6,7 @@ import Fastify from 'fastify'
 import fp from 'fastify-plugin'
 import cluster from 'node:cluster'
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import { SCHEDULE } from '../../../jobs/schedule.ts'
+import { recentRuns } from '../../../jobs/runner.ts'
 import { AppError } from '../errors.ts'
 import { deliver } from '../notifications/webhooks.ts'
 import { AlertEngine, defaultRules, type AlertState } from './alerts.ts'
@@ -102,8 +102,7 @@ export default fp(async function metricsPlugin (fastify: FastifyInstance) {
     labelNames: ['job', 'outcome'],
     registers: [registry],
     async collect () {
-      for (const job of SCHEDULE) {
-        const runs = await fastify.store.jobRuns(job.name, 20)
+      for (const { job, runs } of await recentRuns(fastify.store)) {
         jobsGauge.set({ job: job.name, outcome: 'ok' }, runs.filter((r) => r.ok).length)
         jobsGauge.set({ job: job.name, outcome: 'failed' }, runs.filter((r) => !r.ok).length)
       }

@@ -171,11 +171,6 @@ export class UsageMeter {
     if (known !== undefined && known.month === total.month && total.units > known.units) known.units = total.units
   }
 
-  /** Pending (unflushed) units per key for the current hour and earlier, for usage series. */
-  pendingFor (keyId: string): UsageDelta[] {
-    return [...this.pending.values()].filter((p) => p.keyId === keyId)
-  }
-
   stats (): MeterStats {
     return { pendingKeys: this.pending.size, ...this.counters }
   }

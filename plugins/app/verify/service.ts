@@ -67,8 +67,6 @@ export interface VerifierDependencies {
   hashSecret: string
 }
 
-export interface VerifyStats { byCode: Record<VerifyCode, number> }
-
 /**
  * The hot path. Checks in order: format, lookup, status and expiry, scopes, the key's rate
  * limit, its monthly usage; charges usage only when every check passed. Answers from memory:

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses } from '../../../schemas/error.ts'
 import { nextRun } from '../../../jobs/embedded.ts'
-import { SCHEDULE } from '../../../jobs/schedule.ts'
+import { recentRuns } from '../../../jobs/runner.ts'
 import { AppError } from '../../../plugins/app/errors.ts'
 import type { MinuteFigures } from '../../../plugins/app/metrics/window.ts'
 import { HistoryQuery, JobsReport, RateLimitReport, StatsHistory, SystemInfo, SystemStats } from '../../../schemas/system.ts'
@@ -42,8 +42,7 @@ const system: FastifyPluginAsyncTypebox = async (fastify) => {
     const now = fastify.clock.now()
     const planned = fastify.scheduler?.nextRuns() ?? {}
     const jobs = []
-    for (const job of SCHEDULE) {
-      const runs = await fastify.store.jobRuns(job.name, 20)
+    for (const { job, runs } of await recentRuns(fastify.store)) {
       const last = runs[0]
       jobs.push({
         name: job.name,
@@ -74,8 +73,7 @@ const system: FastifyPluginAsyncTypebox = async (fastify) => {
     const health = await fastify.health.report()
     const cache = fastify.cache.stats()
     const jobs = []
-    for (const job of SCHEDULE) {
-      const runs = await fastify.store.jobRuns(job.name, 20)
+    for (const { job, runs } of await recentRuns(fastify.store)) {
       jobs.push({ name: job.name, lastRunAt: runs[0] === undefined ? null : new Date(runs[0].startedAt).toISOString(), ok: runs[0]?.ok ?? null, recentFailures: runs.filter((r) => !r.ok).length })
     }
     return {

@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { ErrorBody, type ErrorBodyType } from '../../schemas/error.ts'
+import { API_SECURITY_HEADERS } from '../external/helmet.ts'
 
 /** A failure the client can act on: a status, a stable code and a message safe to show. */
 export class AppError extends Error {
@@ -97,6 +98,8 @@ function sendError (error: FastifyError | Error, request: FastifyRequest, reply:
 
 /** Fastify's frameworkErrors option: URL and constraint errors raised before routing. */
 export function frameworkErrorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  // Raised before routing, so the onRequest hook that sets the security headers never ran.
+  reply.headers(API_SECURITY_HEADERS)
   sendError(error, request, reply)
 }
 

@@ -33,7 +33,8 @@ export function checkWebhookUrl (raw: string, allowPrivate: boolean): URL {
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ForbiddenWebhookError('the webhook URL must be http or https')
   if (url.username !== '' || url.password !== '') throw new ForbiddenWebhookError('the webhook URL must not carry credentials')
-  const host = url.hostname.replace(/^\[|\]$/g, '')
+  // A trailing dot names the same host ("localhost." is localhost).
+  const host = url.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '')
   if (!allowPrivate && (host === 'localhost' || host.endsWith('.localhost') || (isIP(host) !== 0 && isForbiddenAddress(host)))) {
     throw new ForbiddenWebhookError('webhooks to loopback, link-local or private addresses are not allowed')
   }

@@ -1,21 +1,11 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { request } from 'node:http'
-import { createServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
-import { startServer, type RunningServer } from '../helpers/server.ts'
+import { freePort, startServer, type RunningServer } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  await once(server, 'close')
-  return port
-}
 
 /** One request on a fresh connection (no keep-alive), so each is routed by the cluster anew. */
 function get (port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number, body: string }> {

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { TEST_SECRETS } from './app.ts'
 
@@ -65,4 +66,14 @@ export async function runToExit (env: Record<string, string>, entry = 'server.ts
   const [code] = await once(proc, 'exit') as [number | null]
   clearTimeout(timer)
   return { code, output, ms: Date.now() - started }
+}
+
+/** A port that was free a moment ago (for the cluster, whose ready line names no port). */
+export async function freePort (): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  await once(server, 'close')
+  return port
 }

@@ -62,6 +62,9 @@ export function loggerOptions (config: Config, stream?: DestinationStream): Fast
   }
 }
 
+/** How often Node looks for requests past their headers or request timeout. */
+export const CONNECTIONS_CHECKING_INTERVAL_MS = 1000
+
 /** Trust the nearest `hops` proxies, as proxy-addr does for a number. */
 function hopCount (hops: number) {
   return (_address: string, index: number) => index < hops
@@ -82,6 +85,10 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     keepAliveTimeout: config.http.keepAliveTimeoutMs,
     requestTimeout: config.http.requestTimeoutMs,
     maxRequestsPerSocket: config.http.maxRequestsPerSocket === 0 ? undefined : config.http.maxRequestsPerSocket,
+    // Node checks the headers and request timeouts on this interval (30 s by default), so a
+    // slowloris connection would live up to 30 s past HEADERS_TIMEOUT_MS. The check walks only
+    // connections with a request in progress, not idle keep-alive ones, so every second is cheap.
+    http: { connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS },
     // Requests already accepted when shutdown begins are served, not refused: during a rolling
     // reload the cluster may still hand a closing worker a connection it had accepted.
     return503OnClosing: false,

@@ -30,11 +30,11 @@ export const EnvSchema = Type.Object({
   TRUST_PROXY: Type.String({ maxLength: 1024, default: 'false', description: 'false, true, a hop count, or comma-separated proxy addresses/CIDRs' }),
   BODY_LIMIT: Int(1024, 16 * 1024 * 1024, 1024 * 1024, 'Largest request body in bytes'),
   MAX_CONNECTIONS: Int(1, 1_000_000, 10_000, 'Open connections per process before new ones are refused'),
-  CONNECTION_TIMEOUT_MS: Int(1000, 3_600_000, 120_000, 'Idle socket timeout'),
+  CONNECTION_TIMEOUT_MS: Int(1000, 3_600_000, 120_000, 'Socket inactivity timeout while a request is read or answered (idle keep-alive sockets use KEEP_ALIVE_TIMEOUT_MS)'),
   KEEP_ALIVE_TIMEOUT_MS: Int(1000, 600_000, 72_000, 'Keep-alive timeout (above common load balancer idle timeouts)'),
   REQUEST_TIMEOUT_MS: Int(1000, 600_000, 30_000, 'Whole-request timeout'),
-  HEADERS_TIMEOUT_MS: Int(1000, 600_000, 15_000, 'Time allowed to receive request headers (slowloris bound)'),
-  MAX_REQUESTS_PER_SOCKET: Int(0, 10_000_000, 0, 'Requests per keep-alive socket (0 = unlimited)'),
+  HEADERS_TIMEOUT_MS: Int(1000, 600_000, 10_000, 'Time allowed to receive request headers (slowloris bound)'),
+  MAX_REQUESTS_PER_SOCKET: Int(0, 10_000_000, 0, 'Requests per keep-alive socket (0 = unlimited); past it Node answers 503 and leaves closing to the client'),
   SHUTDOWN_TIMEOUT_MS: Int(1000, 120_000, 10_000, 'Graceful shutdown bound'),
   MAX_EVENT_LOOP_DELAY_MS: Int(0, 60_000, 1000, 'Under-pressure: event-loop delay (0 = off)'),
   MAX_EVENT_LOOP_UTILIZATION: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'Under-pressure: event-loop utilisation (0 = off; a saturated but healthy process sits near 1)' }),
@@ -123,6 +123,31 @@ function saveDevelopmentSecrets (dataDir: string, secrets: Record<string, string
   } catch {
     // An unwritable DATA_DIR surfaces when the store opens; secrets then last for this process only.
   }
+}
+
+/** Descriptors a process needs besides its client connections: store files, Redis and MongoDB sockets, pipes, webhooks. */
+export const FD_RESERVE = 256
+
+/** This process's soft limit on open files (Node raises it to the hard limit at start-up), where /proc tells. */
+export function openFileLimit (): number | undefined {
+  try {
+    const match = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))
+    return match === null ? undefined : Number(match[1])
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The connection cap, lowered to fit the open-file limit: past the cap a connection is refused
+ * cleanly, while past the file limit accept() fails and so does every file, socket and pipe the
+ * process then tries to open.
+ */
+function connectionCap (wanted: number, fileLimit: number | undefined, warnings: string[]): number {
+  if (fileLimit === undefined || wanted <= fileLimit - FD_RESERVE) return wanted
+  const cap = Math.max(1, fileLimit - FD_RESERVE)
+  warnings.push(`MAX_CONNECTIONS ${wanted} does not fit the open-file limit of ${fileLimit} (with ${FD_RESERVE} kept for the process): using ${cap}; raise nofile to hold more`)
+  return cap
 }
 
 function parseList (value: string): string[] {
@@ -231,7 +256,7 @@ export function createConfig (source: Record<string, string | undefined> = proce
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     http: {
       bodyLimit: env.BODY_LIMIT,
-      maxConnections: env.MAX_CONNECTIONS,
+      maxConnections: connectionCap(env.MAX_CONNECTIONS, openFileLimit(), warnings),
       connectionTimeoutMs: env.CONNECTION_TIMEOUT_MS,
       keepAliveTimeoutMs: env.KEEP_ALIVE_TIMEOUT_MS,
       requestTimeoutMs: env.REQUEST_TIMEOUT_MS,

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 
-const ALONE = ['test/e2e/cluster.test.ts']
+const ALONE = ['test/e2e/cluster.test.ts', 'test/e2e/connections.test.ts']
 
 function collect (path) {
   if (statSync(path).isFile()) return path.endsWith('.test.ts') ? [path] : []

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { ConfigError, createConfig } from '../config.ts'
+import { ConfigError, createConfig, FD_RESERVE, openFileLimit } from '../config.ts'
 
 const SECRETS = {
   JWT_SECRET: 'a'.repeat(16) + 'b'.repeat(16) + 'c'.repeat(8),
@@ -97,5 +97,17 @@ describe('createConfig', () => {
   it('keeps the headers timeout within the request timeout', () => {
     const config = createConfig({ NODE_ENV: 'test', REQUEST_TIMEOUT_MS: '5000', HEADERS_TIMEOUT_MS: '20000' })
     assert.equal(config.http.headersTimeoutMs, 5000)
+  })
+
+  it('lowers the connection cap to fit the open-file limit, and says so', () => {
+    const limit = openFileLimit()
+    const config = createConfig({ NODE_ENV: 'test', ...SECRETS, MAX_CONNECTIONS: '1000000' })
+    if (limit === undefined || limit - FD_RESERVE >= 1_000_000) {
+      assert.equal(config.http.maxConnections, 1_000_000)
+    } else {
+      assert.equal(config.http.maxConnections, limit - FD_RESERVE)
+      assert.match(config.warnings.join('\n'), /MAX_CONNECTIONS 1000000 does not fit the open-file limit/)
+    }
+    assert.equal(createConfig({ NODE_ENV: 'test', ...SECRETS, MAX_CONNECTIONS: '123' }).http.maxConnections, 123)
   })
 })

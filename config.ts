@@ -21,6 +21,7 @@ export const EnvSchema = Type.Object({
   LOG_REQUESTS: Type.Boolean({ default: false, description: 'Log every request and response (errors and slow requests are always logged)' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'pino log level' }),
   DATA_DIR: Type.String({ minLength: 1, maxLength: 4096, default: './data', description: 'Folder of the embedded SQLite store' }),
+  SQLITE_BUSY_TIMEOUT_MS: Int(0, 60_000, 250, "How long a write waits for another process's lock on the SQLite file; past it the write gets 503 STORE_BUSY and writes fail fast for 1 s (the wait blocks the event loop)"),
   MONGODB_URI: Type.Optional(Type.String({ pattern: '^mongodb(\\+srv)?://', maxLength: 4096, description: 'MongoDB connection string; unset = embedded SQLite' })),
   MONGODB_DB: Type.String({ pattern: '^[A-Za-z0-9_-]{1,63}$', default: 'keyward', description: 'Database name when MONGODB_URI names none' }),
   MONGODB_CONNECT_TIMEOUT_MS: Int(500, 60000, 5000, 'Server selection timeout at start-up'),
@@ -248,6 +249,7 @@ export function createConfig (source: Record<string, string | undefined> = proce
     logLevel: env.LOG_LEVEL,
     logRequests: env.LOG_REQUESTS,
     dataDir,
+    sqliteBusyTimeoutMs: env.SQLITE_BUSY_TIMEOUT_MS,
     mongo: env.MONGODB_URI === undefined
       ? undefined
       : { uri: env.MONGODB_URI, database: env.MONGODB_DB, connectTimeoutMs: env.MONGODB_CONNECT_TIMEOUT_MS },

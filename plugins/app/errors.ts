@@ -66,6 +66,7 @@ export function toErrorBody (error: FastifyError | AppError | Error, request: Fa
   }
   // Conflicts detected inside a store transaction.
   if (error.name === 'KeyRevokedError') return { body: errorBody(request, 409, 'KEY_REVOKED', 'The key is revoked; revoked keys cannot change') }
+  if (error.name === 'StoreBusyError') return { body: errorBody(request, 503, 'STORE_BUSY', 'The store is busy; nothing was changed, retry shortly'), headers: { 'retry-after': '1' } }
   if (error.name === 'DuplicateError') return { body: errorBody(request, 409, 'CONFLICT', 'A concurrent change got there first; try again') }
   const fe = error as FastifyError
   if (fe.validation !== undefined) {
@@ -87,7 +88,9 @@ export function toErrorBody (error: FastifyError | AppError | Error, request: Fa
 
 function sendError (error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
   const { body, headers } = toErrorBody(error, request)
-  if (body.statusCode >= 500) {
+  if (body.code === 'STORE_BUSY') {
+    request.log.warn({ code: body.code, statusCode: body.statusCode }, body.message)
+  } else if (body.statusCode >= 500) {
     request.log.error({ err: error }, 'request failed')
   } else {
     request.log.info({ code: body.code, statusCode: body.statusCode }, body.message)

@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 
@@ -25,4 +26,27 @@ export async function dropPrefix (prefix: string) {
   } finally {
     client.disconnect()
   }
+}
+
+/**
+ * A redis-server of the test's own on `port` (nothing saved), for tests that kill and restart
+ * it. Resolves once it answers PING.
+ */
+export async function startRedis (port: number): Promise<ChildProcess> {
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
+  probe.on('error', () => {})
+  for (let i = 0; i < 50; i++) {
+    try {
+      await probe.connect()
+      await probe.ping()
+      probe.disconnect()
+      return proc
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+  probe.disconnect()
+  proc.kill('SIGKILL')
+  throw new Error('redis-server did not start')
 }

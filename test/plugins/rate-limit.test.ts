@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { Redis } from 'ioredis'
 import { MemoryTiers, TierLimiter } from '../../plugins/app/rate-limit/tiers.ts'
 import { createTestApp, ManualClock, registerUser, type TestApp } from '../helpers/app.ts'
-import { dropPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.ts'
+import { dropPrefix, REDIS_URL, redisClient, startRedis, testPrefix } from '../helpers/redis.ts'
+import { freePort } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
 const MIN = 60_000
@@ -204,35 +203,6 @@ describe('shared limits and client addresses', () => {
     }
   })
 })
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  await once(server, 'close')
-  return port
-}
-
-async function startRedis (port: number): Promise<ChildProcess> {
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
-  const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
-  probe.on('error', () => {})
-  for (let i = 0; i < 50; i++) {
-    try {
-      await probe.connect()
-      await probe.ping()
-      probe.disconnect()
-      return proc
-    } catch {
-      await wait(100)
-    }
-  }
-  probe.disconnect()
-  proc.kill('SIGKILL')
-  throw new Error('redis-server did not start')
-}
 
 describe('Redis fault', () => {
   it('keeps limiting from memory when Redis dies, with no 5xx, and shares counts again when it returns', async () => {

@@ -7,7 +7,7 @@ import type { Store } from './types.ts'
 
 /** The configured store: MongoDB when MONGODB_URI is set (given its connected client), SQLite otherwise. */
 export function openStore (config: Config, mongo?: { client: MongoClient, owned: boolean }): Store {
-  if (config.mongo === undefined) return new SqliteStore({ dataDir: config.dataDir })
+  if (config.mongo === undefined) return new SqliteStore({ dataDir: config.dataDir, busyTimeoutMs: config.sqliteBusyTimeoutMs })
   if (mongo === undefined) throw new Error('MONGODB_URI is set but no MongoDB client was given')
   const db = mongo.client.db(databaseFromUri(config.mongo.uri) ?? config.mongo.database)
   return new MongoStore(db, { client: mongo.client, closeClient: mongo.owned })

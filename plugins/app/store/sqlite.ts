@@ -4,7 +4,7 @@ import Database from 'libsql'
 import { newId } from './ids.ts'
 import { anonymousOwner, GENESIS_HASH, monthStart, nextAuditEvent, searchText, sortValue } from './shared.ts'
 import {
-  DuplicateError, KeyRevokedError,
+  DuplicateError, KeyRevokedError, StoreBusyError,
   type AuditEvent, type AuditInput, type AuditQuery, type KeyListQuery, type KeyPatch, type KeyRecord, type KeyStats,
   type KeyVersionRecord, type NewKey, type NewKeyVersion, type NewSession, type NewUser, type Page, type RefreshOutcome,
   type RotationPlan, type SessionRecord, type Store, type StoreHealth, type UsageDelta, type UsagePoint, type UsageTotal,
@@ -399,7 +399,15 @@ function escapeLike (text: string): string {
 export interface SqliteStoreOptions {
   /** Folder holding keyward.db; ':memory:' is not accepted, the store is always a real file. */
   dataDir: string
+  /** How long a write waits for another connection's lock (libsql waits synchronously). */
   busyTimeoutMs?: number
+  /** After a write found the file locked past the busy timeout, writes fail fast this long. */
+  busyBackoffMs?: number
+}
+
+function isBusy (err: unknown): boolean {
+  const code = (err as { code?: unknown }).code
+  return typeof code === 'string' && (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY_') || code === 'SQLITE_LOCKED')
 }
 
 export class SqliteStore implements Store {
@@ -407,14 +415,20 @@ export class SqliteStore implements Store {
   readonly path: string
   private db: Db
   private statements = new Map<string, ReturnType<Db['prepare']>>()
+  private readonly busyTimeoutMs: number
+  private readonly busyBackoffMs: number
+  /** Until then writes try the lock without waiting for it. */
+  private busyUntil = 0
 
   constructor (options: SqliteStoreOptions) {
+    this.busyTimeoutMs = options.busyTimeoutMs ?? 250
+    this.busyBackoffMs = options.busyBackoffMs ?? 1000
     mkdirSync(options.dataDir, { recursive: true })
     this.path = join(options.dataDir, 'keyward.db')
     this.db = new Database(this.path)
     // WAL lets readers proceed during a write and several processes share the file safely.
     this.db.pragma('journal_mode = WAL')
-    this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`)
+    this.db.pragma(`busy_timeout = ${this.busyTimeoutMs}`)
     this.db.pragma('synchronous = NORMAL')
     this.db.pragma('foreign_keys = ON')
   }
@@ -436,13 +450,36 @@ export class SqliteStore implements Store {
     return this.stmt(sql).all(params) as Row[]
   }
 
+  /** One statement; outside a transaction it takes the write lock itself, so it is guarded too. */
   private run (sql: string, ...params: unknown[]): number {
-    return this.stmt(sql).run(params).changes
+    const stmt = this.stmt(sql)
+    if (this.db.inTransaction) return stmt.run(params).changes
+    return this.locking(() => stmt.run(params).changes)
   }
 
-  /** Runs fn in a write transaction taken up front, so concurrent writers queue on the busy timeout instead of failing. */
+  /**
+   * Runs fn in a write transaction taken up front, so concurrent writers queue on the busy
+   * timeout instead of failing. A lock held past that timeout (a long transaction of another
+   * process) is a StoreBusyError. For `busyBackoffMs` after one, writes try the lock without
+   * waiting: each wait blocks the event loop, so a stuck lock costs one wait per backoff period
+   * instead of one per write, and writes succeed again as soon as the lock is released.
+   */
   private write<T> (fn: () => T): T {
-    return this.db.transaction(fn).immediate()
+    return this.locking(() => this.db.transaction(fn).immediate())
+  }
+
+  private locking<T> (fn: () => T): T {
+    const probing = this.busyUntil > Date.now()
+    if (probing) this.db.pragma('busy_timeout = 0')
+    try {
+      return fn()
+    } catch (err) {
+      if (!isBusy(err)) throw err
+      if (!probing) this.busyUntil = Date.now() + this.busyBackoffMs
+      throw new StoreBusyError()
+    } finally {
+      if (probing) this.db.pragma(`busy_timeout = ${this.busyTimeoutMs}`)
+    }
   }
 
   async init (): Promise<void> {

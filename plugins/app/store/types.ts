@@ -403,6 +403,17 @@ export class KeyRevokedError extends Error {
   }
 }
 
+/**
+ * The store could not take its write lock in time (another process holds it). Nothing was
+ * written; the request may be retried.
+ */
+export class StoreBusyError extends Error {
+  constructor () {
+    super('the store is busy')
+    this.name = 'StoreBusyError'
+  }
+}
+
 export class DuplicateError extends Error {
   constructor (readonly field: string) {
     super(`duplicate ${field}`)

@@ -1,21 +1,24 @@
 // Runs every test file under test/ with node:test through tsx. Node 20's runner does not expand
 // globs, so the files are listed here; extra arguments (a file or folder) narrow the run.
 // Suites that measure a whole cluster under traffic run afterwards, alone, so the other suites'
-// load on this machine's two cores does not decide their timing.
+// load on this machine's two cores does not decide their timing. Suites under test/stress run
+// for minutes and only when named (`npm run test:stress`).
 import { spawn } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 
 const ALONE = ['test/e2e/cluster.test.ts', 'test/e2e/connections.test.ts']
+const STRESS = join('test', 'stress')
 
-function collect (path) {
+function collect (path, named) {
   if (statSync(path).isFile()) return path.endsWith('.test.ts') ? [path] : []
-  return readdirSync(path).sort().flatMap((entry) => collect(join(path, entry)))
+  if (!named && path === STRESS) return []
+  return readdirSync(path).sort().flatMap((entry) => collect(join(path, entry), false))
 }
 
 const roots = process.argv.slice(2).filter((a) => !a.startsWith('--'))
 const flags = process.argv.slice(2).filter((a) => a.startsWith('--'))
-const files = (roots.length > 0 ? roots : ['test']).flatMap(collect)
+const files = (roots.length > 0 ? roots : ['test']).flatMap((root) => collect(join(root), true))
 if (files.length === 0) {
   console.error('no test files found')
   process.exit(1)

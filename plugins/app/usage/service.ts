@@ -77,13 +77,15 @@ export class UsageService {
     }
   }
 
-  async summary (ownerId: string, keys: KeyRecord[]) {
+  /** This month's usage; costs one read per key used this month, not per key owned. */
+  async summary (ownerId: string) {
     const month = monthStart(this.clock.now())
     const totals = await this.store.monthlyUsage(ownerId, month)
-    const byId = new Map(keys.map((k) => [k.id, k]))
-    const byKey = totals.filter((t) => byId.has(t.keyId)).map((t) => {
-      const key = byId.get(t.keyId) as KeyRecord
-      return { keyId: t.keyId, name: key.name, service: key.service, units: t.units, requests: t.requests, monthlyLimit: key.monthlyLimit }
+    const keys = await Promise.all(totals.map((t) => this.store.getKey(ownerId, t.keyId)))
+    const byKey = totals.flatMap((t, i) => {
+      const key = keys[i]
+      if (key === null || key === undefined) return [] // deleted since
+      return [{ keyId: t.keyId, name: key.name, service: key.service, units: t.units, requests: t.requests, monthlyLimit: key.monthlyLimit }]
     }).sort((a, b) => b.units - a.units || a.keyId.localeCompare(b.keyId))
     const byService: Record<string, { units: number, requests: number }> = {}
     let units = 0

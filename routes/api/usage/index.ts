@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { principalOf } from '../../../plugins/app/auth/index.ts'
-import { listAllKeys } from '../../../plugins/app/store/shared.ts'
 import { errorResponses } from '../../../schemas/error.ts'
 import { UsageSummary } from '../../../schemas/usage.ts'
 
@@ -16,8 +15,7 @@ const usage: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: UsageSummary, ...errorResponses(401) }
     }
   }, async (request) => {
-    const ownerId = principalOf(request).id
-    return fastify.usage.summary(ownerId, await listAllKeys(fastify.store, ownerId))
+    return fastify.usage.summary(principalOf(request).id)
   })
 }
 

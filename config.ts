@@ -26,6 +26,7 @@ export const EnvSchema = Type.Object({
   MONGODB_DB: Type.String({ pattern: '^[A-Za-z0-9_-]{1,63}$', default: 'keyward', description: 'Database name when MONGODB_URI names none' }),
   MONGODB_CONNECT_TIMEOUT_MS: Int(500, 60000, 5000, 'Server selection timeout at start-up'),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', maxLength: 4096, description: 'Redis URL; unset = in-memory cache and limits' })),
+  REDIS_COMMAND_TIMEOUT_MS: Int(50, 60_000, 300, 'A Redis command unanswered this long fails (the caller falls back to memory or the store) and the connection is reopened, so a frozen Redis cannot hang requests'),
   REDIS_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_-]{1,64}$', default: 'kw:', description: 'Prefix of every Redis key Keyward writes' }),
   FRONTEND_URL: Type.String({ maxLength: 4096, default: '', description: 'Comma-separated CORS allow-list of origins' }),
   TRUST_PROXY: Type.String({ maxLength: 1024, default: 'false', description: 'false, true, a hop count, or comma-separated proxy addresses/CIDRs' }),
@@ -253,7 +254,7 @@ export function createConfig (source: Record<string, string | undefined> = proce
     mongo: env.MONGODB_URI === undefined
       ? undefined
       : { uri: env.MONGODB_URI, database: env.MONGODB_DB, connectTimeoutMs: env.MONGODB_CONNECT_TIMEOUT_MS },
-    redis: env.REDIS_URL === undefined ? undefined : { url: env.REDIS_URL, prefix: env.REDIS_PREFIX },
+    redis: env.REDIS_URL === undefined ? undefined : { url: env.REDIS_URL, prefix: env.REDIS_PREFIX, commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS },
     corsOrigins: parseOrigins(env.FRONTEND_URL),
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     http: {

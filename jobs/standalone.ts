@@ -18,7 +18,7 @@ export async function openJobContext (config: Config, options: { onQueued?: (d: 
   const mongoClient = config.mongo === undefined ? undefined : await connectMongo(config.mongo.uri, config.mongo.connectTimeoutMs)
   const store = openStore(config, mongoClient === undefined ? undefined : { client: mongoClient, owned: true })
   await store.init()
-  const redis = config.redis === undefined ? null : await connectRedis(config.redis.url, { name: 'keyward-jobs' })
+  const redis = config.redis === undefined ? null : await connectRedis(config.redis.url, { name: 'keyward-jobs', commandTimeoutMs: config.redis.commandTimeoutMs })
   const cache = new TwoLayerCache({ redis, prefix: config.redis?.prefix ?? 'kw:' })
   const notifier = new Notifier({
     store,

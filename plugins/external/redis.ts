@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { Redis } from 'ioredis'
+import { type Command, Redis } from 'ioredis'
+import type { WriteableStream } from 'ioredis/built/types.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -9,16 +10,36 @@ declare module 'fastify' {
   }
 }
 
+const TIMED_OUT = 'Command timed out'
+
 /**
- * Opens a Redis connection that fails commands at once while disconnected (no offline queue),
- * so callers can fall back to memory instead of waiting, and reconnects in the background.
+ * A connection that gives up on a frozen server. ioredis fails a command after `commandTimeout`
+ * but keeps the connection, so every later command would wait as long again; on the first
+ * timeout the connection is dropped and reopened instead. Until the server answers the reopened
+ * connection's ready check, commands fail at once (no offline queue) and callers fall back.
  */
-export async function connectRedis (url: string, options: { name?: string, connectTimeoutMs?: number } = {}): Promise<Redis> {
-  const client = new Redis(url, {
+class GuardedRedis extends Redis {
+  override sendCommand (command: Command, stream?: WriteableStream): unknown {
+    const result = super.sendCommand(command, stream)
+    command.promise.catch((err: unknown) => {
+      if ((err as Error | undefined)?.message === TIMED_OUT && this.status === 'ready') this.disconnect(true)
+    })
+    return result
+  }
+}
+
+/**
+ * Opens a Redis connection that fails commands at once while disconnected (no offline queue) or
+ * after `commandTimeoutMs` when the server does not answer, so callers can fall back to memory
+ * instead of waiting, and reconnects in the background.
+ */
+export async function connectRedis (url: string, options: { name?: string, connectTimeoutMs?: number, commandTimeoutMs?: number } = {}): Promise<Redis> {
+  const client = new GuardedRedis(url, {
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: options.connectTimeoutMs ?? 5000,
+    commandTimeout: options.commandTimeoutMs ?? 300,
     connectionName: options.name ?? 'keyward',
     retryStrategy: (times) => Math.min(100 * 2 ** times, 2000)
   })
@@ -40,7 +61,7 @@ export default fp(async function redisPlugin (fastify: FastifyInstance) {
     fastify.decorate('redis', null)
     return
   }
-  const client = await connectRedis(redis.url, { name: 'keyward-api' })
+  const client = await connectRedis(redis.url, { name: 'keyward-api', commandTimeoutMs: redis.commandTimeoutMs })
   fastify.decorate('redis', client)
   fastify.addHook('onClose', async () => {
     await client.quit().catch(() => client.disconnect())

@@ -204,6 +204,31 @@ describe('faults under traffic', { timeout: 240_000 }, () => {
     survived.push(`Redis kill -9 + restart (down: ${summary(down)}; back: ${summary(back)})`)
   })
 
+  it('Redis frozen (SIGSTOP: connections accepted, nothing answered): requests fall back within the Redis command timeout instead of hanging', async () => {
+    redis.kill('SIGSTOP')
+    try {
+      await wait(4000)
+    } finally {
+      redis.kill('SIGCONT')
+    }
+    const frozen = traffic.next()
+    let status = ''
+    for (let waited = 0; status !== 'ok' && waited < 10_000; waited += 250) {
+      await wait(250)
+      status = ((await (await fetch(`${server.url}/api/health`)).json()) as { status: string }).status
+    }
+    assert.equal(status, 'ok', 'Redis is used again once it answers')
+    await wait(1500)
+    const thawed = traffic.next()
+    for (const [name, stats] of [['Redis frozen', frozen], ['Redis thawed', thawed]] as const) {
+      assert.deepEqual(stats.broken, [], `${name}: ${summary(stats)}`)
+      assert.deepEqual(failures(stats), [], `${name}: ${summary(stats)}`)
+      assert.ok(stats.requests > 50, `${name}: traffic ran (${stats.requests})`)
+    }
+    assert.ok(frozen.maxMs < 2000, `no request waited long on the frozen Redis: ${summary(frozen)}`)
+    survived.push(`Redis frozen 4 s with SIGSTOP (frozen: ${summary(frozen)}; thawed: ${summary(thawed)})`)
+  })
+
   it('SQLite held busy by another connection for longer than the busy timeout: reads and verification go on, writes wait or get a 503, nothing hangs', async () => {
     const other = new Database(join(tmp.dir, 'keyward.db'))
     other.exec('BEGIN IMMEDIATE')

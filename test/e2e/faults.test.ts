@@ -123,6 +123,25 @@ function failures (stats: PhaseStats) {
   return [...stats.statuses].filter(([label]) => !/ 2\d\d$/.test(label))
 }
 
+/** Every request of each phase was answered with a 2xx, and traffic really ran. */
+function assertAllAnswered (phases: Record<string, PhaseStats>) {
+  for (const [name, stats] of Object.entries(phases)) {
+    assert.deepEqual(stats.broken, [], `${name}: ${summary(stats)}`)
+    assert.deepEqual(failures(stats), [], `${name}: ${summary(stats)}`)
+    assert.ok(stats.requests > 50, `${name}: traffic ran (${stats.requests})`)
+  }
+}
+
+/** Health's status once it reports Redis answering again, or the last one seen after 10 s. */
+async function healthOnceRedisAnswers (url: string) {
+  let status = ''
+  for (let waited = 0; status !== 'ok' && waited < 10_000; waited += 250) {
+    await wait(250)
+    status = ((await (await fetch(`${url}/api/health`)).json()) as { status: string }).status
+  }
+  return status
+}
+
 describe('faults under traffic', { timeout: 240_000 }, () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>
   let redisPort: number
@@ -188,19 +207,10 @@ describe('faults under traffic', { timeout: 240_000 }, () => {
     assert.equal(((await health.json()) as { status: string }).status, 'degraded')
 
     redis = await startRedis(redisPort)
-    let status = ''
-    for (let waited = 0; status !== 'ok' && waited < 10_000; waited += 250) {
-      await wait(250)
-      status = ((await (await fetch(`${server.url}/api/health`)).json()) as { status: string }).status
-    }
-    assert.equal(status, 'ok', 'Redis is used again once it is back')
+    assert.equal(await healthOnceRedisAnswers(server.url), 'ok', 'Redis is used again once it is back')
     await wait(1500)
     const back = traffic.next()
-    for (const [name, stats] of [['Redis down', down], ['Redis back', back]] as const) {
-      assert.deepEqual(stats.broken, [], `${name}: ${summary(stats)}`)
-      assert.deepEqual(failures(stats), [], `${name}: ${summary(stats)}`)
-      assert.ok(stats.requests > 50, `${name}: traffic ran (${stats.requests})`)
-    }
+    assertAllAnswered({ 'Redis down': down, 'Redis back': back })
     survived.push(`Redis kill -9 + restart (down: ${summary(down)}; back: ${summary(back)})`)
   })
 
@@ -212,19 +222,10 @@ describe('faults under traffic', { timeout: 240_000 }, () => {
       redis.kill('SIGCONT')
     }
     const frozen = traffic.next()
-    let status = ''
-    for (let waited = 0; status !== 'ok' && waited < 10_000; waited += 250) {
-      await wait(250)
-      status = ((await (await fetch(`${server.url}/api/health`)).json()) as { status: string }).status
-    }
-    assert.equal(status, 'ok', 'Redis is used again once it answers')
+    assert.equal(await healthOnceRedisAnswers(server.url), 'ok', 'Redis is used again once it answers')
     await wait(1500)
     const thawed = traffic.next()
-    for (const [name, stats] of [['Redis frozen', frozen], ['Redis thawed', thawed]] as const) {
-      assert.deepEqual(stats.broken, [], `${name}: ${summary(stats)}`)
-      assert.deepEqual(failures(stats), [], `${name}: ${summary(stats)}`)
-      assert.ok(stats.requests > 50, `${name}: traffic ran (${stats.requests})`)
-    }
+    assertAllAnswered({ 'Redis frozen': frozen, 'Redis thawed': thawed })
     assert.ok(frozen.maxMs < 2000, `no request waited long on the frozen Redis: ${summary(frozen)}`)
     survived.push(`Redis frozen 4 s with SIGSTOP (frozen: ${summary(frozen)}; thawed: ${summary(thawed)})`)
   })

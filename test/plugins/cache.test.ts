@@ -96,4 +96,25 @@ describe('TwoLayerCache on the real Redis', () => {
     await wait(50)
     assert.equal(await a.generation('scope'), 2)
   })
+
+  it('a generation Redis lost (restart, eviction) never goes back to one a process has seen, so a bump is not undone', async () => {
+    const a = await instance()
+    const b = await instance()
+    const before = await a.generation('lost')
+    let loads = 0
+    const loader = async () => ({ session: 'valid', load: ++loads })
+    await a.get(`session:${before}:s1`, loader, { l2: false })
+    assert.equal(await b.bumpGeneration('lost'), before + 1, 'the session is revoked: its scope moves on')
+    await wait(50)
+    assert.equal(await a.generation('lost'), before + 1)
+
+    const raw = redisClient()
+    clients.push(raw)
+    await raw.del(`${prefix}cache:gen:lost`) // Redis loses the counter
+    const after = await a.generation('lost')
+    assert.ok(after > before + 1, `generation ${after} is past every one seen (${before + 1}), not back at 0`)
+    assert.equal(await raw.get(`${prefix}cache:gen:lost`), String(after), 'the raised counter is back in Redis for the others')
+    assert.equal(await b.generation('lost'), after)
+    assert.deepEqual(await a.get(`session:${after}:s1`, loader, { l2: false }), { session: 'valid', load: 2 }, 'the entry cached before the bump is not served')
+  })
 })

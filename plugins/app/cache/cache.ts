@@ -32,6 +32,16 @@ interface Message { from: string, kind: 'del' | 'gen', key: string, gen?: number
 
 type Entry = { value: unknown }
 
+/** Sets a counter to ARGV[1] unless it is already higher; returns the counter. */
+const RAISE_SCRIPT = `
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local wanted = tonumber(ARGV[1])
+if current < wanted then
+  redis.call('SET', KEYS[1], wanted)
+  return wanted
+end
+return current`
+
 export interface GetOptions<T> {
   ttlMs?: number
   /** A TTL chosen by the loaded value (for example a shorter one for negative results). */
@@ -104,9 +114,18 @@ export class TwoLayerCache {
    */
   async generation (scope: string): Promise<number> {
     if (this.redis !== null) {
+      const key = `${this.prefix}gen:${scope}`
       try {
-        const raw = await this.redis.get(`${this.prefix}gen:${scope}`)
-        const gen = raw === null ? 0 : Number(raw)
+        const raw = await this.redis.get(key)
+        let gen = raw === null ? 0 : Number(raw)
+        const known = this.generations.get(scope) ?? 0
+        if (gen < known) {
+          // The counter went backwards: Redis lost it (a restart without persistence, an
+          // eviction, a flush). Old generations would match L1 entries cached before a bump and
+          // bring back what the bump invalidated (a revoked session), so move past every
+          // generation this process has seen, in Redis too, for the other processes.
+          gen = Number(await this.redis.eval(RAISE_SCRIPT, 1, key, known + 1))
+        }
         this.generations.set(scope, gen)
         return gen
       } catch {

@@ -65,6 +65,7 @@ export const EnvSchema = Type.Object({
   JOBS_TZ: Type.String({ minLength: 1, maxLength: 64, default: 'UTC', description: 'Time zone of the job schedules' }),
   JOBS_EMBEDDED: Type.Boolean({ default: true, description: 'Without REDIS_URL, run the maintenance jobs in the API process (one process holds the lease)' }),
   JOBS_CONCURRENCY: Int(1, 64, 2, 'Jobs a worker process runs at once'),
+  JOBS_LOCK_MS: Int(1000, 600_000, 30_000, 'BullMQ job lock: renewed every half of it while a job runs; the job of a worker that died is run again by another worker after at most twice this'),
   WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: 'Allow webhooks to loopback, link-local and private addresses (tests, private networks)' }),
   WEBHOOK_TIMEOUT_MS: Int(500, 60_000, 5000, 'Webhook delivery timeout'),
   RETENTION_REVOKED_KEY_DAYS: Int(0, 3650, 30, 'Revoked keys are purged after this many days'),
@@ -299,7 +300,7 @@ export function createConfig (source: Record<string, string | undefined> = proce
         holdMs: env.ALERT_HOLD_MS
       }
     },
-    jobs: { tz: env.JOBS_TZ, concurrency: env.JOBS_CONCURRENCY, embedded: env.JOBS_EMBEDDED },
+    jobs: { tz: env.JOBS_TZ, concurrency: env.JOBS_CONCURRENCY, embedded: env.JOBS_EMBEDDED, lockMs: env.JOBS_LOCK_MS },
     webhooks: { allowPrivate: env.WEBHOOK_ALLOW_PRIVATE, timeoutMs: env.WEBHOOK_TIMEOUT_MS },
     retention: {
       revokedKeyDays: env.RETENTION_REVOKED_KEY_DAYS,

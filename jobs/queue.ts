@@ -46,11 +46,14 @@ export interface JobWorkers { maintenance: Worker, webhooks: Worker, close (): P
 
 /** The worker process's BullMQ workers: maintenance jobs by name, and webhook deliveries. */
 export function startWorkers (ctx: JobContext, connection: ConnectionOptions, prefix: string): JobWorkers {
+  // A job whose worker died (its lock not renewed) is found by the stalled check of any worker
+  // and run again; both follow JOBS_LOCK_MS.
+  const options = { connection, prefix, concurrency: ctx.config.jobs.concurrency, lockDuration: ctx.config.jobs.lockMs, stalledInterval: ctx.config.jobs.lockMs }
   const maintenance = new Worker(MAINTENANCE_QUEUE, async (job: BullJob) => {
     const scheduled = findJob(job.name)
     if (scheduled === undefined) throw new Error(`unknown job ${job.name}`)
     return runJob(scheduled, ctx)
-  }, { connection, prefix, concurrency: ctx.config.jobs.concurrency })
+  }, options)
 
   const webhooks = new Worker(WEBHOOK_QUEUE, async (job: BullJob<{ deliveryId: string }>) => {
     const delivery = await ctx.store.getDelivery(job.data.deliveryId)
@@ -59,7 +62,7 @@ export function startWorkers (ctx: JobContext, connection: ConnectionOptions, pr
     // BullMQ's retry schedule takes over from here.
     if (outcome === 'retry') throw new Error('delivery failed; will retry')
     return { outcome }
-  }, { connection, prefix, concurrency: ctx.config.jobs.concurrency })
+  }, options)
 
   for (const w of [maintenance, webhooks]) w.on('error', (err) => ctx.log.error({ err }, 'job worker error'))
   return {

@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq'
 import { configOrExit } from './config.ts'
-import { bullConnection, MAINTENANCE_QUEUE, queueDelivery, startWorkers, upsertSchedules, WEBHOOK_QUEUE } from './jobs/queue.ts'
+import { bullConnection, MAINTENANCE_QUEUE, queueDelivery, requeueDue, startWorkers, upsertSchedules, WEBHOOK_QUEUE } from './jobs/queue.ts'
 import { openJobContext } from './jobs/standalone.ts'
 
 /**
@@ -32,6 +32,14 @@ async function main () {
   webhooks = new Queue(WEBHOOK_QUEUE, { connection, prefix })
   await upsertSchedules(maintenance, config.jobs.tz)
   const workers = startWorkers(ctx, connection, prefix)
+  // Deliveries the store holds but the queue lost (Redis gone when they were queued) are queued
+  // again at start and every minute.
+  const sweep = () => {
+    requeueDue(ctx.store, webhooks as Queue, ctx.clock.now())
+      .catch((err) => ctx.log.warn({ err: (err as Error).message }, 'could not re-queue due webhook deliveries'))
+  }
+  sweep()
+  const sweeper = setInterval(sweep, 60_000).unref()
 
   let stopping = false
   // While stopping, connections closing under BullMQ can reject promises nobody awaits any more
@@ -58,6 +66,7 @@ async function main () {
         ctx.log.warn({ err, step: name }, 'worker shutdown step failed')
       }
     }
+    clearInterval(sweeper)
     await step('workers', () => workers.close())
     await step('maintenance queue', () => maintenance.close())
     await step('webhook queue', async () => webhooks?.close())

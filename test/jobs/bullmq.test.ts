@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { describe, it } from 'node:test'
 import { Queue } from 'bullmq'
 import { createConfig } from '../../config.ts'
-import { bullConnection, MAINTENANCE_QUEUE, startWorkers } from '../../jobs/queue.ts'
+import { bullConnection, MAINTENANCE_QUEUE, queueDelivery, requeueDue, startWorkers, WEBHOOK_QUEUE } from '../../jobs/queue.ts'
 import { openJobContext } from '../../jobs/standalone.ts'
 import { TEST_SECRETS } from '../helpers/app.ts'
 import { dropPrefix, REDIS_URL, testPrefix } from '../helpers/redis.ts'
@@ -76,6 +76,31 @@ describe('BullMQ workers on the real Redis', () => {
       assert.equal(await job.getState(), 'completed')
       assert.equal((await ctx.store.jobRuns('stats-report', 5)).length, 1)
     } finally {
+      await close()
+      await s.cleanup()
+    }
+  })
+
+  it('a delivery the store holds but the queue lost (Redis gone when it was queued) is queued again by the sweep, once', async () => {
+    const s = await setup('bull-sweep')
+    const { ctx, close } = await openJobContext(s.config)
+    const webhooks = new Queue(WEBHOOK_QUEUE, { connection: s.connection, prefix: s.bullPrefix })
+    try {
+      const now = Date.now()
+      const lost = await ctx.store.enqueueDelivery({ ownerId: 'owner-1', eventId: 'event-lost', url: 'https://hooks.example.com/', payload: '{}' }, now)
+      const queued = await ctx.store.enqueueDelivery({ ownerId: 'owner-1', eventId: 'event-queued', url: 'https://hooks.example.com/', payload: '{}' }, now)
+      assert.ok(lost !== null && queued !== null)
+      await queueDelivery(webhooks, queued)
+      assert.equal(await webhooks.getJob(lost.id), undefined, 'the first one never reached the queue')
+
+      assert.equal(await requeueDue(ctx.store, webhooks, now + 1), 2, 'both are due')
+      assert.equal((await webhooks.getJob(lost.id))?.data.deliveryId, lost.id, 'the lost one is queued now')
+      assert.equal(await webhooks.getWaitingCount(), 2, 'the one already queued was not queued twice')
+      await requeueDue(ctx.store, webhooks, now + 2)
+      assert.equal(await webhooks.getWaitingCount(), 2, 'sweeping again adds nothing')
+    } finally {
+      await webhooks.obliterate({ force: true })
+      await webhooks.close()
       await close()
       await s.cleanup()
     }

@@ -14,7 +14,10 @@ export type ErrorBodyType = Static<typeof ErrorBody>
 /** A reference to the shared error body, for response schemas. */
 export const ErrorRef = Type.Unsafe<ErrorBodyType>(Type.Ref('ErrorBody'))
 
-/** Response entries for the errors most routes can give. */
+/**
+ * Response entries for the errors a route can give, plus `5xx`: any route may answer 503 when
+ * the store is busy (`STORE_BUSY`) or the process is under pressure, in the same error shape.
+ */
 export function errorResponses (...codes: number[]) {
-  return Object.fromEntries(codes.map((c) => [c, ErrorRef])) as Record<number, typeof ErrorRef>
+  return { ...Object.fromEntries(codes.map((c) => [c, ErrorRef])), '5xx': ErrorRef } as Record<number, typeof ErrorRef>
 }

@@ -99,8 +99,15 @@ async function primary () {
     })
     await metricsServer.listen({ port: config.metrics.port, host: config.host })
   }
-  // A worker asked for the whole service's metrics (/metrics on the API port).
   cluster.on('message', (worker, message: { type?: string, id?: number }) => {
+    // Cache invalidations of one worker (without Redis) go to every other worker.
+    if (message?.type === 'keyward:cache') {
+      for (const other of Object.values(cluster.workers ?? {})) {
+        if (other !== undefined && other !== worker && other.isConnected()) other.send(message)
+      }
+      return
+    }
+    // A worker asked for the whole service's metrics (/metrics on the API port).
     if (message?.type !== 'keyward:metrics') return
     metrics.clusterMetrics().then(
       (text) => worker.send({ type: 'keyward:metrics', id: message.id, text }),

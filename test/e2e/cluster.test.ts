@@ -68,6 +68,37 @@ describe('cluster mode', { timeout: 240_000 }, () => {
     assert.ok(!pids.has(cluster.proc.pid as number), 'the primary does not serve')
   })
 
+  it('without Redis, a logout on one worker is refused by every worker at once (the primary relays invalidations)', async () => {
+    const login = await fetch(`http://127.0.0.1:${port}/api/auth/login`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'root@example.com', password: 'cluster password 1' })
+    })
+    assert.equal(login.status, 200)
+    const second = { authorization: `Bearer ${((await login.json()) as { accessToken: string }).accessToken}` }
+    // Both workers check the second session and keep its state in their caches (60 s).
+    const warmed = new Set<number>()
+    for (let burst = 0; burst < 10 && warmed.size < 2; burst++) {
+      for (const res of await Promise.all(Array.from({ length: 16 }, () => get(port, '/api/system/info', second)))) {
+        assert.equal(res.status, 200)
+        warmed.add(JSON.parse(res.body).pid)
+      }
+    }
+    assert.equal(warmed.size, 2, 'both workers hold the session in their caches')
+
+    const logout = await fetch(`http://127.0.0.1:${port}/api/auth/logout`, { method: 'POST', headers: second })
+    assert.equal(logout.status, 204)
+    // At once, in bursts that reach both workers (the first session shows which answered).
+    const answered = new Set<number>()
+    const statuses: number[] = []
+    for (let burst = 0; burst < 10 && answered.size < 2; burst++) {
+      const revoked = Array.from({ length: 16 }, () => get(port, '/api/system/info', second))
+      const live = Array.from({ length: 16 }, () => get(port, '/api/system/info', auth))
+      for (const res of await Promise.all(revoked)) statuses.push(res.status)
+      for (const res of await Promise.all(live)) if (res.status === 200) answered.add(JSON.parse(res.body).pid)
+    }
+    assert.equal(answered.size, 2, 'both workers answered during the checks')
+    assert.deepEqual([...new Set(statuses)], [401], `the logged-out token is refused everywhere (${statuses.length} tries)`)
+  })
+
   it('adds up the metrics of every worker on METRICS_PORT', async () => {
     const before = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text())
     const count = (text: string) => text.split('\n').filter((l) => l.startsWith('keyward_http_request_duration_seconds_count') && l.includes('route="/api/health"'))

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
-import { TwoLayerCache } from '../../plugins/app/cache/cache.ts'
+import { type CacheBus, TwoLayerCache } from '../../plugins/app/cache/cache.ts'
 import { dropPrefix, redisClient, testPrefix } from '../helpers/redis.ts'
 
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -46,6 +46,49 @@ describe('TwoLayerCache in memory', () => {
     const cache = new TwoLayerCache({ redis: null, prefix: 'x:' })
     await assert.rejects(cache.get('f', async () => { throw new Error('store down') }), /store down/)
     assert.equal(await cache.get('f', async () => 'ok'), 'ok')
+  })
+})
+
+describe('TwoLayerCache without Redis, joined by a bus (the cluster primary relays between workers)', () => {
+  /** Processes on one bus: what one publishes reaches every other one, as the primary relays it. */
+  function busOf () {
+    const handlers = new Set<(raw: string) => void>()
+    return (): CacheBus => {
+      let own: ((raw: string) => void) | undefined
+      return {
+        publish: (raw) => { for (const h of handlers) if (h !== own) h(raw) },
+        subscribe: (onMessage) => { own = onMessage; handlers.add(onMessage) },
+        close: () => { if (own !== undefined) handlers.delete(own) }
+      }
+    }
+  }
+
+  it('a bump or a delete in one process drops the entry in the other at once', async () => {
+    const join = busOf()
+    const a = new TwoLayerCache({ redis: null, bus: join(), prefix: 'kw:' })
+    const b = new TwoLayerCache({ redis: null, bus: join(), prefix: 'kw:' })
+    await a.start()
+    await b.start()
+    let loads = 0
+    const loader = async () => ++loads
+    assert.equal(await b.get(`s:${await b.generation('user')}:x`, loader), 1)
+    await a.bumpGeneration('user')
+    assert.equal(await b.get(`s:${await b.generation('user')}:x`, loader), 2, 'B moved to a new generation')
+    assert.equal(await b.get('plain', loader), 3)
+    await a.delete('plain')
+    assert.equal(await b.get('plain', loader), 4, 'B dropped the deleted key')
+  })
+
+  it('a bump from a restarted process (its own count back at 0) still moves the others past every generation they used', async () => {
+    const join = busOf()
+    const a = new TwoLayerCache({ redis: null, bus: join(), prefix: 'kw:' })
+    await a.start()
+    for (let i = 0; i < 3; i++) await a.bumpGeneration('user')
+    assert.equal(await a.generation('user'), 3)
+    const restarted = new TwoLayerCache({ redis: null, bus: join(), prefix: 'kw:' })
+    await restarted.start()
+    assert.equal(await restarted.bumpGeneration('user'), 1)
+    assert.ok(await a.generation('user') > 3, 'A does not stay on a generation its cached entries were built with')
   })
 })
 

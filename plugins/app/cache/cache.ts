@@ -9,10 +9,22 @@ import { LRUCache } from 'lru-cache'
  * Concurrent misses for one key share one load. Callers must never cache secrets.
  */
 
+/**
+ * Carries invalidations between the processes of one machine when there is no Redis (the
+ * cluster primary relays them between its workers).
+ */
+export interface CacheBus {
+  publish (raw: string): void
+  subscribe (onMessage: (raw: string) => void): void
+  close (): void
+}
+
 export interface CacheOptions {
   redis: Redis | null
   /** A second connection for SUBSCRIBE (a subscribed connection cannot run other commands). */
   subscriber?: Redis | null
+  /** Without Redis: the bus to the other processes, if any. */
+  bus?: CacheBus | null
   prefix: string
   maxEntries?: number
   defaultTtlMs?: number
@@ -56,6 +68,7 @@ export class TwoLayerCache {
   private readonly inflight = new Map<string, Promise<unknown>>()
   private readonly redis: Redis | null
   private readonly subscriber: Redis | null
+  private readonly bus: CacheBus | null
   private readonly prefix: string
   private readonly channel: string
   private readonly instanceId = randomBytes(8).toString('hex')
@@ -66,6 +79,7 @@ export class TwoLayerCache {
   constructor (options: CacheOptions) {
     this.redis = options.redis
     this.subscriber = options.subscriber ?? null
+    this.bus = options.redis === null ? options.bus ?? null : null
     this.prefix = `${options.prefix}cache:`
     this.channel = `${options.prefix}cache-invalidate`
     this.defaultTtlMs = options.defaultTtlMs ?? 60_000
@@ -76,6 +90,7 @@ export class TwoLayerCache {
 
   /** Starts listening for other processes' invalidations. */
   async start (): Promise<void> {
+    this.bus?.subscribe((raw) => this.onMessage(raw))
     if (this.subscriber === null) return
     this.subscriber.on('message', (channel: string, raw: string) => {
       if (channel !== this.channel) return
@@ -96,12 +111,22 @@ export class TwoLayerCache {
     if (message.kind === 'del') this.l1.delete(message.key)
     else if (message.kind === 'gen') {
       const known = this.generations.get(message.key)
-      if (known === undefined || (message.gen ?? 0) > known) this.generations.set(message.key, message.gen ?? 0)
+      if (this.redis === null) {
+        // Without Redis each process counts its own generations (a restarted one starts at 0):
+        // a bump anywhere moves this process past every generation it has used for the scope.
+        const local = Math.max(known ?? 0, this.localGenerations.get(message.key) ?? 0)
+        this.generations.set(message.key, Math.max(local + 1, message.gen ?? 0))
+      } else if (known === undefined || (message.gen ?? 0) > known) {
+        this.generations.set(message.key, message.gen ?? 0)
+      }
     }
   }
 
   private publish (message: Omit<Message, 'from'>) {
-    if (this.redis === null) return
+    if (this.redis === null) {
+      this.bus?.publish(JSON.stringify({ ...message, from: this.instanceId }))
+      return
+    }
     this.redis.publish(this.channel, JSON.stringify({ ...message, from: this.instanceId })).catch(() => {
       this.counters.l2Errors++
     })
@@ -237,6 +262,7 @@ export class TwoLayerCache {
   async stop (): Promise<void> {
     this.inflight.clear()
     this.l1.clear()
+    this.bus?.close()
     if (this.subscriber !== null) await this.subscriber.unsubscribe(this.channel).catch(() => {})
   }
 }

@@ -1,24 +1,14 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import { request } from 'node:http'
 import { after, before, describe, it } from 'node:test'
-import { freePort, startServer, type RunningServer } from '../helpers/server.ts'
+import { freePort, requestOnce, startServer, type RunningServer } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** One request on a fresh connection (no keep-alive), so each is routed by the cluster anew. */
-function get (port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number, body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, headers: { ...headers, connection: 'close' }, agent: false, timeout: 10_000 }, (res) => {
-      let body = ''
-      res.on('data', (c) => { body += c })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-    })
-    req.on('error', reject)
-    req.on('timeout', () => req.destroy(new Error('timed out')))
-    req.end()
-  })
+/** One GET on a fresh connection (no keep-alive), so each is routed by the cluster anew. */
+function get (port: number, path: string, headers: Record<string, string> = {}) {
+  return requestOnce(`http://127.0.0.1:${port}${path}`, { headers })
 }
 
 describe('cluster mode', { timeout: 240_000 }, () => {

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict'
-import { request } from 'node:http'
 import { describe, it } from 'node:test'
 import { SqliteStore } from '../../plugins/app/store/sqlite.ts'
-import { freePort, startServer } from '../helpers/server.ts'
+import { freePort, requestOnce, startServer } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
 // Suite 3 of the reliability issue: kill -9 in the middle of a stream of writes, then prove that
@@ -12,27 +11,13 @@ const EMAIL = 'crash@example.com'
 const PASSWORD = 'crash test password'
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/**
- * One request on its own connection (no keep-alive), so under the cluster every request is
- * accepted anew and the stream reaches every worker. Rejects when the connection breaks.
- */
-function call (url: string, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number, json: any }> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body)
-    const headers: Record<string, string> = { connection: 'close' }
-    if (payload !== undefined) headers['content-type'] = 'application/json'
-    if (token !== undefined) headers.authorization = `Bearer ${token}`
-    const req = request(`${url}${path}`, { method, headers, agent: false, timeout: 10_000 }, (res) => {
-      let text = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk) => { text += chunk })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: text === '' ? null : JSON.parse(text) }))
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.on('timeout', () => req.destroy(new Error('timed out')))
-    req.end(payload)
-  })
+/** A JSON request on a connection of its own (so under the cluster the stream reaches every worker). */
+async function call (url: string, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number, json: any }> {
+  const headers: Record<string, string> = {}
+  if (body !== undefined) headers['content-type'] = 'application/json'
+  if (token !== undefined) headers.authorization = `Bearer ${token}`
+  const res = await requestOnce(`${url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
+  return { status: res.status, json: res.body === '' ? null : JSON.parse(res.body) }
 }
 
 interface Acknowledged {

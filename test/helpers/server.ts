@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { createServer as createHttpServer, request as httpRequest } from 'node:http'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { TEST_SECRETS } from './app.ts'
@@ -76,4 +77,45 @@ export async function freePort (): Promise<number> {
   server.close()
   await once(server, 'close')
   return port
+}
+
+export interface Received { body: string, signature: string, eventId: string }
+
+/** A webhook receiver on loopback that answers 200 and keeps every delivery it gets. */
+export async function startReceiver (path = '/hook') {
+  const received: Received[] = []
+  const server = createHttpServer((req, res) => {
+    let body = ''
+    req.on('data', (c) => { body += c })
+    req.on('end', () => {
+      received.push({ body, signature: String(req.headers['keyward-signature']), eventId: String(req.headers['keyward-event-id']) })
+      res.end()
+    })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}${path}`,
+    received,
+    close: () => { server.close() }
+  }
+}
+
+/**
+ * One request on a connection of its own (no keep-alive): under the cluster each one is accepted
+ * anew, by whichever worker the kernel hands it to. Rejects when the connection breaks.
+ */
+export function requestOnce (url: string, options: { method?: string, headers?: Record<string, string>, body?: string } = {}): Promise<{ status: number, body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: options.method ?? 'GET', headers: { ...options.headers, connection: 'close' }, agent: false, timeout: 10_000 }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk) => { body += chunk })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.on('timeout', () => req.destroy(new Error('timed out')))
+    req.end(options.body)
+  })
 }

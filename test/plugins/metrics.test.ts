@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import { createServer } from 'node:http'
 import { createServer as netServer } from 'node:net'
 import { describe, it } from 'node:test'
 import { AlertEngine, defaultRules, type AlertInput, type AlertState } from '../../plugins/app/metrics/alerts.ts'
 import { verifySignature } from '../../plugins/app/notifications/webhooks.ts'
 import { createTestApp, ManualClock, registerUser } from '../helpers/app.ts'
+import { startReceiver } from '../helpers/server.ts'
 
 const TOKEN = 'metrics-token-0123456789abcdef'
 
@@ -138,15 +138,8 @@ describe('alerting', () => {
   })
 
   it('is logged, counted and sent signed to ALERT_WEBHOOK_URL', async () => {
-    const received: Array<{ body: string, signature: string }> = []
-    const server = createServer((req, res) => {
-      let body = ''
-      req.on('data', (c) => { body += c })
-      req.on('end', () => { received.push({ body, signature: String(req.headers['keyward-signature']) }); res.end() })
-    })
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/alerts`
+    const receiver = await startReceiver('/alerts')
+    const { received, url } = receiver
     const clock = new ManualClock()
     const t = await createTestApp({ METRICS_TOKEN: TOKEN, ALERT_WEBHOOK_URL: url, ALERT_WEBHOOK_SECRET: 'alert-secret-0123456789', WEBHOOK_ALLOW_PRIVATE: 'true', ALERT_HOLD_MS: '0' }, { clock })
     try {
@@ -161,7 +154,7 @@ describe('alerting', () => {
       assert.equal(metricValue(text, 'keyward_alerts_total', { alert: 'store_unreachable', status: 'firing' }), 1)
     } finally {
       await t.close()
-      server.close()
+      receiver.close()
     }
   })
 })

@@ -1,20 +1,11 @@
 import assert from 'node:assert/strict'
-import { createHmac } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { createTestApp, ManualClock, registerUser, TEST_SECRETS, type TestApp } from '../helpers/app.ts'
 import { tempDir } from '../helpers/tmp.ts'
+import { b64url, signHs256 } from '../helpers/tokens.ts'
 import { keyFixture } from '../store/contract.ts'
 
 const ERROR_KEYS = ['code', 'error', 'message', 'requestId', 'statusCode']
-
-function b64url (value: object) {
-  return Buffer.from(JSON.stringify(value)).toString('base64url')
-}
-
-function signHs256 (payload: object, secret: string, header: object = { alg: 'HS256', typ: 'JWT' }) {
-  const head = `${b64url(header)}.${b64url(payload)}`
-  return `${head}.${createHmac('sha256', secret).update(head).digest('base64url')}`
-}
 
 describe('auth routes', () => {
   let t: TestApp

@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { once } from 'node:events'
 import { readFile, writeFile } from 'node:fs/promises'
-import { createServer, type IncomingMessage } from 'node:http'
 import { join } from 'node:path'
 import { it } from 'node:test'
 import { Queue } from 'bullmq'
@@ -11,7 +9,7 @@ import { generateKey } from '../../plugins/app/keys/format.ts'
 import { verifySignature } from '../../plugins/app/notifications/webhooks.ts'
 import { TEST_SECRETS } from '../helpers/app.ts'
 import { dropPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.ts'
-import { startServer, type RunningServer } from '../helpers/server.ts'
+import { startReceiver, startServer, type RunningServer } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -82,15 +80,9 @@ it('no secret the run created or sent reaches a log line, a metric, Redis, the S
   const secrets = new Set<string>([TEST_SECRETS.JWT_SECRET, TEST_SECRETS.KEY_HASH_SECRET, metricsToken, alertSecret])
   const keep = (...values: string[]) => { for (const v of values) { assert.ok(v.length >= 12, `too short to search: ${v}`); secrets.add(v) } return values[0] as string }
 
-  const deliveries: Array<{ body: string, signature: string }> = []
-  const receiver = createServer((req: IncomingMessage, res) => {
-    let body = ''
-    req.on('data', (c) => { body += c })
-    req.on('end', () => { deliveries.push({ body, signature: String(req.headers['keyward-signature']) }); res.end() })
-  })
-  receiver.listen(0, '127.0.0.1')
-  await once(receiver, 'listening')
-  const hookUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`
+  const receiver = await startReceiver()
+  const deliveries = receiver.received
+  const hookUrl = receiver.url
 
   // Capture cache invalidations as they cross Redis pub/sub: messages are never stored, so a
   // secret in one would escape the key scan.

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { createHmac } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer, request, type IncomingMessage } from 'node:http'
 import { after, before, describe, it } from 'node:test'
@@ -7,6 +6,7 @@ import { checkWebhookUrl, deliver } from '../../plugins/app/notifications/webhoo
 import { createTestApp, ManualClock, registerUser, TEST_SECRETS, type TestApp } from '../helpers/app.ts'
 import { startServer } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
+import { b64url, signHs256 } from '../helpers/tokens.ts'
 
 const ERROR_KEYS = ['code', 'error', 'message', 'requestId', 'statusCode']
 
@@ -22,12 +22,6 @@ function operations (app: TestApp['app']): Operation[] {
     admin: path.startsWith('/api/system/'),
     hasBody: op.requestBody !== undefined
   })))
-}
-
-const b64url = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url')
-function signHs256 (payload: object, secret: string, header: object = { alg: 'HS256', typ: 'JWT' }) {
-  const head = `${b64url(header)}.${b64url(payload)}`
-  return `${head}.${createHmac('sha256', secret).update(head).digest('base64url')}`
 }
 
 describe('tokens on every protected operation', () => {

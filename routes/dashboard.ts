@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance, FastifyReply } from 'fastify'
+import { Type } from 'typebox'
 
 const require = createRequire(import.meta.url)
 const here = (file: string) => fileURLToPath(new URL(`../public/dashboard/${file}`, import.meta.url).href.replace('/dist/public/', '/public/'))
@@ -25,7 +26,8 @@ export default async function dashboard (fastify: FastifyInstance) {
     const asset = assets[name]!
     return reply.header('content-security-policy', CSP).header('cache-control', 'no-cache').type(asset.type).send(asset.body)
   }
-  const schema = { hide: true }
+  // The pages take no input: a query string is refused like on every other route.
+  const schema = { hide: true, querystring: Type.Object({}, { additionalProperties: false }) }
   fastify.get('/dashboard', { schema }, (_request, reply) => send(reply, ''))
   for (const name of Object.keys(assets).filter((n) => n !== '')) {
     fastify.get(`/dashboard/${name}`, { schema }, (_request, reply) => send(reply, name))

@@ -1,0 +1,33 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { createTestApp, type TestApp } from '../helpers/app.ts'
+
+const ERROR_KEYS = ['code', 'error', 'message', 'requestId', 'statusCode']
+
+describe('dashboard pages', () => {
+  let t: TestApp
+  before(async () => { t = await createTestApp() })
+  after(async () => { await t.close() })
+
+  it('serves the page and its assets under their own content security policy', async () => {
+    for (const path of ['/dashboard', '/dashboard/app.js', '/dashboard/style.css', '/dashboard/uplot.js', '/dashboard/uplot.css']) {
+      const res = await t.app.inject({ url: path })
+      assert.equal(res.statusCode, 200, path)
+      assert.match(String(res.headers['content-security-policy']), /default-src 'none'/)
+    }
+  })
+
+  it('refuses input it does not take with a 4xx in the one error shape', async () => {
+    const cases: Array<[string, string, number]> = [
+      ['GET', '/dashboard?x=1', 400],
+      ['GET', '/dashboard/app.js?v=1', 400],
+      ['GET', '/dashboard/other.js', 404],
+      ['POST', '/dashboard', 404]
+    ]
+    for (const [method, url, status] of cases) {
+      const res = await t.app.inject({ method: method as 'GET', url })
+      assert.equal(res.statusCode, status, `${method} ${url}`)
+      assert.deepEqual(Object.keys(res.json()).sort(), ERROR_KEYS, `${method} ${url}`)
+    }
+  })
+})

@@ -27,15 +27,23 @@ export async function startServer (env: Record<string, string>, entry = 'server.
   const exited = once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${output.join('\n')}`)), 20_000)
-    const onData = (chunk: Buffer) => {
-      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
-        output.push(line)
-        const match = ready.exec(line)
-        if (match) { clearTimeout(timer); resolve(Number(match[1] ?? 0)) }
-      }
+    // A chunk can end in the middle of a line: each stream keeps its unfinished line until the
+    // rest arrives, so `output` holds whole lines only.
+    const lines = (stream: NodeJS.ReadableStream) => {
+      let partial = ''
+      stream.on('data', (chunk: Buffer) => {
+        const parts = (partial + chunk.toString('utf8')).split('\n')
+        partial = parts.pop() ?? ''
+        for (const line of parts.filter(Boolean)) {
+          output.push(line)
+          const match = ready.exec(line)
+          if (match) { clearTimeout(timer); resolve(Number(match[1] ?? 0)) }
+        }
+      })
+      stream.on('end', () => { if (partial !== '') output.push(partial) })
     }
-    proc.stdout!.on('data', onData)
-    proc.stderr!.on('data', onData)
+    lines(proc.stdout!)
+    lines(proc.stderr!)
     proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited (${code}) before listening:\n${output.join('\n')}`)) })
   })
   return {

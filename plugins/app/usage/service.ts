@@ -87,12 +87,14 @@ export class UsageService {
       if (key === null || key === undefined) return [] // deleted since
       return [{ keyId: t.keyId, name: key.name, service: key.service, units: t.units, requests: t.requests, monthlyLimit: key.monthlyLimit }]
     }).sort((a, b) => b.units - a.units || a.keyId.localeCompare(b.keyId))
-    const byService: Record<string, { units: number, requests: number }> = {}
+    // A Map, not an object: service names are user text ('__proto__' must stay a plain key).
+    const byService = new Map<string, { units: number, requests: number }>()
     let units = 0
     let requests = 0
     for (const row of byKey) {
       const name = row.service ?? 'none'
-      const entry = byService[name] ?? (byService[name] = { units: 0, requests: 0 })
+      let entry = byService.get(name)
+      if (entry === undefined) byService.set(name, entry = { units: 0, requests: 0 })
       entry.units += row.units
       entry.requests += row.requests
       units += row.units
@@ -102,7 +104,7 @@ export class UsageService {
       month: new Date(month).toISOString(),
       total: { units, requests },
       byKey,
-      byService,
+      byService: Object.fromEntries(byService),
       topKeys: byKey.slice(0, 10).map((r) => ({ keyId: r.keyId, name: r.name, units: r.units }))
     }
   }

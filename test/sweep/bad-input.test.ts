@@ -41,6 +41,14 @@ function wrongFor (type: string | string[] | undefined): unknown[] {
   }
 }
 
+const ARRAY_BOMB = '['.repeat(5000) + ']'.repeat(5000)
+const OBJECT_BOMB = '{"a":'.repeat(5000) + '1' + '}'.repeat(5000)
+/** Bodies that pass validation, so a bomb added to one of their fields reaches the service. */
+const VALID_BASE: Record<string, Record<string, unknown>> = {
+  'POST /api/keys': { kind: 'issued', name: 'bomb' },
+  'PATCH /api/keys/{id}': { name: 'bomb' }
+}
+
 let t: TestApp
 let ops: Operation[]
 let headers: Record<string, string>
@@ -114,6 +122,14 @@ it('every route answers invalid requests with a 4xx in the one error shape, neve
         await send(op.method, url, JSON.stringify({ [name]: wrong }).replace('"1e400"', '1e400'))
       }
       await send(op.method, url, JSON.stringify({ [name]: 'x'.repeat(100_000) }))
+    }
+    // Depth bombs inside known fields, where the schema accepts the outer shape and the service must refuse.
+    for (const name of Object.keys(props)) {
+      for (const bomb of [ARRAY_BOMB, OBJECT_BOMB, `[${ARRAY_BOMB}]`, `{"a":${OBJECT_BOMB}}`]) {
+        await send(op.method, url, `{${JSON.stringify(name)}:${bomb}}`)
+        const base = VALID_BASE[`${op.method} ${op.path}`]
+        if (base !== undefined) await send(op.method, url, `${JSON.stringify(base).slice(0, -1)},${JSON.stringify(name)}:${bomb}}`)
+      }
     }
     await fc.assert(fc.asyncProperty(fc.dictionary(fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 3 }), { minKeys: 1, maxKeys: 4 }), async (extra) => {
       await send(op.method, url, JSON.stringify({ ...extra, __unknown__: fc.sample(fc.jsonValue(), 1)[0] ?? null }))

@@ -76,20 +76,38 @@ function parseTime (value: string | null | undefined, field: string): number | n
 
 const MAX_METADATA_DEPTH = 10
 
-function depth (value: unknown): number {
-  if (value === null || typeof value !== 'object') return 0
-  let deepest = 0
-  for (const child of Object.values(value as object)) deepest = Math.max(deepest, depth(child))
-  return deepest + 1
-}
-
-function checkMetadata (metadata: Record<string, unknown> | undefined) {
+/**
+ * The size of `metadata` as JSON (exactly what JSON.stringify would write) and its nesting, walked
+ * with an explicit stack that stops at the first budget exceeded: a body nested thousands deep or
+ * a megabyte wide costs at most the budget, never a recursion (issue 14, finding 4).
+ */
+export function checkMetadata (metadata: Record<string, unknown> | undefined) {
   if (metadata === undefined) return
-  if (Buffer.byteLength(JSON.stringify(metadata)) > MAX_METADATA_BYTES) {
-    throw new AppError(400, 'VALIDATION_FAILED', `body/metadata must be at most ${MAX_METADATA_BYTES} bytes as JSON`)
-  }
-  if (depth(metadata) > MAX_METADATA_DEPTH) {
-    throw new AppError(400, 'VALIDATION_FAILED', `body/metadata must nest at most ${MAX_METADATA_DEPTH} levels`)
+  const stack: Array<[unknown, number]> = [[metadata, 1]]
+  let bytes = 0
+  while (stack.length > 0) {
+    const [value, level] = stack.pop() as [unknown, number]
+    if (value === null || typeof value !== 'object') {
+      bytes += typeof value === 'string' ? Buffer.byteLength(JSON.stringify(value)) : String(value).length
+    } else {
+      if (level > MAX_METADATA_DEPTH) {
+        throw new AppError(400, 'VALIDATION_FAILED', `body/metadata must nest at most ${MAX_METADATA_DEPTH} levels`)
+      }
+      if (Array.isArray(value)) {
+        bytes += 1 + Math.max(1, value.length)
+        for (const child of value) stack.push([child, level + 1])
+      } else {
+        const entries = Object.entries(value)
+        bytes += 1 + Math.max(1, entries.length)
+        for (const [name, child] of entries) {
+          bytes += Buffer.byteLength(JSON.stringify(name)) + 1
+          stack.push([child, level + 1])
+        }
+      }
+    }
+    if (bytes > MAX_METADATA_BYTES) {
+      throw new AppError(400, 'VALIDATION_FAILED', `body/metadata must be at most ${MAX_METADATA_BYTES} bytes as JSON`)
+    }
   }
 }
 

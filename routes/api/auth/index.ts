@@ -117,13 +117,15 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.delete('/me', {
     ...protectedRoute,
+    // It checks the password: a stolen access token must not make it a guessing oracle at the general tier's rate.
+    config: authTier,
     schema: {
       summary: 'Delete the account and everything it owns',
       description: 'Needs the password. Keys, versions, usage and sessions are deleted; issued keys stop verifying at once.',
       tags: ['auth'],
       ...secured,
       body: DeleteMeBody,
-      response: { 204: NoContent, ...errorResponses(400, 401, 403, 413, 415) }
+      response: { 204: NoContent, ...errorResponses(400, 401, 403, 413, 415, 429) }
     }
   }, async (request, reply) => {
     await fastify.auth.deleteAccount(principalOf(request), request.body.password, requestContext(request))

@@ -380,19 +380,55 @@ describe('password hashing cost', () => {
     }
   })
 
-  it('promotes an existing account listed in ADMIN_EMAILS at its next login', async () => {
+  it('promotes from ADMIN_EMAILS only at registration, so a demotion sticks (issue 14, finding 8)', async () => {
     const tmp = await tempDir('promote')
     try {
       const before = await createTestApp({}, { dataDir: tmp.dir })
-      const user = await registerUser(before.app, { email: 'late-admin@example.com' })
-      assert.equal(user.user.role, 'user')
+      const late = await registerUser(before.app, { email: 'late-admin@example.com' })
+      assert.equal(late.user.role, 'user')
       await before.app.close()
-      const afterApp = await createTestApp({ ADMIN_EMAILS: 'late-admin@example.com' }, { dataDir: tmp.dir })
+      const afterApp = await createTestApp({ ADMIN_EMAILS: 'late-admin@example.com,listed-admin@example.com' }, { dataDir: tmp.dir })
       try {
-        const res = await afterApp.app.inject({ method: 'POST', url: '/api/auth/login', payload: { email: user.email, password: user.password } })
-        assert.equal(res.json().user.role, 'admin')
+        const login = (u: { email: string, password: string }) =>
+          afterApp.app.inject({ method: 'POST', url: '/api/auth/login', payload: { email: u.email, password: u.password } })
+        assert.equal((await login(late)).json().user.role, 'user', 'an account registered before it was listed is promoted with the admin command')
+        const listed = await registerUser(afterApp.app, { email: 'listed-admin@example.com' })
+        assert.equal(listed.user.role, 'admin')
+        await afterApp.app.auth.setRole(listed.email, 'user')
+        assert.equal((await login(listed)).json().user.role, 'user', 'the demotion holds at the next login')
       } finally {
         await afterApp.app.close()
+      }
+    } finally {
+      await tmp.remove()
+    }
+  })
+
+  it('answers a wrong password for an account hashed at an older cost no sooner than an unknown email (issue 14, finding 7)', async () => {
+    const tmp = await tempDir('legacy-cost')
+    try {
+      const low = await createTestApp({ PASSWORD_HASH_COST: '10' }, { dataDir: tmp.dir })
+      const user = await registerUser(low.app)
+      await low.app.close()
+      const current = await createTestApp({ PASSWORD_HASH_COST: '15' }, { dataDir: tmp.dir })
+      try {
+        const timed = async (email: string) => {
+          const started = performance.now()
+          const res = await current.app.inject({ method: 'POST', url: '/api/auth/login', payload: { email, password: 'not the password at all' } })
+          assert.equal(res.statusCode, 401)
+          return performance.now() - started
+        }
+        const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
+        const unknown: number[] = []
+        const legacy: number[] = []
+        for (let i = 0; i < 7; i++) {
+          unknown.push(await timed(`nobody-${i}@example.com`))
+          legacy.push(await timed(user.email))
+        }
+        // A check at cost 10 takes 1/32 of one at cost 15 (the default): unpadded, the known account answered ~30x sooner.
+        assert.ok(median(legacy) >= 0.5 * median(unknown), `legacy ${median(legacy).toFixed(1)} ms, unknown ${median(unknown).toFixed(1)} ms`)
+      } finally {
+        await current.app.close()
       }
     } finally {
       await tmp.remove()

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { AppError, notFound } from '../errors.ts'
 import type { TwoLayerCache } from '../cache/cache.ts'
 import type { Clock } from '../clock.ts'
@@ -102,9 +103,18 @@ export class AuthService {
   private readonly dummyHash: Promise<string>
   private readonly accountDeletedListeners: Array<(userId: string, keyHashes: string[]) => Promise<void>> = []
 
+  /** How long a password check at the current parameters takes here (moving average, ms). */
+  private checkMs = 0
+
   constructor (private readonly deps: AuthDependencies) {
     // Unknown emails are checked against this hash so they cost the same time as known ones.
+    const started = performance.now()
     this.dummyHash = hashPassword(randomBytes(16).toString('hex'), deps.passwordParams)
+    this.dummyHash.then(() => this.observeCheck(performance.now() - started), () => {})
+  }
+
+  private observeCheck (ms: number) {
+    this.checkMs = this.checkMs === 0 ? ms : 0.8 * this.checkMs + 0.2 * ms
   }
 
   /** Appends a security event to the user's audit trail. */
@@ -142,6 +152,7 @@ export class AuthService {
     return { tokenType: 'Bearer', accessToken, refreshToken: token as string, expiresIn: this.deps.accessTtlSeconds, user: publicUser(user), sessionId: session.id }
   }
 
+  /** ADMIN_EMAILS promotes at registration only, so `admin demote` sticks; later promotions use the admin command. */
   private async promoteIfListed (user: UserRecord, ip: string | null): Promise<UserRecord> {
     if (user.role === 'admin' || !this.deps.adminEmails.includes(user.email)) return user
     const promoted = await this.deps.store.updateUser(user.id, { role: 'admin' }, { action: 'auth.role_changed', ip, detail: { role: 'admin', via: 'ADMIN_EMAILS' } })
@@ -171,19 +182,22 @@ export class AuthService {
     } catch {
       email = null
     }
+    const started = performance.now()
     const user = email === null ? null : await this.deps.store.findUserByEmail(email)
-    const ok = await verifyPassword(input.password, user?.passwordHash ?? await this.dummyHash)
+    const stored = user?.passwordHash ?? await this.dummyHash
+    const ok = await verifyPassword(input.password, stored)
+    if (!needsRehash(stored, this.deps.passwordParams)) this.observeCheck(performance.now() - started)
     if (user === null || !ok) {
       if (user !== null) await this.record(user.id, { action: 'auth.login_failed', ip: ctx.ip })
+      // A failure answers no sooner than a check at the current cost would: an account hashed at an
+      // older cost, or the audit write of a known email, must not tell a known email from an unknown one.
+      const left = started + this.checkMs - performance.now()
+      if (left > 0) await sleep(left)
       throw invalidCredentials()
     }
     let current = user
     if (needsRehash(user.passwordHash, this.deps.passwordParams)) {
       current = await this.deps.store.updateUser(user.id, { passwordHash: await hashPassword(input.password, this.deps.passwordParams) }) ?? user
-    }
-    if (current.role !== 'admin' && this.deps.adminEmails.includes(current.email)) {
-      current = await this.promoteIfListed(current, ctx.ip)
-      await this.forgetSessions(current.id)
     }
     const tokens = await this.issueTokens(current, ctx)
     await this.record(user.id, { action: 'auth.login', ip: ctx.ip, sessionId: tokens.sessionId })

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { createTestApp, registerUser } from '../helpers/app.ts'
 import { runToExit } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
@@ -7,21 +8,32 @@ import { tempDir } from '../helpers/tmp.ts'
 it('the admin command promotes and demotes an account in the store', async () => {
   const tmp = await tempDir('admin-cli')
   try {
+    // The running service (no Redis): the command reaches it only through the store.
     const t = await createTestApp({}, { dataDir: tmp.dir })
     const user = await registerUser(t.app, { email: 'operator@example.com' })
-    await t.app.close()
+    const adminRoute = async () => (await t.app.inject({ method: 'GET', url: '/api/system/info', headers: user.headers })).statusCode
+    /** Polls the running service until the admin route answers `status`, at most 1.5 s after the command. */
+    const seen = async (status: number) => {
+      const since = Date.now()
+      while (await adminRoute() !== status) {
+        assert.ok(Date.now() - since < 1500, `the running service still answers otherwise after ${Date.now() - since} ms`)
+        await sleep(25)
+      }
+    }
+    assert.equal(await adminRoute(), 403)
 
     const env = { NODE_ENV: 'test', DATA_DIR: tmp.dir, LOG_LEVEL: 'warn' }
     const promoted = await runToExit(env, 'scripts/admin.ts', 20_000, ['promote', 'Operator@Example.com'])
     assert.equal(promoted.code, 0, promoted.output)
     assert.match(promoted.output, /operator@example.com is now admin/)
-
-    const check = await createTestApp({}, { dataDir: tmp.dir })
-    assert.equal((await check.app.store.getUser(user.user.id))?.role, 'admin')
-    await check.app.close()
+    assert.equal((await t.app.store.getUser(user.user.id))?.role, 'admin')
+    // Issue 14, finding 11: authorization reads the account within 1 s (it was up to 60 s).
+    await seen(200)
 
     const demoted = await runToExit(env, 'scripts/admin.ts', 20_000, ['demote', 'operator@example.com'])
     assert.equal(demoted.code, 0, demoted.output)
+    await seen(403)
+    await t.app.close()
 
     const unknown = await runToExit(env, 'scripts/admin.ts', 20_000, ['promote', 'nobody@example.com'])
     assert.equal(unknown.code, 1)

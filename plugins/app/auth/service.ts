@@ -65,7 +65,12 @@ export interface AuthDependencies {
   passwordParams: ScryptParams
 }
 
-const SESSION_CACHE_TTL_MS = 60_000
+/**
+ * How long a process trusts what it read of a session and its account's role. Revocations also
+ * bump the cache generation (at once through Redis or the cluster primary), but a change made by
+ * another process without either (the admin command, PM2 without Redis) is seen within this.
+ */
+const SESSION_CACHE_TTL_MS = 1000
 const EMAIL = /^[a-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/
 
 export function normaliseEmail (raw: string): string {

@@ -1,19 +1,73 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns'
+import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions, type LookupOptions } from 'node:dns'
 import { request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
-import { BlockList, isIP } from 'node:net'
+import { isIP } from 'node:net'
 
-/** Addresses a webhook may never reach: loopback, link-local, private, unspecified, multicast. */
-const forbidden = new BlockList()
-for (const [net, prefix] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
-  ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4]] as const) forbidden.addSubnet(net, prefix, 'ipv4')
-for (const [net, prefix] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['::ffff:0:0', 96]] as const) forbidden.addSubnet(net, prefix, 'ipv6')
+// Plain prefix arithmetic, one table per family: net.BlockList matches an IPv4 address against
+// IPv6 rules through its mapped form, so a rule for ::ffff:0:0/96 refused every IPv4 address.
+type Subnet = readonly [net: bigint, prefix: number]
 
+function ipv4Value (address: string): bigint {
+  return address.split('.').reduce((n, octet) => (n << 8n) | BigInt(Number(octet)), 0n)
+}
+
+/** The 128-bit value of an address `isIP` calls IPv6. */
+function ipv6Value (address: string): bigint {
+  // A dotted IPv4 tail (::ffff:127.0.0.1) spells the last two words.
+  const tail = /\d+\.\d+\.\d+\.\d+$/.exec(address)?.[0]
+  const four = tail === undefined ? 0n : ipv4Value(tail)
+  const text = tail === undefined ? address : `${address.slice(0, -tail.length)}${(four >> 16n).toString(16)}:${(four & 0xffffn).toString(16)}`
+  const words = (part: string) => part === '' ? [] : part.split(':').map((w) => BigInt(parseInt(w, 16)))
+  const [head = '', rest] = text.split('::')
+  const before = words(head)
+  const after = rest === undefined ? [] : words(rest)
+  return [...before, ...Array<bigint>(8 - before.length - after.length).fill(0n), ...after].reduce((n, w) => (n << 16n) | w, 0n)
+}
+
+function inSubnet (value: bigint, width: number, [net, prefix]: Subnet): boolean {
+  const shift = BigInt(width - prefix)
+  return value >> shift === net >> shift
+}
+
+const v4 = (net: string, prefix: number): Subnet => [ipv4Value(net), prefix]
+const v6 = (net: string, prefix: number): Subnet => [ipv6Value(net), prefix]
+
+/** IPv4 a webhook may not reach: IANA's not-globally-reachable ranges, multicast, reserved and broadcast. */
+const FORBIDDEN_V4 = [
+  v4('0.0.0.0', 8), v4('10.0.0.0', 8), v4('100.64.0.0', 10), v4('127.0.0.0', 8), v4('169.254.0.0', 16), v4('172.16.0.0', 12),
+  v4('192.0.0.0', 24), v4('192.0.2.0', 24), v4('192.88.99.0', 24), v4('192.168.0.0', 16), v4('198.18.0.0', 15),
+  v4('198.51.100.0', 24), v4('203.0.113.0', 24), v4('224.0.0.0', 4), v4('240.0.0.0', 4)
+]
+
+/**
+ * IPv6 must be global unicast (2000::/3). That leaves out ::/8 (unspecified, loopback, the deprecated
+ * IPv4-compatible ::/96), NAT64 local-use 64:ff9b:1::/48 (where it embeds IPv4 is each network's
+ * choice), discard 100::/64, SRv6 5f00::/16, unique local, site-local, link-local and multicast.
+ */
+const GLOBAL_UNICAST_V6 = v6('2000::', 3)
+/** Inside it: Teredo, benchmarking, deprecated ORCHID and the documentation ranges. */
+const FORBIDDEN_V6 = [v6('2001::', 32), v6('2001:2::', 48), v6('2001:10::', 28), v6('2001:db8::', 32), v6('3fff::', 20)]
+/** Forms whose packets go to an embedded IPv4 address, judged by that address: IPv4-mapped, NAT64 (RFC 6052, how IPv6-only hosts reach public IPv4) and 6to4. */
+const MAPPED_V6 = v6('::ffff:0:0', 96)
+const NAT64_V6 = v6('64:ff9b::', 96)
+const SIX_TO_FOUR_V6 = v6('2002::', 16)
+
+function isForbiddenV4 (value: bigint): boolean {
+  return FORBIDDEN_V4.some((s) => inSubnet(value, 32, s))
+}
+
+function isForbiddenV6 (value: bigint): boolean {
+  if (inSubnet(value, 128, MAPPED_V6) || inSubnet(value, 128, NAT64_V6)) return isForbiddenV4(value & 0xffffffffn)
+  if (inSubnet(value, 128, SIX_TO_FOUR_V6)) return isForbiddenV4((value >> 80n) & 0xffffffffn)
+  return !inSubnet(value, 128, GLOBAL_UNICAST_V6) || FORBIDDEN_V6.some((s) => inSubnet(value, 128, s))
+}
+
+/** True unless the address is a public unicast IP literal (a scoped IPv6 address, `fe80::1%eth0`, is never one). */
 export function isForbiddenAddress (address: string): boolean {
   const family = isIP(address)
-  if (family === 0) return true
-  return forbidden.check(address, family === 4 ? 'ipv4' : 'ipv6')
+  if (family === 4) return isForbiddenV4(ipv4Value(address))
+  return family !== 6 || address.includes('%') || isForbiddenV6(ipv6Value(address))
 }
 
 export class ForbiddenWebhookError extends Error {
@@ -36,7 +90,7 @@ export function checkWebhookUrl (raw: string, allowPrivate: boolean): URL {
   // A trailing dot names the same host ("localhost." is localhost).
   const host = url.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '')
   if (!allowPrivate && (host === 'localhost' || host.endsWith('.localhost') || (isIP(host) !== 0 && isForbiddenAddress(host)))) {
-    throw new ForbiddenWebhookError('webhooks to loopback, link-local or private addresses are not allowed')
+    throw new ForbiddenWebhookError('webhooks to loopback, link-local, private or reserved addresses are not allowed')
   }
   return url
 }
@@ -57,25 +111,37 @@ export function verifySignature (secret: string, body: string, header: string, n
   return timingSafeEqual(expected, Buffer.from(match[2] as string, 'hex'))
 }
 
+/** How a delivery resolves names: `dns.lookup` with `all: true`, or a stand-in (tests). */
+export type Resolver = (hostname: string, options: LookupAllOptions, callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void
+
+type SocketLookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void
+
 /**
- * POSTs a signed JSON body. The address is checked after DNS resolution, in the lookup the
- * socket itself uses, so a name that resolves to a private address (DNS rebinding) is refused.
+ * The lookup a delivery's socket uses: every answer is checked, and the socket connects only to
+ * answers that passed, so a name that resolves to a private address (DNS rebinding) is refused.
  */
-export function deliver (url: string, body: string, secret: string, options: { allowPrivate: boolean, timeoutMs: number, eventId: string }): Promise<{ status: number }> {
-  const target = checkWebhookUrl(url, options.allowPrivate)
-  const lookup = (hostname: string, opts: object, cb: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => {
-    dnsLookup(hostname, { ...opts, all: true }, (err, addresses) => {
+export function guardedLookup (resolve: Resolver, allowPrivate: boolean) {
+  return (hostname: string, opts: LookupOptions, cb: SocketLookupCallback) => {
+    resolve(hostname, { ...opts, all: true }, (err, addresses) => {
       if (err !== null) return cb(err, '', 0)
-      const list = addresses as LookupAddress[]
-      if (!options.allowPrivate && list.some((a) => isForbiddenAddress(a.address))) {
+      const first = addresses[0]
+      if (first === undefined) return cb(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), '', 0)
+      if (!allowPrivate && addresses.some((a) => isForbiddenAddress(a.address))) {
         return cb(Object.assign(new ForbiddenWebhookError(`${hostname} resolves to a forbidden address`), { code: 'EFORBIDDEN' }), '', 0)
       }
-      const wantsAll = (opts as { all?: boolean }).all === true
-      if (wantsAll) return cb(null, list)
-      const first = list[0] as LookupAddress
+      if (opts.all === true) return cb(null, addresses)
       cb(null, first.address, first.family)
     })
   }
+}
+
+/**
+ * POSTs a signed JSON body. A literal address is checked here (the socket does not look it up);
+ * a name is checked after DNS resolution, in the lookup the socket itself uses.
+ */
+export function deliver (url: string, body: string, secret: string, options: { allowPrivate: boolean, timeoutMs: number, eventId: string, resolve?: Resolver }): Promise<{ status: number }> {
+  const target = checkWebhookUrl(url, options.allowPrivate)
+  const lookup = guardedLookup(options.resolve ?? dnsLookup, options.allowPrivate)
   const send = target.protocol === 'https:' ? httpsRequest : httpRequest
   const t = Math.floor(Date.now() / 1000)
   return new Promise((resolve, reject) => {

@@ -23,7 +23,7 @@ const webhook: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.put('/me/webhook', {
     schema: {
       summary: 'Set the account\'s webhook',
-      description: 'Deliveries are JSON, signed with HMAC-SHA256 in `Keyward-Signature: t=<unix time>,v1=<hex of HMAC(secret, "t.body")>`, retried with backoff, one per event. Loopback, link-local and private addresses are refused (400 WEBHOOK_URL_FORBIDDEN), here and again after DNS resolution at delivery.',
+      description: 'Deliveries are JSON, signed with HMAC-SHA256 in `Keyward-Signature: t=<unix time>,v1=<hex of HMAC(secret, "t.body")>`, retried with backoff, one per event. Loopback, link-local, private and reserved addresses, and IPv6 forms that reach them (IPv4-mapped, NAT64, 6to4), are refused (400 WEBHOOK_URL_FORBIDDEN), here and again after DNS resolution at delivery.',
       tags,
       security,
       body: WebhookBody,

@@ -54,7 +54,7 @@ export const EnvSchema = Type.Object({
   GENERAL_RATE_LIMIT_WINDOW_MS: Int(1000, 86_400_000, 15 * 60_000, 'General tier window'),
   VERIFY_RATE_LIMIT_MAX: Int(0, 1_000_000_000, 0, 'Verify tier: calls per window per caller credential (0 = off)'),
   VERIFY_RATE_LIMIT_WINDOW_MS: Int(1000, 86_400_000, 60_000, 'Verify tier window'),
-  VERIFY_FAILURE_LIMIT_MAX: Int(1, 1_000_000_000, 100, 'Verify-failure tier: MALFORMED or NOT_FOUND answers per window per client IP'),
+  VERIFY_FAILURE_LIMIT_MAX: Int(1, 1_000_000_000, 100, 'Verify-failure tier: MALFORMED or NOT_FOUND answers per window per caller credential (and end user, with client); only failing calls are refused'),
   VERIFY_FAILURE_LIMIT_WINDOW_MS: Int(1000, 86_400_000, 60_000, 'Verify-failure tier window'),
   RATE_LIMIT_BLOCK_MS: Int(1000, 86_400_000, 15 * 60_000, 'First block after a tier is exceeded; each further violation within a day doubles it'),
   RATE_LIMIT_MAX_BLOCK_MS: Int(1000, 7 * 86_400_000, 86_400_000, 'Longest block'),

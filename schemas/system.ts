@@ -24,7 +24,7 @@ export const RateLimitReport = Type.Object({
   }, { additionalProperties: false })),
   blocked: Type.Array(Type.Object({
     tier: Type.String(),
-    client: Type.String({ description: 'IP address, user id, or credential digest' }),
+    client: Type.String({ description: 'IP address (IPv6 by its /64), user id, credential digest, or verify caller (`k:<key id>`, `s:<session id>`, with `/<client>` when given; `a:<address>` for refused credentials)' }),
     retryAfterSeconds: Type.Integer()
   }, { additionalProperties: false })),
   counters: Type.Object({

@@ -1,11 +1,17 @@
-import { Nullable } from './common.ts'
+import { Nullable, SAFE_TEXT } from './common.ts'
 import { Type } from 'typebox'
 import { MAX_KEY_LENGTH } from '../plugins/app/keys/format.ts'
 
 export const VerifyBody = Type.Object({
   key: Type.String({ minLength: 1, maxLength: MAX_KEY_LENGTH + 64, description: 'The issued key presented by your client' }),
   scopes: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 100 }), { maxItems: 50, description: 'Scopes the call needs; all must be on the key' })),
-  cost: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'Units charged to the monthly usage when valid (default 1)' }))
+  cost: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'Units charged to the monthly usage when valid (default 1)' })),
+  client: Type.Optional(Type.String({
+    minLength: 1,
+    maxLength: 200,
+    pattern: SAFE_TEXT,
+    description: 'Your end user (their IP address or your id for them): failed calls then count per end user, so one end user\'s bad keys never limit another\'s. An IPv6 address counts by its /64'
+  }))
 }, { additionalProperties: false })
 
 const Code = Type.Union([

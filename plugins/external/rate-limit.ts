@@ -3,11 +3,12 @@ import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { AppError, notFoundHandler } from '../app/errors.ts'
+import { clientAddressKey } from '../app/rate-limit/client-address.ts'
 import { TierLimiter } from '../app/rate-limit/tiers.ts'
 
 export type TierName = 'general' | 'auth' | 'keyCreation' | 'heavy' | 'verify' | 'verifyFailures'
 
-export interface TierPolicy { name: TierName, max: number, windowMs: number, keyedBy: 'ip' | 'user' | 'credential' }
+export interface TierPolicy { name: TierName, max: number, windowMs: number, keyedBy: 'ip' | 'user' | 'credential' | 'credential+client' }
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -18,8 +19,9 @@ declare module 'fastify' {
   }
 }
 
-const byIp = (request: FastifyRequest) => request.ip
-const byUser = (request: FastifyRequest) => request.principal?.id ?? `ip:${request.ip}`
+// Per-address tiers count an IPv6 client by its /64, so rotating through one's own /64 gains nothing.
+const byIp = (request: FastifyRequest) => clientAddressKey(request.ip)
+const byUser = (request: FastifyRequest) => request.principal?.id ?? `ip:${clientAddressKey(request.ip)}`
 
 /**
  * The rate-limit tiers on @fastify/rate-limit. Its store is ours: counts, progressive blocks and
@@ -46,7 +48,7 @@ export default fp(async function rateLimitPlugin (fastify: FastifyInstance) {
     keyCreation: { name: 'keyCreation', max: fastify.config.keys.createPerHour, windowMs: 3_600_000, keyedBy: 'user' },
     heavy: { name: 'heavy', max: fastify.config.keys.heavyPerHour, windowMs: 3_600_000, keyedBy: 'user' },
     verify: { name: 'verify', max: rateLimits.verify.max, windowMs: rateLimits.verify.windowMs, keyedBy: 'credential' },
-    verifyFailures: { name: 'verifyFailures', max: rateLimits.verifyFailures.max, windowMs: rateLimits.verifyFailures.windowMs, keyedBy: 'ip' }
+    verifyFailures: { name: 'verifyFailures', max: rateLimits.verifyFailures.max, windowMs: rateLimits.verifyFailures.windowMs, keyedBy: 'credential+client' }
   }
 
   // A store for @fastify/rate-limit: each route's child counts under its tier's name, so every

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { after, before, describe, it } from 'node:test'
 import { Redis } from 'ioredis'
-import { MemoryTiers, TierLimiter } from '../../plugins/app/rate-limit/tiers.ts'
+import { MEMORY_LIMITS, MemoryTiers, TierLimiter } from '../../plugins/app/rate-limit/tiers.ts'
 import { createTestApp, ManualClock, registerUser, type TestApp } from '../helpers/app.ts'
 import { dropPrefix, REDIS_URL, redisClient, startRedis, testPrefix } from '../helpers/redis.ts'
 import { freePort } from '../helpers/server.ts'
@@ -38,6 +38,23 @@ describe('progressive blocking', () => {
     assert.equal(exceed().ttl, 15 * MIN, 'a day without violations starts over')
   })
 
+  it('in memory: a flood of new clients neither evicts a block nor grows memory past its bound', async () => {
+    const clock = new ManualClock(0)
+    const limiter = new TierLimiter({ redis: null, prefix: 'kw:', clock, policy: { blockMs: 15 * MIN, maxBlockMs: 24 * 60 * MIN } })
+    let hit = await limiter.hit('auth', '198.51.100.66', MIN, 2)
+    while (!hit.blocked) hit = await limiter.hit('auth', '198.51.100.66', MIN, 2)
+    // More distinct clients than both caches hold together, each counted once (as from a /48's many /64s).
+    const flood = MEMORY_LIMITS.counters + MEMORY_LIMITS.penalties + 1000
+    for (let i = 0; i < flood; i++) await limiter.hit('auth', `flood-${i}`, MIN, 2)
+    clock.advance(MIN)
+    const after = await limiter.hit('auth', '198.51.100.66', MIN, 2)
+    assert.equal(after.blocked, true, 'the block survives the flood')
+    assert.equal(after.ttl, 14 * MIN)
+    const size = limiter.memory.size
+    assert.ok(size.counters <= MEMORY_LIMITS.counters, `counters ${size.counters}`)
+    assert.equal(size.penalties, 1)
+  })
+
   it('on the real Redis: the same doubling, shared by two limiters', async () => {
     const prefix = testPrefix('rl')
     const a = redisClient()
@@ -54,7 +71,6 @@ describe('progressive blocking', () => {
       const seen = await two.hit('t', 'ip', 10_000, 2)
       assert.equal(seen.blocked, true, 'the block is shared')
       assert.ok(seen.ttl <= 150 && seen.ttl > 0)
-      assert.equal((await two.peek('t', 'ip')).blocked, true)
       const ttls = [150]
       for (let i = 0; i < 3; i++) {
         await wait(ttls[ttls.length - 1]! + 30)
@@ -118,19 +134,20 @@ describe('tiers in the application', () => {
     assert.equal(status, 429, 'health from elsewhere counts in the general tier')
   })
 
-  it('the verify-failure tier blocks a client whose calls keep failing, even for valid keys', async () => {
+  it('the verify-failure tier refuses a caller\'s failing calls past the limit, never its valid keys', async () => {
     const user = await registerUser(t.app)
     const key = (await t.app.inject({ method: 'POST', url: '/api/keys', headers: user.headers, payload: { kind: 'issued', name: 'x' } })).json().secret
-    const ip = '198.51.100.5'
-    const verify = (k: string, remoteAddress = ip) => t.app.inject({ method: 'POST', url: '/api/keys/verify', headers: user.headers, payload: { key: k }, remoteAddress })
+    const verify = (k: string, headers = user.headers) => t.app.inject({ method: 'POST', url: '/api/keys/verify', headers, payload: { key: k }, remoteAddress: '198.51.100.5' })
     for (let i = 0; i < 3; i++) assert.equal((await verify('kw_guess' + i)).json().code, 'MALFORMED')
     assert.equal((await verify(key)).json().code, 'VALID', 'valid answers do not count')
-    assert.equal((await verify('kw_guess')).statusCode, 200, 'the exceeding call is answered, and starts the block')
-    const blocked = await verify(key)
-    assert.equal(blocked.statusCode, 429)
-    assert.equal(blocked.json().code, 'RATE_LIMITED')
-    assert.ok(Number(blocked.headers['retry-after']) > 0)
-    assert.equal((await verify(key, '198.51.100.6')).json().code, 'VALID', 'other clients are unaffected')
+    const refused = await verify('kw_guess')
+    assert.equal(refused.statusCode, 429, 'the exceeding call is refused, and starts the block')
+    assert.deepEqual(Object.keys(refused.json()).sort(), ERROR_KEYS)
+    assert.equal(refused.json().code, 'RATE_LIMITED')
+    assert.equal(refused.headers['retry-after'], String(15 * 60))
+    assert.equal((await verify(key)).json().code, 'VALID', 'the caller\'s valid keys still verify')
+    const other = await registerUser(t.app)
+    assert.equal((await verify('kw_guess', other.headers)).json().code, 'MALFORMED', 'other callers, even from the same address, are unaffected')
   })
 
   it('the admin report lists the tiers and the blocked clients', async () => {
@@ -144,7 +161,7 @@ describe('tiers in the application', () => {
     assert.deepEqual(report.tiers.map((x: { name: string }) => x.name), ['general', 'auth', 'keyCreation', 'heavy', 'verify', 'verifyFailures'])
     const clients = report.blocked.map((b: { tier: string, client: string }) => `${b.tier}/${b.client}`)
     assert.ok(clients.includes('general/198.51.100.1'), clients.join(','))
-    assert.ok(clients.includes('verifyFailures/198.51.100.5'), clients.join(','))
+    assert.ok(clients.some((c: string) => c.startsWith('verifyFailures/s:')), clients.join(','))
     const user = await registerUser(t.app)
     assert.equal((await t.app.inject({ method: 'GET', url: '/api/system/rate-limits', headers: user.headers })).statusCode, 403)
   })
@@ -185,6 +202,28 @@ describe('shared limits and client addresses', () => {
       await b.app.close()
       await tmp.remove()
       await dropPrefix(prefix)
+    }
+  })
+
+  it('an IPv6 client counts by its /64 in the per-address tiers; an IPv4-mapped address as its IPv4 address', async () => {
+    const t = await createTestApp({ GENERAL_RATE_LIMIT_MAX: '2', AUTH_RATE_LIMIT_MAX: '2' })
+    try {
+      const hit = (remoteAddress: string) => t.app.inject({ method: 'GET', url: '/api/nope', remoteAddress }).then((r) => r.statusCode)
+      assert.deepEqual([await hit('2001:db8:1:1::1'), await hit('2001:db8:1:1::2'), await hit('2001:db8:1:1:abcd:ef:1:9')], [404, 404, 429],
+        'two addresses of one /64 share the general bucket')
+      assert.equal(await hit('2001:db8:1:2::1'), 404, 'another /64 has its own')
+      assert.deepEqual([await hit('203.0.113.9'), await hit('::ffff:203.0.113.9'), await hit('203.0.113.9')], [404, 404, 429],
+        'an IPv4-mapped address is its IPv4 address')
+      const login = (remoteAddress: string) => t.app.inject({
+        method: 'POST', url: '/api/auth/login', payload: { email: 'nobody@example.com', password: 'not the password' }, remoteAddress
+      }).then((r) => r.statusCode)
+      assert.deepEqual([await login('2001:db8:9:9::1'), await login('2001:db8:9:9::2'), await login('2001:db8:9:9::3')], [401, 401, 429],
+        'the auth tier too')
+      assert.equal(await login('2001:db8:9:a::1'), 401)
+      const blocked = (await t.app.limiter.blockedClients()).map((b) => `${b.tier}/${b.client}`).sort()
+      assert.deepEqual(blocked, ['auth/2001:db8:9:9::/64', 'general/2001:db8:1:1::/64', 'general/203.0.113.9'])
+    } finally {
+      await t.close()
     }
   })
 

@@ -46,72 +46,67 @@ if ttl < 0 then ttl = tonumber(ARGV[1]) end
 return { current, ttl, 0, 0 }
 `
 
-// KEYS: count, block. The state without counting a hit.
-const PEEK_SCRIPT = `
-local blocked = redis.call('PTTL', KEYS[2])
-if blocked > 0 then
-  return { -1, blocked, 1 }
-end
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then ttl = 0 end
-return { current, ttl, 0 }
-`
-
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     keywardTierHit (count: string, block: string, strikes: string, windowMs: number, max: number, blockMs: number, maxBlockMs: number, strikeMs: number): Result<[number, number, number, number], Context>
-    keywardTierPeek (count: string, block: string): Result<[number, number, number], Context>
   }
 }
 
-interface MemoryEntry { count: number, windowEnds: number, blockedUntil: number, strikes: number, strikesExpire: number }
+interface Counter { count: number, windowEnds: number }
+interface Penalty { blockedUntil: number, strikes: number, strikesExpire: number }
+
+/**
+ * How many clients the memory fallback remembers. Counters and penalties (blocks and strikes)
+ * are kept apart: any client can create counters cheaply (one request from a new address), but a
+ * penalty costs `max + 1` requests, so churning through counters never evicts a block.
+ */
+export const MEMORY_LIMITS = { counters: 200_000, penalties: 100_000 }
 
 /** The same rules in process memory, with the injectable clock. */
 export class MemoryTiers {
-  private readonly entries = new LRUCache<string, MemoryEntry>({ max: 200_000 })
+  private readonly counters = new LRUCache<string, Counter>({ max: MEMORY_LIMITS.counters })
+  private readonly penalties = new LRUCache<string, Penalty>({ max: MEMORY_LIMITS.penalties })
 
   constructor (private readonly clock: Clock) {}
 
   hit (key: string, windowMs: number, max: number, policy: BlockPolicy): Hit {
     const now = this.clock.now()
-    let e = this.entries.get(key)
-    if (e === undefined) {
-      e = { count: 0, windowEnds: now + windowMs, blockedUntil: 0, strikes: 0, strikesExpire: 0 }
-      this.entries.set(key, e)
+    let penalty = this.penalties.get(key)
+    if (penalty !== undefined && penalty.blockedUntil > now) return { current: max + 1, ttl: penalty.blockedUntil - now, blocked: true }
+    let c = this.counters.get(key)
+    if (c === undefined) {
+      c = { count: 0, windowEnds: now + windowMs }
+      this.counters.set(key, c)
+    } else if (c.windowEnds <= now) {
+      c.count = 0
+      c.windowEnds = now + windowMs
     }
-    if (e.blockedUntil > now) return { current: max + 1, ttl: e.blockedUntil - now, blocked: true }
-    if (e.windowEnds <= now) {
-      e.count = 0
-      e.windowEnds = now + windowMs
+    c.count++
+    if (c.count <= max) return { current: c.count, ttl: c.windowEnds - now, blocked: false }
+    const current = c.count
+    this.counters.delete(key)
+    if (penalty === undefined) {
+      penalty = { blockedUntil: 0, strikes: 0, strikesExpire: 0 }
+      this.penalties.set(key, penalty)
     }
-    e.count++
-    if (e.count > max) {
-      if (e.strikesExpire <= now) e.strikes = 0
-      e.strikes++
-      e.strikesExpire = now + STRIKE_MEMORY_MS
-      const block = Math.min(policy.blockMs * 2 ** (e.strikes - 1), policy.maxBlockMs)
-      e.blockedUntil = now + block
-      const current = e.count
-      e.count = 0
-      return { current, ttl: block, blocked: true, newBlock: true }
-    }
-    return { current: e.count, ttl: e.windowEnds - now, blocked: false }
+    if (penalty.strikesExpire <= now) penalty.strikes = 0
+    penalty.strikes++
+    penalty.strikesExpire = now + STRIKE_MEMORY_MS
+    const block = Math.min(policy.blockMs * 2 ** (penalty.strikes - 1), policy.maxBlockMs)
+    penalty.blockedUntil = now + block
+    return { current, ttl: block, blocked: true, newBlock: true }
   }
 
-  peek (key: string): Hit {
-    const now = this.clock.now()
-    const e = this.entries.get(key)
-    if (e === undefined) return { current: 0, ttl: 0, blocked: false }
-    if (e.blockedUntil > now) return { current: -1, ttl: e.blockedUntil - now, blocked: true }
-    return e.windowEnds <= now ? { current: 0, ttl: 0, blocked: false } : { current: e.count, ttl: e.windowEnds - now, blocked: false }
+  /** Clients remembered now: counters and penalties (each bounded by MEMORY_LIMITS). */
+  get size () {
+    return { counters: this.counters.size, penalties: this.penalties.size }
   }
 
   /** Clients blocked now, per key. */
   blocked (): Array<{ key: string, ttl: number }> {
     const now = this.clock.now()
     const out: Array<{ key: string, ttl: number }> = []
-    for (const [key, e] of this.entries.entries()) if (e.blockedUntil > now) out.push({ key, ttl: e.blockedUntil - now })
+    for (const [key, p] of this.penalties.entries()) if (p.blockedUntil > now) out.push({ key, ttl: p.blockedUntil - now })
     return out
   }
 }
@@ -136,7 +131,6 @@ export class TierLimiter {
   constructor (private readonly options: TierLimiterOptions) {
     this.memory = new MemoryTiers(options.clock)
     options.redis?.defineCommand('keywardTierHit', { numberOfKeys: 3, lua: HIT_SCRIPT })
-    options.redis?.defineCommand('keywardTierPeek', { numberOfKeys: 2, lua: PEEK_SCRIPT })
   }
 
   get usingFallback () {
@@ -175,21 +169,6 @@ export class TierLimiter {
     }
     const hit = this.memory.hit(`${tier}:${client}`, windowMs, max, policy)
     return this.record(hit)
-  }
-
-  async peek (tier: string, client: string): Promise<Hit> {
-    const { redis } = this.options
-    if (redis !== null) {
-      const k = this.keys(tier, client)
-      try {
-        const [current, ttl, blocked] = await redis.keywardTierPeek(k.count, k.block)
-        this.setFallback(false)
-        return { current, ttl, blocked: blocked === 1 }
-      } catch (err) {
-        this.setFallback(true, err)
-      }
-    }
-    return this.memory.peek(`${tier}:${client}`)
   }
 
   /** Every client blocked now, by tier (shared store and this process's memory). */

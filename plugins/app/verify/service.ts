@@ -54,7 +54,15 @@ const answer = (code: VerifyCode): VerifyAnswer => ({ valid: false, code })
 const MALFORMED = Object.freeze(answer('MALFORMED'))
 const NOT_FOUND = Object.freeze(answer('NOT_FOUND'))
 
-export interface VerifyInput { key: string, scopes?: string[], cost?: number }
+export interface VerifyInput { key: string, scopes?: string[], cost?: number, client?: string }
+
+/** Who is calling verify: the owner whose keys it may check, and the credential itself. */
+export interface VerifyCaller {
+  ownerId: string
+  /** The credential's stable identity: `s:<session id>` for an access token, `k:<key id>` for a verify key. */
+  id: string
+  expiresAt: number
+}
 type Described = Pick<VerifyAnswer, 'keyId' | 'name' | 'environment'>
 
 export interface VerifierDependencies {
@@ -73,7 +81,7 @@ export interface VerifierDependencies {
  * no store write happens on the request path.
  */
 export class Verifier {
-  private readonly callers = new LRUCache<string, { ownerId: string, expiresAt: number }>({ max: 100_000, ttl: CALLER_TTL_MS })
+  private readonly callers = new LRUCache<string, VerifyCaller>({ max: 100_000, ttl: CALLER_TTL_MS })
   readonly counts: Record<VerifyCode, number> = {
     VALID: 0, MALFORMED: 0, NOT_FOUND: 0, DISABLED: 0, REVOKED: 0, EXPIRED: 0, INSUFFICIENT_SCOPES: 0, RATE_LIMITED: 0, USAGE_EXCEEDED: 0
   }
@@ -116,33 +124,30 @@ export class Verifier {
     return null
   }
 
-  /** Resolves the bearer credential of a verify call to the owner whose keys it may check. */
-  caller (token: string): string | Promise<string> {
+  /** Resolves the bearer credential of a verify call to its caller (the cached object: no allocation on a hit). */
+  caller (token: string): VerifyCaller | Promise<VerifyCaller> {
     // One-shot hashing (no hash object per call): the cache is keyed by a digest, never the credential.
     const id = hash('sha256', token, 'base64url')
     const cached = this.callers.get(id)
-    if (cached !== undefined && cached.expiresAt > this.deps.clock.now()) return cached.ownerId
+    if (cached !== undefined && cached.expiresAt > this.deps.clock.now()) return cached
     return this.resolveCaller(id, token)
   }
 
-  private async resolveCaller (id: string, token: string): Promise<string> {
-    let ownerId: string
-    let expiresAt = Number.MAX_SAFE_INTEGER
+  private async resolveCaller (digest: string, token: string): Promise<VerifyCaller> {
+    let caller: VerifyCaller
     if (token.split('.').length === 3) {
       const principal = await this.deps.auth.authenticate(token)
-      ownerId = principal.id
-      expiresAt = principal.expiresAt
+      caller = { ownerId: principal.id, id: `s:${principal.sessionId}`, expiresAt: principal.expiresAt }
     } else {
       const key = isWellFormed(token) ? await this.deps.store.findCredentialByHash(lookupHash(token, this.deps.hashSecret)) : null
       const now = this.deps.clock.now()
       if (key === null || key.status !== 'active' || (key.expiresAt !== null && key.expiresAt <= now) || !key.scopes.includes(VERIFY_SCOPE)) {
         throw new AppError(401, 'INVALID_CREDENTIAL', 'The credential is not an access token or an active key with the keyward:verify scope')
       }
-      ownerId = key.ownerId
-      if (key.expiresAt !== null) expiresAt = key.expiresAt
+      caller = { ownerId: key.ownerId, id: `k:${key.id}`, expiresAt: key.expiresAt ?? Number.MAX_SAFE_INTEGER }
     }
-    this.callers.set(id, { ownerId, expiresAt })
-    return ownerId
+    this.callers.set(digest, caller)
+    return caller
   }
 
   /** Answers synchronously when everything it needs is in memory (the common case), else a promise. */

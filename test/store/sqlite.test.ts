@@ -97,7 +97,8 @@ it('sqlite: chains written before link versions (v1, SHA-256) still verify after
   const tmp = await tempDir('store-sqlite-v1')
   const file = join(tmp.dir, 'keyward.db')
   try {
-    // A file as the previous release left it: no link_version column, no seals, v1 events.
+    // A file as the previous release left it: no link_version column, no seals, v1 events (the last two
+    // migrations are the ones that added link versions and sealed v1 chains; a later migration must be undone here too).
     const old = new SqliteStore({ dataDir: tmp.dir, auditChain })
     await old.init()
     const user = await old.createUser({ email: 'v1@example.com', name: null, role: 'user', passwordHash: 'x' })

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test'
 import { createTestApp, ManualClock, registerUser, TEST_SECRETS, type TestApp } from '../helpers/app.ts'
 import { tempDir } from '../helpers/tmp.ts'
 import { b64url, signHs256 } from '../helpers/tokens.ts'
+import { anonymousOwner } from '../../plugins/app/store/shared.ts'
 import { keyFixture } from '../store/contract.ts'
 
 const ERROR_KEYS = ['code', 'error', 'message', 'requestId', 'statusCode']
@@ -245,6 +246,10 @@ describe('auth routes', () => {
       assert.equal((await get('/api/auth/me', user.headers)).statusCode, 401)
       assert.equal((await post('/api/auth/login', { email: user.email, password: user.password })).statusCode, 401)
       assert.equal((await post('/api/auth/refresh', { refreshToken: user.refreshToken })).statusCode, 401)
+      const kept = await t.app.store.auditChain(anonymousOwner(user.user.id), 0, 100)
+      assert.ok(kept.length >= 2 && kept.every((e) => e.anonymised && e.ip === null && e.sessionId === null), 'the events stay, anonymised')
+      assert.deepEqual(await t.app.audit.verify(anonymousOwner(user.user.id)),
+        { valid: true, events: kept.length, brokenAt: null, lastHash: kept[kept.length - 1]!.hash }, 'and their chain verifies')
     })
   })
 

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import Database from 'libsql'
+import { canonicalJson } from '../../plugins/app/store/shared.ts'
 import { createTestApp, ManualClock, registerUser, type TestApp } from '../helpers/app.ts'
 import { dropPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.ts'
 import { tempDir } from '../helpers/tmp.ts'
@@ -497,6 +499,50 @@ describe('keys, vault and audit routes', () => {
         db.prepare('DELETE FROM audit_events WHERE id = ?').run(removed.id)
         const gap = (await call(user, 'GET', '/api/audit/verify')).json()
         assert.deepEqual([gap.valid, gap.brokenAt], [false, { seq: removed.seq + 1, reason: 'missing' }])
+      } finally {
+        db.close()
+      }
+    })
+
+    it('finds an event of a live account marked anonymised, with forged personal fields or blanked ones', async () => {
+      const user = await withVault()
+      const events = await t.app.store.auditChain(user.user.id, 0, 100)
+      assert.ok(events.length >= 2)
+      assert.equal((await call(user, 'GET', '/api/audit/verify')).json().valid, true)
+      const db = new Database(join(t.dataDir, 'keyward.db'))
+      try {
+        const target = events[events.length - 2]!
+        db.prepare('UPDATE audit_events SET anonymised = 1, ip = ?, session_id = ?, detail = ? WHERE id = ?')
+          .run('203.0.113.66', 'forged-session', JSON.stringify({ forged: true }), target.id)
+        const forged = (await call(user, 'GET', '/api/audit/verify')).json()
+        assert.deepEqual([forged.valid, forged.brokenAt], [false, { seq: target.seq, reason: 'edited' }])
+        // Blanked as an account deletion would leave it: still not acceptable while the account lives.
+        db.prepare("UPDATE audit_events SET ip = NULL, session_id = NULL, detail = '{}' WHERE id = ?").run(target.id)
+        const blanked = (await call(user, 'GET', '/api/audit/verify')).json()
+        assert.deepEqual([blanked.valid, blanked.brokenAt], [false, { seq: target.seq, reason: 'edited' }])
+      } finally {
+        db.close()
+      }
+    })
+
+    it('finds an edited event whose digest and link were recomputed by the SHA-256 rule (what a writer without the server key can do)', async () => {
+      const user = await withVault()
+      const events = await t.app.store.auditChain(user.user.id, 0, 100)
+      const target = events[events.length - 1]!
+      const sha256 = (value: unknown) => createHash('sha256').update(canonicalJson(value)).digest('hex')
+      const detail = { forged: true }
+      const subjectDigest = sha256([target.ownerId, target.sessionId, '203.0.113.66', detail])
+      const hash = sha256([target.seq, target.action, target.keyId, target.createdAt, target.prevHash, subjectDigest])
+      const db = new Database(join(t.dataDir, 'keyward.db'))
+      try {
+        db.prepare('UPDATE audit_events SET ip = ?, detail = ?, subject_digest = ?, hash = ? WHERE id = ?')
+          .run('203.0.113.66', JSON.stringify(detail), subjectDigest, hash, target.id)
+        const relinked = (await call(user, 'GET', '/api/audit/verify')).json()
+        assert.deepEqual([relinked.valid, relinked.brokenAt], [false, { seq: target.seq, reason: 'edited' }])
+        // Claiming the old link version does not help: this account's chain has no sealed v1 part.
+        db.prepare('UPDATE audit_events SET link_version = 1 WHERE id = ?').run(target.id)
+        const downgraded = (await call(user, 'GET', '/api/audit/verify')).json()
+        assert.deepEqual([downgraded.valid, downgraded.brokenAt], [false, { seq: target.seq, reason: 'edited' }])
       } finally {
         db.close()
       }

@@ -1,8 +1,10 @@
 import { MongoClient } from 'mongodb'
+import { AuditChain } from '../../plugins/app/store/audit-chain.ts'
 import { MongoStore } from '../../plugins/app/store/mongo.ts'
 import { storeContract, type StoreHarness } from './contract.ts'
 
 const uri = process.env.MONGODB_URI
+const auditChain = new AuditChain('store-contract-audit-chain-secret')
 
 async function connect (url: string): Promise<MongoClient> {
   const client = new MongoClient(url, { serverSelectionTimeoutMS: 5000 })
@@ -20,7 +22,7 @@ async function open (url: string): Promise<StoreHarness> {
   const dbName = `keyward_test_${process.pid}_${Date.now()}`
   const client = await connect(url)
   // Primary for listing too: the contract reads its own writes, which a lagging secondary would break at random.
-  const store = new MongoStore(client.db(dbName), { client, closeClient: true, listReadPreference: 'primary' })
+  const store = new MongoStore(client.db(dbName), { client, closeClient: true, listReadPreference: 'primary', auditChain })
   try {
     await store.init()
   } catch (err) {
@@ -29,9 +31,10 @@ async function open (url: string): Promise<StoreHarness> {
   }
   return {
     store,
+    auditChain,
     reopen: async () => {
       const other = await connect(url)
-      return new MongoStore(other.db(dbName), { client: other, closeClient: true, listReadPreference: 'primary' })
+      return new MongoStore(other.db(dbName), { client: other, closeClient: true, listReadPreference: 'primary', auditChain })
     },
     cleanup: async () => {
       try {

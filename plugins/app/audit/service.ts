@@ -1,5 +1,6 @@
 import { AppError } from '../errors.ts'
-import { auditHash, auditSubjectDigest } from '../store/shared.ts'
+import { chainOwnerTag, type AuditChain } from '../store/audit-chain.ts'
+import { isAnonymousOwner } from '../store/shared.ts'
 import type { AuditEvent, Store } from '../store/types.ts'
 
 const BATCH = 500
@@ -14,7 +15,7 @@ export interface ChainReport {
 
 /** Reads and checks a user's hash-chained audit trail. */
 export class AuditService {
-  constructor (private readonly store: Store) {}
+  constructor (private readonly store: Store, private readonly chain: AuditChain) {}
 
   async list (ownerId: string, query: { action?: string, keyId?: string, limit?: number, cursor?: string }) {
     let beforeSeq: number | undefined
@@ -44,6 +45,9 @@ export class AuditService {
   async verify (ownerId: string): Promise<ChainReport> {
     // Events past retention were pruned; the chain continues from the anchor they left.
     const anchor = await this.store.auditAnchor(ownerId)
+    const v1Seal = this.chain.trustedSeal(ownerId, await this.store.auditSeal(ownerId))
+    const ownerTag = chainOwnerTag(ownerId)
+    const deleted = isAnonymousOwner(ownerId)
     let prevHash = anchor.hash
     let expectedSeq = anchor.seq + 1
     let count = 0
@@ -54,14 +58,19 @@ export class AuditService {
         if (event.seq !== expectedSeq || event.prevHash !== prevHash) {
           return { valid: false, events: count, brokenAt: { seq: event.seq, reason: event.seq > expectedSeq ? 'missing' : 'reordered' }, lastHash: prevHash }
         }
-        const digestOk = event.anonymised || event.subjectDigest === auditSubjectDigest(event)
-        if (!digestOk || event.hash !== auditHash(event)) {
+        if (!this.chain.intact(event, ownerTag, deleted, v1Seal)) {
           return { valid: false, events: count, brokenAt: { seq: event.seq, reason: 'edited' }, lastHash: prevHash }
         }
         prevHash = event.hash
         expectedSeq++
       }
-      if (batch.length < BATCH) return { valid: true, events: count, brokenAt: null, lastHash: prevHash }
+      if (batch.length < BATCH) {
+        // The sealed last v1 event must still be there: v1 events cut back and rewritten would verify otherwise.
+        if (v1Seal !== null && expectedSeq <= v1Seal.seq) {
+          return { valid: false, events: count, brokenAt: { seq: expectedSeq, reason: 'missing' }, lastHash: prevHash }
+        }
+        return { valid: true, events: count, brokenAt: null, lastHash: prevHash }
+      }
     }
   }
 }

@@ -2,10 +2,11 @@ import type {
   ClientSession, Collection, Db, Filter, MongoClient, ReadPreferenceLike, TransactionOptions, WithId
 } from 'mongodb'
 import { newId } from './ids.ts'
-import { anonymousOwner, GENESIS_HASH, monthStart, nextAuditEvent, searchText, sortValue } from './shared.ts'
+import type { AuditChain } from './audit-chain.ts'
+import { anonymousOwner, GENESIS_HASH, monthStart, searchText, sortValue } from './shared.ts'
 import {
   DuplicateError, KeyRevokedError,
-  type AuditEvent, type AuditInput, type AuditQuery, type DeliveryRecord, type DeliveryStatus, type Environment,
+  type AuditEvent, type AuditInput, type AuditQuery, type AuditSeal, type DeliveryRecord, type DeliveryStatus, type Environment,
   type JobRunRecord, type KeyKind, type KeyListQuery, type KeyPatch, type KeyRateLimit, type KeyRecord, type KeySortField,
   type KeyStats, type KeyStatus, type KeyVersionRecord, type NewDelivery, type NewKey, type NewKeyVersion,
   type NewNotification, type NewSession, type NewUser, type NotificationRecord, type NotificationType, type Page,
@@ -111,6 +112,8 @@ interface AuditDoc {
   prevHash: string
   subjectDigest: string
   anonymised: boolean
+  /** Absent on events stored before link versions (and by older instances): those are v1. */
+  linkVersion?: number
   hash: string
 }
 
@@ -221,6 +224,19 @@ interface AuditAnchorDoc {
   hash: string
 }
 
+interface AuditSealDoc extends AuditSeal {
+  /** The owner's id. */
+  _id: string
+}
+
+/** A one-time data migration, recorded once done. */
+interface MigrationDoc {
+  _id: string
+  appliedAt: Date
+}
+
+const SEAL_V1_CHAINS = 'audit-link-v2-seal-v1-chains'
+
 /** One rollupDaily group: a key's usage over one UTC day. */
 interface DailyGroup {
   _id: { keyId: string, ownerId: string, day: Date }
@@ -248,6 +264,8 @@ export interface MongoStoreOptions {
   closeClient?: boolean
   /** Where listKeys reads; a lagging secondary may miss a key written a moment ago. */
   listReadPreference?: ReadPreferenceLike
+  /** Links audit events under the server's key. */
+  auditChain: AuditChain
 }
 
 const INVALID: RefreshOutcome = { status: 'invalid' }
@@ -420,6 +438,7 @@ function toAudit (doc: WithId<AuditDoc>): AuditEvent {
     prevHash: doc.prevHash,
     subjectDigest: doc.subjectDigest,
     anonymised: doc.anonymised === true,
+    linkVersion: doc.linkVersion ?? 1,
     hash: doc.hash
   }
 }
@@ -545,6 +564,9 @@ export class MongoStore implements Store {
   private readonly snapshots: Collection<StatsSnapshotDoc>
   private readonly leases: Collection<LeaseDoc>
   private readonly auditAnchors: Collection<AuditAnchorDoc>
+  private readonly auditSeals: Collection<AuditSealDoc>
+  private readonly migrations: Collection<MigrationDoc>
+  private readonly chain: AuditChain
 
   constructor (db: Db, options: MongoStoreOptions) {
     this.db = db
@@ -572,6 +594,9 @@ export class MongoStore implements Store {
     this.snapshots = db.collection<StatsSnapshotDoc>('stats_snapshots', primary)
     this.leases = db.collection<LeaseDoc>('leases', primary)
     this.auditAnchors = db.collection<AuditAnchorDoc>('audit_anchors', primary)
+    this.auditSeals = db.collection<AuditSealDoc>('audit_seals', primary)
+    this.migrations = db.collection<MigrationDoc>('migrations', primary)
+    this.chain = options.auditChain
   }
 
   /**
@@ -637,10 +662,30 @@ export class MongoStore implements Store {
         { key: { ownerId: 1 } }
       ]),
       this.jobRunDocs.createIndexes([{ key: { job: 1, startedAt: -1 } }]),
-      // vaults and audit_anchors need no index beyond _id; created up front so no transaction has to create them.
+      // vaults, audit_anchors and audit_seals need no index beyond _id; created up front so no transaction has to create them.
       this.createCollection('vaults'),
-      this.createCollection('audit_anchors')
+      this.createCollection('audit_anchors'),
+      this.createCollection('audit_seals')
     ])
+    await this.sealV1Chains()
+  }
+
+  /**
+   * Once: seals each owner's last audit event. Every event stored before link versions is v1, and
+   * no v1 event is accepted past its owner's seal (v1 links can be recomputed without the server's
+   * key). Instances starting together compute the same seals; the first one written stays.
+   */
+  private async sealV1Chains (): Promise<void> {
+    if (await this.migrations.findOne({ _id: SEAL_V1_CHAINS }) !== null) return
+    const lasts = this.audit.aggregate<{ _id: string, seq: number, hash: string }>([
+      { $match: { linkVersion: { $exists: false } } },
+      { $sort: { ownerId: 1, seq: -1 } },
+      { $group: { _id: '$ownerId', seq: { $first: '$seq' }, hash: { $first: '$hash' } } }
+    ], { allowDiskUse: true })
+    for await (const last of lasts) {
+      await this.auditSeals.updateOne({ _id: last._id }, { $setOnInsert: this.chain.seal(last._id, last.seq, last.hash) }, { upsert: true })
+    }
+    await this.migrations.updateOne({ _id: SEAL_V1_CHAINS }, { $setOnInsert: { appliedAt: new Date() } }, { upsert: true })
   }
 
   private async createCollection (name: string): Promise<void> {
@@ -724,6 +769,11 @@ export class MongoStore implements Store {
       const anchor = await this.auditAnchors.findOneAndDelete({ _id: id }, { session })
       if (anchor !== null) {
         await this.auditAnchors.replaceOne({ _id: owner }, { seq: anchor.seq, hash: anchor.hash }, { upsert: true, session })
+      }
+      // So does the seal of its v1 events: the seal's MAC names the anonymous owner, which does not change.
+      const seal = await this.auditSeals.findOneAndDelete({ _id: id }, { session })
+      if (seal !== null) {
+        await this.auditSeals.replaceOne({ _id: owner }, { seq: seal.seq, hash: seal.hash, mac: seal.mac }, { upsert: true, session })
       }
       await this.vaults.deleteOne({ _id: id }, { session })
       await this.refreshTokens.deleteMany({ userId: id }, { session })
@@ -893,7 +943,7 @@ export class MongoStore implements Store {
     // After retention pruned every event, the chain continues from its anchor.
     const last = await this.audit.find({ ownerId }, { session, projection: { seq: 1, hash: 1 } }).sort({ seq: -1 }).limit(1).next() ??
       await this.auditAnchors.findOne({ _id: ownerId }, { session })
-    const event = nextAuditEvent(newId(), ownerId, last === null ? null : { seq: last.seq, hash: last.hash }, input, Date.now())
+    const event = this.chain.next(newId(), ownerId, last === null ? null : { seq: last.seq, hash: last.hash }, input, Date.now())
     try {
       await this.audit.insertOne({
         _id: event.id,
@@ -908,6 +958,7 @@ export class MongoStore implements Store {
         prevHash: event.prevHash,
         subjectDigest: event.subjectDigest,
         anonymised: false,
+        linkVersion: event.linkVersion,
         hash: event.hash
       }, { session })
     } catch (err) {
@@ -1393,6 +1444,11 @@ export class MongoStore implements Store {
   async auditAnchor (ownerId: string): Promise<{ seq: number, hash: string }> {
     const doc = await this.auditAnchors.findOne({ _id: ownerId })
     return doc === null ? { seq: 0, hash: GENESIS_HASH } : { seq: doc.seq, hash: doc.hash }
+  }
+
+  async auditSeal (ownerId: string): Promise<AuditSeal | null> {
+    const doc = await this.auditSeals.findOne({ _id: ownerId })
+    return doc === null ? null : { seq: doc.seq, hash: doc.hash, mac: doc.mac }
   }
 
   async rollupDaily (fromHour: number, toHour: number): Promise<number> {

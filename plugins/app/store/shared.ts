@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { AuditEvent, AuditInput, KeyRecord, KeySortField, Store } from './types.ts'
+import type { KeyRecord, KeySortField, Store } from './types.ts'
 
 /** The lower-cased text that `q` searches: name, service, description and tags. */
 export function searchText (key: Pick<KeyRecord, 'name' | 'service' | 'description' | 'tags'>): string {
@@ -23,40 +23,16 @@ export function canonicalJson (value: unknown): string {
 
 export const GENESIS_HASH = '0'.repeat(64)
 
-/**
- * Digest of an event's personal fields. The chain covers this digest, so anonymising a deleted
- * account's events (blanking these fields, keeping the digest) leaves the chain verifiable.
- */
-export function auditSubjectDigest (event: Pick<AuditEvent, 'ownerId' | 'sessionId' | 'ip' | 'detail'>): string {
-  return createHash('sha256').update(canonicalJson([event.ownerId, event.sessionId, event.ip, event.detail])).digest('hex')
-}
-
-/** The chain link of an audit event: it covers the event and the hash of the one before it. */
-export function auditHash (event: Pick<AuditEvent, 'seq' | 'action' | 'keyId' | 'createdAt' | 'prevHash' | 'subjectDigest'>): string {
-  return createHash('sha256').update(canonicalJson([
-    event.seq, event.action, event.keyId, event.createdAt, event.prevHash, event.subjectDigest
-  ])).digest('hex')
-}
-
-/** Builds the next event of an owner's chain from the last one (or the genesis). */
-export function nextAuditEvent (id: string, ownerId: string, last: { seq: number, hash: string } | null, input: AuditInput, now: number): AuditEvent {
-  const personal = { ownerId, sessionId: input.sessionId ?? null, ip: input.ip ?? null, detail: input.detail ?? {} }
-  const base = {
-    ...personal,
-    seq: (last?.seq ?? 0) + 1,
-    action: input.action,
-    keyId: input.keyId ?? null,
-    createdAt: now,
-    prevHash: last?.hash ?? GENESIS_HASH,
-    subjectDigest: auditSubjectDigest(personal),
-    anonymised: false
-  }
-  return { id, ...base, hash: auditHash(base) }
-}
+const ANONYMOUS_PREFIX = 'deleted:'
 
 /** An anonymised owner id for a deleted account's events (a one-way tag, not the id itself). */
 export function anonymousOwner (userId: string): string {
-  return 'deleted:' + createHash('sha256').update(userId).digest('hex').slice(0, 24)
+  return ANONYMOUS_PREFIX + createHash('sha256').update(userId).digest('hex').slice(0, 24)
+}
+
+/** Whether an owner id is a deleted account's tag (live ids are 24 hex digits, never this form). */
+export function isAnonymousOwner (ownerId: string): boolean {
+  return ownerId.startsWith(ANONYMOUS_PREFIX)
 }
 
 /** Start of the UTC month containing `ms`. */

@@ -2,10 +2,11 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'libsql'
 import { newId } from './ids.ts'
-import { anonymousOwner, GENESIS_HASH, monthStart, nextAuditEvent, searchText, sortValue } from './shared.ts'
+import type { AuditChain } from './audit-chain.ts'
+import { anonymousOwner, GENESIS_HASH, monthStart, searchText, sortValue } from './shared.ts'
 import {
   DuplicateError, KeyRevokedError, StoreBusyError,
-  type AuditEvent, type AuditInput, type AuditQuery, type KeyListQuery, type KeyPatch, type KeyRecord, type KeyStats,
+  type AuditEvent, type AuditInput, type AuditQuery, type AuditSeal, type KeyListQuery, type KeyPatch, type KeyRecord, type KeyStats,
   type KeyVersionRecord, type NewKey, type NewKeyVersion, type NewSession, type NewUser, type Page, type RefreshOutcome,
   type RotationPlan, type SessionRecord, type Store, type StoreHealth, type UsageDelta, type UsagePoint, type UsageTotal,
   type UserPatch, type UserRecord, type VaultRecord, type NotificationRecord, type NewNotification, type WebhookRecord,
@@ -16,10 +17,24 @@ type Row = Record<string, unknown>
 type Db = InstanceType<typeof Database>
 
 /**
- * Schema migrations, applied in order and recorded in schema_migrations. Append only: a shipped
- * migration is never edited.
+ * Seals each owner's last audit event: every event stored before link versions is v1, and no v1
+ * event is accepted past its owner's seal (v1 links can be recomputed without the server's key).
  */
-const MIGRATIONS: string[] = [
+function sealV1Chains (db: Db, chain: AuditChain): void {
+  const lasts = db.prepare(`SELECT e.owner_id, e.seq, e.hash FROM audit_events e
+    JOIN (SELECT owner_id, MAX(seq) AS seq FROM audit_events GROUP BY owner_id) m ON m.owner_id = e.owner_id AND m.seq = e.seq`).all() as Row[]
+  const insert = db.prepare('INSERT INTO audit_seals (owner_id, seq, hash, mac) VALUES (?, ?, ?, ?)')
+  for (const last of lasts) {
+    const seal = chain.seal(last.owner_id as string, last.seq as number, last.hash as string)
+    insert.run(last.owner_id, seal.seq, seal.hash, seal.mac)
+  }
+}
+
+/**
+ * Schema migrations, applied in order and recorded in schema_migrations: SQL, or a step that needs
+ * the audit chain's key. Append only: a shipped migration is never edited.
+ */
+const MIGRATIONS: Array<string | ((db: Db, chain: AuditChain) => void)> = [
   `CREATE TABLE users (
      id TEXT PRIMARY KEY,
      email TEXT NOT NULL UNIQUE,
@@ -208,7 +223,10 @@ const MIGRATIONS: string[] = [
    CREATE INDEX keys_rotation ON keys (status, rotation_due_at);
    CREATE INDEX keys_revoked ON keys (status, revoked_at);
    CREATE INDEX sessions_expires ON sessions (expires_at);
-   CREATE INDEX usage_hourly_hour ON usage_hourly (hour);`
+   CREATE INDEX usage_hourly_hour ON usage_hourly (hour);`,
+  `ALTER TABLE audit_events ADD COLUMN link_version INTEGER NOT NULL DEFAULT 1;
+   CREATE TABLE audit_seals (owner_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL, mac TEXT NOT NULL);`,
+  sealV1Chains
 ]
 
 const USER_COLUMNS = 'id, email, name, role, password_hash, created_at, updated_at'
@@ -329,6 +347,7 @@ function toAudit (row: Row): AuditEvent {
     prevHash: row.prev_hash as string,
     subjectDigest: row.subject_digest as string,
     anonymised: row.anonymised === 1,
+    linkVersion: row.link_version as number,
     hash: row.hash as string
   }
 }
@@ -403,6 +422,8 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number
   /** After a write found the file locked past the busy timeout, writes fail fast this long. */
   busyBackoffMs?: number
+  /** Links audit events under the server's key. */
+  auditChain: AuditChain
 }
 
 function isBusy (err: unknown): boolean {
@@ -417,12 +438,14 @@ export class SqliteStore implements Store {
   private statements = new Map<string, ReturnType<Db['prepare']>>()
   private readonly busyTimeoutMs: number
   private readonly busyBackoffMs: number
+  private readonly chain: AuditChain
   /** Until then writes try the lock without waiting for it. */
   private busyUntil = 0
 
   constructor (options: SqliteStoreOptions) {
     this.busyTimeoutMs = options.busyTimeoutMs ?? 250
     this.busyBackoffMs = options.busyBackoffMs ?? 1000
+    this.chain = options.auditChain
     mkdirSync(options.dataDir, { recursive: true })
     this.path = join(options.dataDir, 'keyward.db')
     this.db = new Database(this.path)
@@ -487,7 +510,9 @@ export class SqliteStore implements Store {
       this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)')
       const row = this.db.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations').get() as Row
       for (let version = (row.v as number) + 1; version <= MIGRATIONS.length; version++) {
-        this.db.exec(MIGRATIONS[version - 1] as string)
+        const migration = MIGRATIONS[version - 1] as (typeof MIGRATIONS)[number]
+        if (typeof migration === 'string') this.db.exec(migration)
+        else migration(this.db, this.chain)
         this.db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version, Date.now())
       }
     })
@@ -571,6 +596,7 @@ export class SqliteStore implements Store {
       this.run('DELETE FROM webhooks WHERE owner_id = ?', id)
       this.run('DELETE FROM deliveries WHERE owner_id = ?', id)
       this.run('UPDATE audit_anchors SET owner_id = ? WHERE owner_id = ?', anonymousOwner(id), id)
+      this.run('UPDATE audit_seals SET owner_id = ? WHERE owner_id = ?', anonymousOwner(id), id)
       this.run('DELETE FROM vaults WHERE user_id = ?', id)
       this.run('DELETE FROM refresh_tokens WHERE user_id = ?', id)
       this.run('DELETE FROM sessions WHERE user_id = ?', id)
@@ -676,11 +702,11 @@ export class SqliteStore implements Store {
     // After retention pruned every event, the chain continues from its anchor.
     const last = this.get('SELECT seq, hash FROM audit_events WHERE owner_id = ? ORDER BY seq DESC LIMIT 1', ownerId) ??
       this.get('SELECT seq, hash FROM audit_anchors WHERE owner_id = ?', ownerId)
-    const event = nextAuditEvent(newId(), ownerId, last === undefined ? null : { seq: last.seq as number, hash: last.hash as string }, input, Date.now())
+    const event = this.chain.next(newId(), ownerId, last === undefined ? null : { seq: last.seq as number, hash: last.hash as string }, input, Date.now())
     this.run(`INSERT INTO audit_events (id, owner_id, seq, action, key_id, session_id, ip, detail, created_at, prev_hash,
-        subject_digest, anonymised, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
+        subject_digest, anonymised, link_version, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
     event.id, ownerId, event.seq, event.action, event.keyId, event.sessionId, event.ip, JSON.stringify(event.detail),
-    event.createdAt, event.prevHash, event.subjectDigest, event.hash)
+    event.createdAt, event.prevHash, event.subjectDigest, event.linkVersion, event.hash)
     return event
   }
 
@@ -1001,6 +1027,11 @@ export class SqliteStore implements Store {
   async auditAnchor (ownerId: string): Promise<{ seq: number, hash: string }> {
     const row = this.get('SELECT seq, hash FROM audit_anchors WHERE owner_id = ?', ownerId)
     return row === undefined ? { seq: 0, hash: GENESIS_HASH } : { seq: row.seq as number, hash: row.hash as string }
+  }
+
+  async auditSeal (ownerId: string): Promise<AuditSeal | null> {
+    const row = this.get('SELECT seq, hash, mac FROM audit_seals WHERE owner_id = ?', ownerId)
+    return row === undefined ? null : { seq: row.seq as number, hash: row.hash as string, mac: row.mac as string }
   }
 
   async rollupDaily (fromHour: number, toHour: number): Promise<number> {

@@ -142,7 +142,16 @@ export interface AuditEvent {
   subjectDigest: string
   /** The account was deleted: personal fields are blanked, the digest is kept. */
   anonymised: boolean
+  /** How `hash` was computed: 1 = SHA-256 (events stored before 2), 2 = HMAC under the server's key. */
+  linkVersion: number
   hash: string
+}
+
+/** Where an owner's v1 events end (seq and hash of the last one), sealed with an HMAC when v2 links began. */
+export interface AuditSeal {
+  seq: number
+  hash: string
+  mac: string
 }
 
 export interface AuditQuery {
@@ -367,6 +376,8 @@ export interface Store {
   purgeAudit (before: number, limit: number): Promise<number>
   /** The point a pruned chain starts from (seq 0 and the genesis hash when nothing was pruned). */
   auditAnchor (ownerId: string): Promise<{ seq: number, hash: string }>
+  /** The seal of the owner's v1 events, or null when the owner had none when v2 links began. */
+  auditSeal (ownerId: string): Promise<AuditSeal | null>
   /** Recomputes daily totals from hourly counters for the UTC days touching [fromHour, toHour); idempotent. */
   rollupDaily (fromHour: number, toHour: number): Promise<number>
   usageDaily (ownerId: string, keyId: string, fromDay: number, toDay: number): Promise<UsagePoint[]>

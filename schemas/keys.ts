@@ -1,6 +1,14 @@
 import { Type, type Static } from 'typebox'
-import { PREFIX_PATTERN } from '../plugins/app/keys/format.ts'
 import { SAFE_TEXT, Timestamp, Nullable } from './common.ts'
+
+// The issued key's format lives here so the request bounds and plugins/app/keys/format.ts share one definition.
+/** A custom prefix as the client sends it (the service may add a trailing underscore). */
+export const PREFIX_PATTERN = '^[A-Za-z][A-Za-z0-9_]{0,15}$'
+/** Base62 characters of an issued key's random body and of its checksum. */
+export const KEY_BODY_LENGTH = 43
+export const KEY_CHECKSUM_LENGTH = 6
+/** The longest issued key: a stored prefix (at most 16 characters and an underscore), the body and the checksum. */
+export const MAX_KEY_LENGTH = 17 + KEY_BODY_LENGTH + KEY_CHECKSUM_LENGTH
 
 export const RateLimitSchema = Type.Object({
   limit: Type.Integer({ minimum: 1, maximum: 1_000_000_000, description: 'Requests allowed per window, sustained' }),

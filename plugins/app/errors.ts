@@ -45,13 +45,27 @@ const STATUS_DEFAULT_CODES: Record<number, string> = {
   503: 'SERVICE_UNAVAILABLE'
 }
 
-interface ValidationItem { instancePath?: string, message?: string, keyword?: string, params?: Record<string, unknown> }
+interface ValidationItem {
+  instancePath?: string
+  message?: string
+  keyword?: string
+  params?: Record<string, unknown>
+  /** Present for bodies (Ajv's verbose option): the schema holding the failed keyword. */
+  parentSchema?: { title?: unknown }
+}
+
+/** ' for a held key' when the failed rule belongs to one titled branch of a body (a held or an issued key). */
+function branchOf (item: ValidationItem): string {
+  const title = item.parentSchema?.title
+  if (typeof title !== 'string') return ''
+  return ` for ${/^[aeiou]/i.test(title) ? 'an' : 'a'} ${title.toLowerCase()}`
+}
 
 function describeValidation (error: FastifyError): string {
   const first = (error.validation?.[0] ?? {}) as ValidationItem
   const where = `${error.validationContext ?? 'request'}${(first.instancePath ?? '').replace(/\//g, '.').replace(/^\./, '/')}`
-  if (first.keyword === 'additionalProperties') return `${where} has an unknown field '${String(first.params?.additionalProperty)}'`
-  if (first.keyword === 'required') return `${where} is missing the required field '${String(first.params?.missingProperty)}'`
+  if (first.keyword === 'additionalProperties') return `${where} has an unknown field '${String(first.params?.additionalProperty)}'${branchOf(first)}`
+  if (first.keyword === 'required') return `${where} is missing the required field '${String(first.params?.missingProperty)}'${branchOf(first)}`
   return `${where} ${first.message ?? 'is invalid'}`
 }
 

@@ -64,7 +64,7 @@ describe('the server process', () => {
   it('a bad setting stops start-up with one clear line', async () => {
     const result = await runToExit({ PORT: 'eighty', DATA_DIR: tmp.dir })
     assert.equal(result.code, 78)
-    assert.equal(result.output.trim(), 'Invalid configuration: PORT must be integer (got "eighty")')
+    assert.equal(result.output.trim(), 'Invalid configuration: PORT must be an integer from 0 to 65535 (got "eighty")')
   })
 
   it('a missing secret stops a production start-up', async () => {

@@ -17,7 +17,7 @@ export interface RunningServer {
 }
 
 /** Spawns the real server (server.ts under tsx) on a free port and waits until it listens. */
-export async function startServer (env: Record<string, string>, entry = 'server.ts', ready = /listening at http:\/\/127\.0\.0\.1:(\d+)/): Promise<RunningServer> {
+export async function startServer (env: Record<string, string>, entry = 'server.ts', ready = /Keyward listening at http:\/\/127\.0\.0\.1:(\d+)/): Promise<RunningServer> {
   const proc = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...TEST_SECRETS, ...env },

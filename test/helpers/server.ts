@@ -26,7 +26,8 @@ export async function startServer (env: Record<string, string>, entry = 'server.
   const output: string[] = []
   const exited = once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output.join('\n')}`)), 20_000)
+    // A server that never says it listens is killed, not left running after the test gives up.
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`server did not start:\n${output.join('\n')}`)) }, 20_000)
     // A chunk can end in the middle of a line: each stream keeps its unfinished line until the
     // rest arrives, so `output` holds whole lines only.
     const lines = (stream: NodeJS.ReadableStream) => {

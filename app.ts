@@ -5,22 +5,27 @@ import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.ts'
+import { SCHEDULE } from './jobs/schedule.ts'
+import audit from './plugins/app/audit/index.ts'
 import auth from './plugins/app/auth/index.ts'
 import cache from './plugins/app/cache/index.ts'
 import clock, { type Clock } from './plugins/app/clock.ts'
 import errors, { frameworkErrorHandler } from './plugins/app/errors.ts'
+import health from './plugins/app/health/index.ts'
+import jobs from './plugins/app/jobs/index.ts'
 import keys from './plugins/app/keys/index.ts'
 import metrics from './plugins/app/metrics/index.ts'
-import health from './plugins/app/health.ts'
-import jobs from './plugins/app/jobs.ts'
+import notifications from './plugins/app/notifications/index.ts'
+import rateLimit from './plugins/app/rate-limit/index.ts'
 import store from './plugins/app/store/index.ts'
+import usage from './plugins/app/usage/index.ts'
 import { validatorCompiler } from './plugins/app/validation.ts'
+import vault from './plugins/app/vault/index.ts'
 import verify from './plugins/app/verify/index.ts'
 import cors from './plugins/external/cors.ts'
 import helmet from './plugins/external/helmet.ts'
 import jwt from './plugins/external/jwt.ts'
 import mongodb from './plugins/external/mongodb.ts'
-import rateLimit from './plugins/external/rate-limit.ts'
 import redis from './plugins/external/redis.ts'
 import swagger from './plugins/external/swagger.ts'
 import underPressure from './plugins/external/under-pressure.ts'
@@ -115,29 +120,39 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   app.removeContentTypeParser('text/plain')
   for (const warning of config.warnings) app.log.warn(warning)
 
+  // Shared by everything below: the configuration, the one error shape, the time source.
   await app.register(fp(async (instance) => { instance.decorate('config', config) }, { name: 'config' }))
   await app.register(errors)
-
   await app.register(clock, { clock: options.clock })
 
+  // Ecosystem plugins (plugins/external): thin wrappers configured from config.
   await app.register(helmet)
   await app.register(cors)
   await app.register(underPressure)
   await app.register(redis)
-  await app.register(rateLimit)
   await app.register(mongodb)
   await app.register(jwt)
-  await app.register(swagger)
 
+  // Keyward's concerns (plugins/app): each decorates its service, after the concerns it uses.
+  // Rate limits come first: @fastify/rate-limit limits only the routes registered after it.
+  await app.register(rateLimit)
   await app.register(store)
   await app.register(cache)
   await app.register(health)
+  await app.register(audit)
+  await app.register(vault)
   await app.register(auth)
   await app.register(keys)
+  await app.register(usage)
   await app.register(verify)
-  await app.register(jobs)
+  await app.register(notifications)
+  await app.register(jobs, { schedule: SCHEDULE })
   await app.register(metrics)
 
+  // The OpenAPI document (/docs) collects the routes registered after it.
+  await app.register(swagger)
+
+  // Routes: thin handlers, a schema and a service call each.
   await app.register(api, { prefix: '/api' })
   await app.register(queuesUi)
   await app.register(dashboard)

@@ -1,4 +1,4 @@
-import type { JobContext, JobResult } from './context.ts'
+import type { JobContext, JobResult } from '../plugins/app/jobs/context.ts'
 
 /**
  * Purges stale L1 entries and removes Redis cache entries orphaned by a generation bump (their

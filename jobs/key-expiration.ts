@@ -1,4 +1,5 @@
-import { BATCH, DAY_MS, type JobContext, type JobResult } from './context.ts'
+import type { JobContext, JobResult } from '../plugins/app/jobs/context.ts'
+import { BATCH, DAY_MS } from './constants.ts'
 
 /**
  * Marks keys past expiresAt as expired (verification already answers EXPIRED from expiresAt;

@@ -1,7 +1,7 @@
 import { Queue, Worker, type ConnectionOptions, type Job as BullJob } from 'bullmq'
 import type { DeliveryRecord, Store } from '../plugins/app/store/types.ts'
-import type { JobContext } from './context.ts'
-import { runJob } from './runner.ts'
+import type { JobContext } from '../plugins/app/jobs/context.ts'
+import { runJob } from '../plugins/app/jobs/runner.ts'
 import { findJob, SCHEDULE } from './schedule.ts'
 
 export const MAINTENANCE_QUEUE = 'maintenance'

@@ -1,11 +1,9 @@
+import type { ScheduledJob } from '../plugins/app/jobs/context.ts'
 import { cacheCleanup } from './cache-cleanup.ts'
-import type { Job } from './context.ts'
 import { dataCleanup } from './data-cleanup.ts'
 import { keyExpiration } from './key-expiration.ts'
 import { statsReport } from './stats-report.ts'
 import { usageRollup } from './usage-rollup.ts'
-
-export interface ScheduledJob { name: string, pattern: string, description: string, run: Job }
 
 /** The maintenance schedule (cron patterns in JOBS_TZ). */
 export const SCHEDULE: ScheduledJob[] = [

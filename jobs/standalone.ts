@@ -7,7 +7,7 @@ import { openStore } from '../plugins/app/store/open.ts'
 import type { DeliveryRecord } from '../plugins/app/store/types.ts'
 import { connectMongo } from '../plugins/external/mongodb.ts'
 import { connectRedis } from '../plugins/external/redis.ts'
-import type { JobContext } from './context.ts'
+import type { JobContext } from '../plugins/app/jobs/context.ts'
 
 /**
  * The jobs' dependencies outside the HTTP app (worker process, `npm run jobs`): config, store,

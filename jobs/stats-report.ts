@@ -1,5 +1,5 @@
 import { hourStart } from '../plugins/app/store/shared.ts'
-import type { JobContext, JobResult } from './context.ts'
+import type { JobContext, JobResult } from '../plugins/app/jobs/context.ts'
 
 /** Stores an hourly snapshot of system and usage statistics: the history the monitoring charts. */
 export async function statsReport (ctx: JobContext): Promise<JobResult> {

@@ -1,5 +1,6 @@
 import { HOUR_MS, hourStart, monthStart } from '../plugins/app/store/shared.ts'
-import { BATCH, type JobContext, type JobResult } from './context.ts'
+import type { JobContext, JobResult } from '../plugins/app/jobs/context.ts'
+import { BATCH } from './constants.ts'
 
 /**
  * Folds hourly usage of the last day into daily totals (recomputed, so re-runs change nothing)

@@ -1,5 +1,5 @@
 import { configOrExit } from '../config.ts'
-import { runJob } from '../jobs/runner.ts'
+import { runJob } from '../plugins/app/jobs/runner.ts'
 import { findJob, SCHEDULE } from '../jobs/schedule.ts'
 import { openJobContext } from '../jobs/standalone.ts'
 

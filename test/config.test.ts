@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import proxyAddr from '@fastify/proxy-addr'
 import { ConfigError, createConfig, EnvSchema, FD_RESERVE, openFileLimit } from '../config.ts'
-import { nextRun } from '../jobs/embedded.ts'
+import { nextRun } from '../plugins/app/jobs/embedded.ts'
 
 const SECRETS = {
   JWT_SECRET: 'a'.repeat(16) + 'b'.repeat(16) + 'c'.repeat(8),

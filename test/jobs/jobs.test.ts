@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { createServer, type IncomingMessage } from 'node:http'
 import { once } from 'node:events'
 import { after, before, describe, it } from 'node:test'
-import { EmbeddedScheduler } from '../../jobs/embedded.ts'
-import { runJob } from '../../jobs/runner.ts'
+import { EmbeddedScheduler } from '../../plugins/app/jobs/embedded.ts'
+import { runJob } from '../../plugins/app/jobs/runner.ts'
 import { findJob } from '../../jobs/schedule.ts'
 import { verifySignature } from '../../plugins/app/notifications/webhooks.ts'
 import { createTestApp, ManualClock, registerUser, type TestApp } from '../helpers/app.ts'
@@ -13,7 +13,7 @@ const DAY = 86_400_000
 type User = Awaited<ReturnType<typeof registerUser>>
 
 async function run (t: TestApp, name: string) {
-  return runJob(findJob(name)!, t.app.jobContext)
+  return runJob(findJob(name)!, t.app.jobs.context)
 }
 
 async function issue (t: TestApp, user: User, body: Record<string, unknown>) {
@@ -128,8 +128,8 @@ describe('the embedded scheduler', () => {
   it('runs in one process at a time (a store lease), and another takes over', async () => {
     const t = await createTestApp({ JOBS_EMBEDDED: 'false' })
     try {
-      const a = new EmbeddedScheduler(t.app.jobContext, [])
-      const b = new EmbeddedScheduler(t.app.jobContext, [])
+      const a = new EmbeddedScheduler(t.app.jobs.context, [])
+      const b = new EmbeddedScheduler(t.app.jobs.context, [])
       await a.tick()
       await b.tick()
       assert.deepEqual([a.leader, b.leader], [true, false])
@@ -147,7 +147,7 @@ describe('the embedded scheduler', () => {
     const t = await createTestApp({ JOBS_EMBEDDED: 'false' }, { clock })
     try {
       const stats = findJob('stats-report')!
-      const scheduler = new EmbeddedScheduler(t.app.jobContext, [stats])
+      const scheduler = new EmbeddedScheduler(t.app.jobs.context, [stats])
       scheduler.start()
       await scheduler.tick()
       assert.equal((await t.app.store.jobRuns('stats-report', 5)).length, 0, 'not due yet')
@@ -205,7 +205,7 @@ describe('webhooks', () => {
       received = []
       // Stored directly, past the route's check. (Names that resolve to private addresses: test/plugins/webhooks.test.ts.)
       const port = new URL(url).port
-      await t.app.store.setWebhook(user.user.id, { url: `http://localhost.:${port}/hook`, secret: t.app.webhookSecrets.seal(user.user.id, 'whsec_rebinding_test_secret') })
+      await t.app.store.setWebhook(user.user.id, { url: `http://localhost.:${port}/hook`, secret: t.app.notifications.secrets.seal(user.user.id, 'whsec_rebinding_test_secret') })
       await t.app.notifier.notify(user.user.id, { type: 'expired', keyId: null, title: 'x', detail: {}, dedupeKey: 'rebind' })
       const result = await t.app.notifier.deliverDue()
       assert.equal(result.delivered, 0)

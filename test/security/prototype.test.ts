@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { runJob } from '../../jobs/runner.ts'
+import { runJob } from '../../plugins/app/jobs/runner.ts'
 import { SCHEDULE } from '../../jobs/schedule.ts'
 import { createTestApp, registerUser, type TestApp } from '../helpers/app.ts'
 
@@ -92,7 +92,7 @@ describe('prototype-named text in every user-controlled field', () => {
     }
     for (const id of keyIds.slice(0, 5)) await call(user, 'GET', `/api/keys/${id}/usage?granularity=day`)
     // The maintenance jobs read the same data: quota checks group by key, stats group by service.
-    for (const job of SCHEDULE) await runJob(job, t.app.jobContext)
+    for (const job of SCHEDULE) await runJob(job, t.app.jobs.context)
     for (const url of ['/api/system/stats', '/api/system/stats/history', '/api/system/jobs', '/api/system/rate-limits', '/api/system/info']) {
       const res = await call(admin, 'GET', url)
       assert.equal(res.statusCode, 200, `${url}: ${res.body}`)

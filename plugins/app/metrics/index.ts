@@ -5,7 +5,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import cluster from 'node:cluster'
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import { recentRuns } from '../../../jobs/runner.ts'
 import { unauthorized } from '../errors.ts'
 import { deliver } from '../notifications/webhooks.ts'
 import { AlertEngine, defaultRules, type AlertState } from './alerts.ts'
@@ -102,7 +101,7 @@ export default fp(async function metricsPlugin (fastify: FastifyInstance) {
     labelNames: ['job', 'outcome'],
     registers: [registry],
     async collect () {
-      for (const { job, runs } of await recentRuns(fastify.store)) {
+      for (const { job, runs } of await fastify.jobs.recentRuns()) {
         jobsGauge.set({ job: job.name, outcome: 'ok' }, runs.filter((r) => r.ok).length)
         jobsGauge.set({ job: job.name, outcome: 'failed' }, runs.filter((r) => !r.ok).length)
       }
@@ -279,4 +278,4 @@ export default fp(async function metricsPlugin (fastify: FastifyInstance) {
     eld.disable()
     await metricsServer?.close()
   })
-}, { name: 'metrics', dependencies: ['config', 'store', 'cache', 'clock', 'redis', 'health', 'rate-limit', 'verify'] })
+}, { name: 'metrics', dependencies: ['config', 'store', 'cache', 'clock', 'redis', 'health', 'rate-limit', 'verify', 'jobs'] })

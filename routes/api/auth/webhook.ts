@@ -1,8 +1,5 @@
-import { randomBytes } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { principalOf } from '../../../plugins/app/auth/index.ts'
-import { AppError } from '../../../plugins/app/errors.ts'
-import { checkWebhookUrl, ForbiddenWebhookError } from '../../../plugins/app/notifications/webhooks.ts'
 import { NoContent } from '../../../schemas/common.ts'
 import { errorResponses } from '../../../schemas/error.ts'
 import { WebhookBody, WebhookView } from '../../../schemas/notifications.ts'
@@ -15,10 +12,7 @@ const webhook: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/me/webhook', {
     schema: { summary: 'The account\'s webhook (never its secret)', tags, security, response: { 200: WebhookView, ...errorResponses(401) } }
-  }, async (request) => {
-    const hook = await fastify.store.getWebhook(principalOf(request).id)
-    return { configured: hook !== null, url: hook?.url ?? null, updatedAt: hook === null ? null : new Date(hook.updatedAt).toISOString() }
-  })
+  }, async (request) => fastify.notifications.webhook(principalOf(request).id))
 
   fastify.put('/me/webhook', {
     schema: {
@@ -30,24 +24,14 @@ const webhook: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: WebhookView, ...errorResponses(400, 401, 413, 415) }
     }
   }, async (request, reply) => {
-    const ownerId = principalOf(request).id
-    try {
-      checkWebhookUrl(request.body.url, fastify.config.webhooks.allowPrivate)
-    } catch (err) {
-      if (err instanceof ForbiddenWebhookError) throw new AppError(400, 'WEBHOOK_URL_FORBIDDEN', err.message)
-      throw err
-    }
-    const generated = request.body.secret === undefined ? 'whsec_' + randomBytes(24).toString('base64url') : undefined
-    const secret = request.body.secret ?? generated as string
-    const hook = await fastify.store.setWebhook(ownerId, { url: request.body.url, secret: fastify.webhookSecrets.seal(ownerId, secret) })
-    reply.header('cache-control', 'no-store')
-    return { configured: true, url: hook?.url ?? request.body.url, updatedAt: new Date(hook?.updatedAt ?? Date.now()).toISOString(), ...(generated === undefined ? {} : { secret: generated }) }
+    const hook = await fastify.notifications.setWebhook(principalOf(request).id, request.body)
+    return reply.header('cache-control', 'no-store').send(hook)
   })
 
   fastify.delete('/me/webhook', {
     schema: { summary: 'Remove the account\'s webhook', tags, security, response: { 204: NoContent, ...errorResponses(401) } }
   }, async (request, reply) => {
-    await fastify.store.setWebhook(principalOf(request).id, null)
+    await fastify.notifications.removeWebhook(principalOf(request).id)
     return reply.code(204).send(null)
   })
 }

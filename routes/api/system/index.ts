@@ -1,8 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses } from '../../../schemas/error.ts'
-import { nextRun } from '../../../jobs/embedded.ts'
-import { recentRuns } from '../../../jobs/runner.ts'
 import { AppError } from '../../../plugins/app/errors.ts'
+import { nextRun } from '../../../plugins/app/jobs/embedded.ts'
 import type { MinuteFigures } from '../../../plugins/app/metrics/window.ts'
 import { HistoryQuery, JobsReport, RateLimitReport, StatsHistory, SystemInfo, SystemStats } from '../../../schemas/system.ts'
 
@@ -40,9 +39,9 @@ const system: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async () => {
     const now = fastify.clock.now()
-    const planned = fastify.scheduler?.nextRuns() ?? {}
+    const planned = fastify.jobs.scheduler?.nextRuns() ?? {}
     const jobs = []
-    for (const { job, runs } of await recentRuns(fastify.store)) {
+    for (const { job, runs } of await fastify.jobs.recentRuns()) {
       const last = runs[0]
       jobs.push({
         name: job.name,
@@ -55,7 +54,7 @@ const system: FastifyPluginAsyncTypebox = async (fastify) => {
         recentFailures: runs.filter((r) => !r.ok).length
       })
     }
-    return { mode: fastify.scheduler === null ? 'worker' as const : 'embedded' as const, leader: fastify.scheduler?.leader ?? null, jobs }
+    return { mode: fastify.jobs.scheduler === null ? 'worker' as const : 'embedded' as const, leader: fastify.jobs.scheduler?.leader ?? null, jobs }
   })
 
   fastify.get('/stats', {
@@ -73,7 +72,7 @@ const system: FastifyPluginAsyncTypebox = async (fastify) => {
     const health = await fastify.health.report()
     const cache = fastify.cache.stats()
     const jobs = []
-    for (const { job, runs } of await recentRuns(fastify.store)) {
+    for (const { job, runs } of await fastify.jobs.recentRuns()) {
       jobs.push({ name: job.name, lastRunAt: runs[0] === undefined ? null : new Date(runs[0].startedAt).toISOString(), ok: runs[0]?.ok ?? null, recentFailures: runs.filter((r) => !r.ok).length })
     }
     return {

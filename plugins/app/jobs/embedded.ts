@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { CronExpressionParser } from 'cron-parser'
-import type { JobContext } from './context.ts'
+import type { JobContext, ScheduledJob } from './context.ts'
 import { runJob } from './runner.ts'
-import { SCHEDULE, type ScheduledJob } from './schedule.ts'
 
 const TICK_MS = 5000
 const LEASE_MS = 30_000
@@ -23,7 +22,7 @@ export class EmbeddedScheduler {
   private running: Promise<void> | null = null
   leader = false
 
-  constructor (private readonly ctx: JobContext, private readonly jobs: ScheduledJob[] = SCHEDULE) {}
+  constructor (private readonly ctx: JobContext, private readonly jobs: ScheduledJob[]) {}
 
   start () {
     const now = this.ctx.clock.now()

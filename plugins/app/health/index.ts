@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import type { HealthBodyType } from '../../schemas/health.ts'
+import type { HealthBodyType } from '../../../schemas/health.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

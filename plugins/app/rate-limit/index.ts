@@ -2,13 +2,10 @@ import proxyAddr from '@fastify/proxy-addr'
 import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { AppError, notFoundHandler } from '../app/errors.ts'
-import { clientAddressKey } from '../app/rate-limit/client-address.ts'
-import { TierLimiter } from '../app/rate-limit/tiers.ts'
-
-export type TierName = 'general' | 'auth' | 'keyCreation' | 'heavy' | 'verify' | 'verifyFailures'
-
-export interface TierPolicy { name: TierName, max: number, windowMs: number, keyedBy: 'ip' | 'user' | 'credential' | 'credential+client' }
+import { AppError, notFoundHandler } from '../errors.ts'
+import { clientAddressKey } from './client-address.ts'
+import { tierPolicies, type TierName, type TierPolicy } from './policies.ts'
+import { TierLimiter } from './tiers.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -42,14 +39,7 @@ export default fp(async function rateLimitPlugin (fastify: FastifyInstance) {
     }
   })
 
-  const policies: Record<TierName, TierPolicy> = {
-    general: { name: 'general', max: rateLimits.general.max, windowMs: rateLimits.general.windowMs, keyedBy: 'ip' },
-    auth: { name: 'auth', max: fastify.config.auth.rateLimit.max, windowMs: fastify.config.auth.rateLimit.windowMs, keyedBy: 'ip' },
-    keyCreation: { name: 'keyCreation', max: fastify.config.keys.createPerHour, windowMs: 3_600_000, keyedBy: 'user' },
-    heavy: { name: 'heavy', max: fastify.config.keys.heavyPerHour, windowMs: 3_600_000, keyedBy: 'user' },
-    verify: { name: 'verify', max: rateLimits.verify.max, windowMs: rateLimits.verify.windowMs, keyedBy: 'credential' },
-    verifyFailures: { name: 'verifyFailures', max: rateLimits.verifyFailures.max, windowMs: rateLimits.verifyFailures.windowMs, keyedBy: 'credential+client' }
-  }
+  const policies = tierPolicies(fastify.config)
 
   // A store for @fastify/rate-limit: each route's child counts under its tier's name, so every
   // route of a tier shares one count per client.

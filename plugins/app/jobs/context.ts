@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis'
-import type { Config } from '../config.ts'
-import type { TwoLayerCache } from '../plugins/app/cache/cache.ts'
-import type { Clock } from '../plugins/app/clock.ts'
-import type { Notifier } from '../plugins/app/notifications/notifier.ts'
-import type { Store } from '../plugins/app/store/types.ts'
+import type { Config } from '../../../config.ts'
+import type { TwoLayerCache } from '../cache/cache.ts'
+import type { Clock } from '../clock.ts'
+import type { Notifier } from '../notifications/notifier.ts'
+import type { Store } from '../store/types.ts'
 
 /** What every job may use: plain dependencies, the same in the API process and the worker. */
 export interface JobContext {
@@ -19,6 +19,5 @@ export interface JobContext {
 export type JobResult = Record<string, unknown>
 export type Job = (ctx: JobContext) => Promise<JobResult>
 
-/** Rows per batch: no job ever loads a whole collection into memory. */
-export const BATCH = 500
-export const DAY_MS = 86_400_000
+/** A maintenance job and when it runs (a cron pattern in JOBS_TZ). */
+export interface ScheduledJob { name: string, pattern: string, description: string, run: Job }

@@ -1,6 +1,4 @@
-import type { JobContext, JobResult } from './context.ts'
-import type { JobRunRecord, Store } from '../plugins/app/store/types.ts'
-import { SCHEDULE, type ScheduledJob } from './schedule.ts'
+import type { JobContext, JobResult, ScheduledJob } from './context.ts'
 
 /** Runs one job and records the run (duration, result or error) for /api/system/jobs. */
 export async function runJob (job: ScheduledJob, ctx: JobContext): Promise<JobResult> {
@@ -18,9 +16,4 @@ export async function runJob (job: ScheduledJob, ctx: JobContext): Promise<JobRe
     ctx.log.error({ job: job.name, err }, 'job failed')
     throw err
   }
-}
-
-/** The last 20 recorded runs of every scheduled job, newest first (reports and metrics). */
-export async function recentRuns (store: Store): Promise<Array<{ job: ScheduledJob, runs: JobRunRecord[] }>> {
-  return Promise.all(SCHEDULE.map(async (job) => ({ job, runs: await store.jobRuns(job.name, 20) })))
 }

@@ -18,6 +18,7 @@ import metrics from './plugins/app/metrics/index.ts'
 import notifications from './plugins/app/notifications/index.ts'
 import rateLimit from './plugins/app/rate-limit/index.ts'
 import store from './plugins/app/store/index.ts'
+import system from './plugins/app/system/index.ts'
 import usage from './plugins/app/usage/index.ts'
 import { validatorCompiler } from './plugins/app/validation.ts'
 import vault from './plugins/app/vault/index.ts'
@@ -148,6 +149,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(notifications)
   await app.register(jobs, { schedule: SCHEDULE })
   await app.register(metrics)
+  await app.register(system)
 
   // The OpenAPI document (/docs) collects the routes registered after it.
   await app.register(swagger)

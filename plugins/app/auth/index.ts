@@ -42,6 +42,7 @@ export default fp(async function authPlugin (fastify: FastifyInstance) {
     store: fastify.store,
     cache: fastify.cache,
     clock: fastify.clock,
+    audit: fastify.audit,
     signAccess: (claims: AccessClaims, expiresIn: number) => fastify.jwt.sign(claims, { expiresIn }),
     verifyAccess: (token: string) => fastify.jwt.verify<AccessClaims>(token),
     accessTtlSeconds: auth.accessTtlSeconds,
@@ -63,4 +64,4 @@ export default fp(async function authPlugin (fastify: FastifyInstance) {
       if (request.principal?.role !== role) throw new AppError(403, 'FORBIDDEN', `This needs the ${role} role`)
     }
   })
-}, { name: 'auth', dependencies: ['config', 'store', 'cache', 'clock', 'jwt'] })
+}, { name: 'auth', dependencies: ['config', 'store', 'cache', 'clock', 'audit', 'jwt'] })

@@ -1,11 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { AppError, notFound } from '../errors.ts'
+import type { AuditService } from '../audit/service.ts'
+import { auditView } from '../audit/view.ts'
 import type { TwoLayerCache } from '../cache/cache.ts'
 import type { Clock } from '../clock.ts'
+import { keyView } from '../keys/view.ts'
 import { listAllKeys } from '../store/shared.ts'
+import { iso } from '../time.ts'
 import type { AuditInput, Role, SessionRecord, Store, UserRecord } from '../store/types.ts'
 import { hashPassword, needsRehash, verifyPassword, type ScryptParams } from './passwords.ts'
+import { sessionView } from './view.ts'
 import type { Static } from 'typebox'
 import type { ChangePasswordBody, LoginBody, RegisterBody, UpdateMeBody } from '../../../schemas/auth.ts'
 
@@ -58,6 +63,8 @@ export interface AuthDependencies {
   store: Store
   cache: TwoLayerCache
   clock: Clock
+  /** The account export includes the audit trail. */
+  audit: AuditService
   signAccess (claims: AccessClaims, expiresInSeconds: number): string
   /** Checks the signature and algorithm only; expiry is checked here against the clock. */
   verifyAccess (token: string): AccessClaims
@@ -319,6 +326,20 @@ export class AuthService {
 
   async sessions (principal: Principal): Promise<SessionRecord[]> {
     return this.deps.store.listSessions(principal.id)
+  }
+
+  /** Everything the account owns, as metadata: never secrets, hashes or ciphertext. */
+  async exportAccount (principal: Principal) {
+    const [user, sessions, keys, audit] = await Promise.all([
+      this.me(principal), this.sessions(principal), listAllKeys(this.deps.store, principal.id), this.deps.audit.all(principal.id)
+    ])
+    return {
+      exportedAt: iso(this.deps.clock.now()),
+      user: publicUser(user),
+      sessions: sessions.map((s) => sessionView(s, principal.sessionId)),
+      keys: keys.map(keyView),
+      audit: audit.map(auditView)
+    }
   }
 
   async revokeOwnSession (principal: Principal, sessionId: string, ctx: RequestContext) {

@@ -1,22 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { principalOf } from '../../../plugins/app/auth/index.ts'
-import type { AuditEvent } from '../../../plugins/app/store/types.ts'
+import { auditView } from '../../../plugins/app/audit/view.ts'
 import { AuditList, AuditQuery, ChainReport } from '../../../schemas/audit.ts'
 import { errorResponses } from '../../../schemas/error.ts'
-
-export function auditView (event: AuditEvent) {
-  return {
-    id: event.id,
-    seq: event.seq,
-    action: event.action,
-    keyId: event.keyId,
-    sessionId: event.sessionId,
-    ip: event.ip,
-    detail: event.detail,
-    createdAt: new Date(event.createdAt).toISOString(),
-    hash: event.hash
-  }
-}
 
 /** The signed-in user's own audit trail. */
 const audit: FastifyPluginAsyncTypebox = async (fastify) => {

@@ -1,30 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { principalOf, requestContext } from '../../../plugins/app/auth/index.ts'
 import { publicUser } from '../../../plugins/app/auth/service.ts'
-import { keyView } from '../../../plugins/app/keys/view.ts'
-import { iso } from '../../../plugins/app/time.ts'
-import { auditView } from '../audit/index.ts'
-import { listAllKeys } from '../../../plugins/app/store/shared.ts'
-import type { SessionRecord } from '../../../plugins/app/store/types.ts'
+import { sessionView } from '../../../plugins/app/auth/view.ts'
 import {
   AccountExport, ChangePasswordBody, DeleteMeBody, LoginBody, LogoutAllResult, RefreshBody, RegisterBody, SessionList,
   TokenPair, UpdateMeBody, User
 } from '../../../schemas/auth.ts'
 import { IdParams, NoContent } from '../../../schemas/common.ts'
 import { errorResponses } from '../../../schemas/error.ts'
-
-function sessionView (session: SessionRecord, currentId: string) {
-  return {
-    id: session.id,
-    current: session.id === currentId,
-    createdAt: iso(session.createdAt),
-    lastUsedAt: iso(session.lastUsedAt),
-    expiresAt: iso(session.expiresAt),
-    revokedAt: iso(session.revokedAt),
-    userAgent: session.userAgent,
-    ip: session.ip
-  }
-}
 
 const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   // The auth tier: one count per client IP shared by the routes that take credentials.
@@ -141,19 +124,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
       ...secured,
       response: { 200: AccountExport, ...errorResponses(401, 404, 429) }
     }
-  }, async (request) => {
-    const principal = principalOf(request)
-    const [user, sessions, keys, audit] = await Promise.all([
-      fastify.auth.me(principal), fastify.auth.sessions(principal), listAllKeys(fastify.store, principal.id), fastify.audit.all(principal.id)
-    ])
-    return {
-      exportedAt: new Date(fastify.clock.now()).toISOString(),
-      user: publicUser(user),
-      sessions: sessions.map((s) => sessionView(s, principal.sessionId)),
-      keys: keys.map(keyView),
-      audit: audit.map(auditView)
-    }
-  })
+  }, async (request) => fastify.auth.exportAccount(principalOf(request)))
 
   fastify.post('/change-password', {
     onRequest: fastify.authenticate,

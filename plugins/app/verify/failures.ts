@@ -3,7 +3,6 @@ import { AppError } from '../errors.ts'
 import type { Clock } from '../clock.ts'
 import { clientAddressKey } from '../rate-limit/client-address.ts'
 import type { TierLimiter } from '../rate-limit/tiers.ts'
-import type { VerifyAnswer, VerifyCaller } from './service.ts'
 
 const TIER = 'verifyFailures'
 
@@ -36,10 +35,10 @@ export class VerifyFailures {
   ) {}
 
   /** The answer itself unless it is a failure over the limit (then a 429, the exceeding call included). */
-  screen (caller: VerifyCaller, client: string | undefined, answer: VerifyAnswer): VerifyAnswer | Promise<VerifyAnswer> {
+  screen<Answer extends { code: string }> (callerId: string, client: string | undefined, answer: Answer): Answer | Promise<Answer> {
     if (answer.code !== 'MALFORMED' && answer.code !== 'NOT_FOUND') return answer
     // The caller id holds no '/', so the first one separates it from the end user's identity.
-    return this.count(client === undefined ? caller.id : `${caller.id}/${clientAddressKey(client)}`).then(() => answer)
+    return this.count(client === undefined ? callerId : `${callerId}/${clientAddressKey(client)}`).then(() => answer)
   }
 
   /** Rethrows why a credential was refused; a 401 counts per client address, and is a 429 once over the limit. */

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { VerifyFailures } from './failures.ts'
 import { Verifier } from './service.ts'
 import { MemoryBuckets, RedisBuckets } from './token-bucket.ts'
 
@@ -9,9 +10,9 @@ declare module 'fastify' {
   }
 }
 
-/** Verification of issued keys: the hot path and what it keeps in memory. */
+/** Verification of issued keys: the hot path, its caller limits and what it keeps in memory. */
 export default fp(async function verifyPlugin (fastify: FastifyInstance) {
-  const { config } = fastify
+  const { config, limiter, tierPolicies } = fastify
   const buckets = fastify.redis === null ? new MemoryBuckets() : new RedisBuckets(fastify.redis, config.redis?.prefix ?? 'kw:')
   const verifier = new Verifier({
     store: fastify.store,
@@ -20,9 +21,12 @@ export default fp(async function verifyPlugin (fastify: FastifyInstance) {
     auth: fastify.auth,
     meter: fastify.meter,
     buckets,
-    hashSecret: config.keys.hashSecret
+    hashSecret: config.keys.hashSecret,
+    limiter,
+    perCaller: tierPolicies.verify,
+    failures: new VerifyFailures(limiter, tierPolicies.verifyFailures, fastify.clock)
   })
   fastify.keys.onChange((ownerId, keys) => verifier.forget(ownerId, keys.map((k) => k.id)))
   fastify.auth.onAccountDeleted((ownerId, hashes) => verifier.forgetHashes(ownerId, hashes))
   fastify.decorate('verifier', verifier)
-}, { name: 'verify', dependencies: ['config', 'store', 'cache', 'clock', 'redis', 'auth', 'keys', 'usage'] })
+}, { name: 'verify', dependencies: ['config', 'store', 'cache', 'clock', 'redis', 'rate-limit', 'auth', 'keys', 'usage'] })

@@ -1,13 +1,15 @@
 import { hash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
-import { AppError } from '../errors.ts'
+import { AppError, unauthorized } from '../errors.ts'
 import type { AuthService } from '../auth/service.ts'
 import type { TwoLayerCache } from '../cache/cache.ts'
 import type { Clock } from '../clock.ts'
 import { isWellFormed, lookupHash } from '../keys/format.ts'
 import { nextMonthStart } from '../store/shared.ts'
 import type { Environment, KeyRateLimit, KeyRecord, Store } from '../store/types.ts'
+import type { TierLimiter } from '../rate-limit/tiers.ts'
 import type { UsageMeter } from '../usage/meter.ts'
+import { rateLimited, type VerifyFailures } from './failures.ts'
 import type { BucketResult, MemoryBuckets, RedisBuckets } from './token-bucket.ts'
 import type { Static } from 'typebox'
 import type { VerifyBody } from '../../../schemas/verify.ts'
@@ -58,6 +60,12 @@ const NOT_FOUND = Object.freeze(answer('NOT_FOUND'))
 
 export type VerifyInput = Static<typeof VerifyBody>
 
+/** What a verify call reads of its request (a Fastify request is one). */
+export interface VerifyRequest {
+  readonly ip: string
+  readonly body: VerifyInput
+}
+
 /** Who is calling verify: the owner whose keys it may check, and the credential itself. */
 export interface VerifyCaller {
   ownerId: string
@@ -75,6 +83,10 @@ export interface VerifierDependencies {
   meter: UsageMeter
   buckets: MemoryBuckets | RedisBuckets
   hashSecret: string
+  /** Counts each caller credential's calls (the verify tier; a max of 0 turns it off). */
+  limiter: TierLimiter
+  perCaller: { max: number, windowMs: number }
+  failures: VerifyFailures
 }
 
 /**
@@ -124,6 +136,39 @@ export class Verifier {
     if (t.status === 'expired' || (t.expiresAt !== null && t.expiresAt <= now)) return 'EXPIRED'
     if (t.graceEndsAt !== null && t.graceEndsAt <= now) return 'EXPIRED'
     return null
+  }
+
+  /**
+   * One verify call: the caller's credential (a refused one counts in the verify-failure tier), its
+   * per-caller limit, the key check, then the verify-failure tier. The cached path answers without
+   * awaiting anything or allocating; misses fall back to promises. The client address is read only
+   * when a credential is refused (behind a proxy, reading it parses the forwarding headers).
+   */
+  verifyRequest (token: string | null, request: VerifyRequest): VerifyAnswer | Promise<VerifyAnswer> {
+    if (token === null) throw unauthorized('A bearer access token or verify key is required')
+    const caller = this.caller(token)
+    if (caller instanceof Promise) {
+      return caller.then((resolved) => this.limited(resolved, token, request.body), (err) => this.deps.failures.refusedCredential(request.ip, err))
+    }
+    return this.limited(caller, token, request.body)
+  }
+
+  private limited (caller: VerifyCaller, token: string, input: VerifyInput): VerifyAnswer | Promise<VerifyAnswer> {
+    return this.deps.perCaller.max > 0 ? this.perCallerLimit(token).then(() => this.screened(caller, input)) : this.screened(caller, input)
+  }
+
+  private async perCallerLimit (token: string) {
+    const { max, windowMs } = this.deps.perCaller
+    // Keyed by the credential (its digest), so each backend key or session has its own budget.
+    const hit = await this.deps.limiter.hit('verify', hash('sha256', token, 'base64url'), windowMs, max)
+    if (hit.blocked) throw rateLimited(max, 0, hit.ttl)
+  }
+
+  private screened (caller: VerifyCaller, input: VerifyInput): VerifyAnswer | Promise<VerifyAnswer> {
+    const result = this.verify(caller.ownerId, input)
+    return result instanceof Promise
+      ? result.then((r) => this.deps.failures.screen(caller.id, input.client, r))
+      : this.deps.failures.screen(caller.id, input.client, result)
   }
 
   /** Resolves the bearer credential of a verify call to its caller (the cached object: no allocation on a hit). */

@@ -1,6 +1,5 @@
 import type { MongoClient } from 'mongodb'
 import type { Config } from '../../../config.ts'
-import { databaseFromUri } from '../../external/mongodb.ts'
 import { AuditChain } from './audit-chain.ts'
 import { MongoStore } from './mongo.ts'
 import { SqliteStore } from './sqlite.ts'
@@ -11,6 +10,6 @@ export function openStore (config: Config, mongo?: { client: MongoClient, owned:
   const auditChain = new AuditChain(config.keys.hashSecret)
   if (config.mongo === undefined) return new SqliteStore({ dataDir: config.dataDir, busyTimeoutMs: config.sqliteBusyTimeoutMs, auditChain })
   if (mongo === undefined) throw new Error('MONGODB_URI is set but no MongoDB client was given')
-  const db = mongo.client.db(databaseFromUri(config.mongo.uri) ?? config.mongo.database)
+  const db = mongo.client.db(config.mongo.database)
   return new MongoStore(db, { client: mongo.client, closeClient: mongo.owned, auditChain })
 }

@@ -3,7 +3,7 @@ import type { Config } from '../config.ts'
 import type { TwoLayerCache } from '../plugins/app/cache/cache.ts'
 import type { Clock } from '../plugins/app/clock.ts'
 import type { Notifier } from '../plugins/app/notifications/notifier.ts'
-import type { Store } from '../plugins/app/store/types.ts'
+import type { Store } from '../plugins/app/store/types/index.ts'
 
 /** What every job may use: plain dependencies, the same in the API process and the worker. */
 export interface JobContext {

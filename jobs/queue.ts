@@ -1,5 +1,5 @@
 import { Queue, Worker, type ConnectionOptions, type Job as BullJob } from 'bullmq'
-import type { DeliveryRecord, Store } from '../plugins/app/store/types.ts'
+import type { DeliveryRecord, Store } from '../plugins/app/store/types/index.ts'
 import type { JobContext } from './context.ts'
 import { runJob } from './runner.ts'
 import { findJob, SCHEDULE } from './schedule.ts'

@@ -1,5 +1,5 @@
 import type { JobContext, JobResult } from './context.ts'
-import type { JobRunRecord, Store } from '../plugins/app/store/types.ts'
+import type { JobRunRecord, Store } from '../plugins/app/store/types/index.ts'
 import { SCHEDULE, type ScheduledJob } from './schedule.ts'
 
 /** Runs one job and records the run (duration, result or error) for /api/system/jobs. */

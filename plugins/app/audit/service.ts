@@ -1,7 +1,7 @@
 import { AppError } from '../errors.ts'
 import { chainOwnerTag, type AuditChain } from '../store/audit-chain.ts'
 import { isAnonymousOwner } from '../store/shared.ts'
-import type { AuditEvent, Store } from '../store/types.ts'
+import type { AuditEvent, Store } from '../store/types/index.ts'
 
 const BATCH = 500
 

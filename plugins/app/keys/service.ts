@@ -5,7 +5,7 @@ import { isId, newId } from '../store/ids.ts'
 import { canonicalJson } from '../store/shared.ts'
 import type {
   Environment, KeyKind, KeyPatch, KeyRateLimit, KeyRecord, KeySortField, KeyStats, KeyStatus, KeyVersionRecord, Store
-} from '../store/types.ts'
+} from '../store/types/index.ts'
 import { DecryptionError, open, seal } from '../vault/crypto.ts'
 import type { VaultService } from '../vault/service.ts'
 import { decodeCursor, encodeCursor } from './cursor.ts'

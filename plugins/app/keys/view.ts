@@ -1,5 +1,5 @@
 import type { KeyViewType } from '../../../schemas/keys.ts'
-import type { KeyRecord } from '../store/types.ts'
+import type { KeyRecord } from '../store/types/index.ts'
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
 

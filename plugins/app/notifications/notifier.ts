@@ -1,6 +1,6 @@
 import { hkdfSync } from 'node:crypto'
 import type { Clock } from '../clock.ts'
-import type { DeliveryRecord, NewNotification, NotificationRecord, Store } from '../store/types.ts'
+import type { DeliveryRecord, NewNotification, NotificationRecord, Store } from '../store/types/index.ts'
 import { open, seal } from '../vault/crypto.ts'
 import { deliver } from './webhooks.ts'
 

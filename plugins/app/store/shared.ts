@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { KeyRecord, KeySortField, Store } from './types.ts'
+import type { KeyRecord, KeySortField, KeysStore } from './types/index.ts'
 
 /** The lower-cased text that `q` searches: name, service, description and tags. */
 export function searchText (key: Pick<KeyRecord, 'name' | 'service' | 'description' | 'tags'>): string {
@@ -54,7 +54,7 @@ export function hourStart (ms: number): number {
 }
 
 /** Every key of an owner, read page by page (exports, summaries, account deletion). */
-export async function listAllKeys (store: Store, ownerId: string): Promise<KeyRecord[]> {
+export async function listAllKeys (store: Pick<KeysStore, 'listKeys'>, ownerId: string): Promise<KeyRecord[]> {
   const keys: KeyRecord[] = []
   let after
   for (;;) {

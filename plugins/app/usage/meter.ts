@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.ts'
 import { hourStart, monthStart } from '../store/shared.ts'
-import type { Store, UsageDelta, UsageTotal } from '../store/types.ts'
+import type { Store, UsageDelta, UsageTotal } from '../store/types/index.ts'
 
 interface Known {
   month: number

@@ -2,7 +2,7 @@ import { AppError } from '../errors.ts'
 import type { Clock } from '../clock.ts'
 import type { KeyService } from '../keys/service.ts'
 import { hourStart, monthStart } from '../store/shared.ts'
-import type { KeyRecord, Store, UsagePoint } from '../store/types.ts'
+import type { KeyRecord, Store, UsagePoint } from '../store/types/index.ts'
 import type { UsageMeter } from './meter.ts'
 
 export type Granularity = 'hour' | 'day' | 'month'

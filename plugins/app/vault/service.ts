@@ -1,6 +1,6 @@
 import { AppError } from '../errors.ts'
 import type { ScryptParams } from '../auth/passwords.ts'
-import type { AuditInput, Store, VaultRecord } from '../store/types.ts'
+import type { AuditInput, Store, VaultRecord } from '../store/types/index.ts'
 import { DecryptionError, deriveKek, newDataKey, newKdf, unwrapDataKey, wrapDataKey } from './crypto.ts'
 
 export const passphraseNotSet = () =>

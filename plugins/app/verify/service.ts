@@ -6,7 +6,7 @@ import type { TwoLayerCache } from '../cache/cache.ts'
 import type { Clock } from '../clock.ts'
 import { isWellFormed, lookupHash } from '../keys/format.ts'
 import { nextMonthStart } from '../store/shared.ts'
-import type { Environment, KeyRateLimit, KeyRecord, Store } from '../store/types.ts'
+import type { Environment, KeyRateLimit, KeyRecord, Store } from '../store/types/index.ts'
 import type { UsageMeter } from '../usage/meter.ts'
 import type { BucketResult, MemoryBuckets, RedisBuckets } from './token-bucket.ts'
 

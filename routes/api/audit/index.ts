@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { principalOf } from '../../../plugins/app/auth/index.ts'
-import type { AuditEvent } from '../../../plugins/app/store/types.ts'
+import type { AuditEvent } from '../../../plugins/app/store/types/index.ts'
 import { AuditList, AuditQuery, ChainReport } from '../../../schemas/audit.ts'
 import { errorResponses } from '../../../schemas/error.ts'
 

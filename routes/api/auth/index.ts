@@ -4,7 +4,7 @@ import { publicUser } from '../../../plugins/app/auth/service.ts'
 import { keyView } from '../../../plugins/app/keys/view.ts'
 import { auditView } from '../audit/index.ts'
 import { listAllKeys } from '../../../plugins/app/store/shared.ts'
-import type { SessionRecord } from '../../../plugins/app/store/types.ts'
+import type { SessionRecord } from '../../../plugins/app/store/types/index.ts'
 import {
   AccountExport, ChangePasswordBody, DeleteMeBody, LoginBody, LogoutAllResult, RefreshBody, RegisterBody, SessionList,
   TokenPair, UpdateMeBody, User

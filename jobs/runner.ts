@@ -1,5 +1,5 @@
 import type { JobContext, JobResult } from './context.ts'
-import type { JobRunRecord, Store } from '../plugins/app/store/types/index.ts'
+import type { JobRunRecord, OpsStore } from '../plugins/app/store/types/index.ts'
 import { SCHEDULE, type ScheduledJob } from './schedule.ts'
 
 /** Runs one job and records the run (duration, result or error) for /api/system/jobs. */
@@ -21,6 +21,6 @@ export async function runJob (job: ScheduledJob, ctx: JobContext): Promise<JobRe
 }
 
 /** The last 20 recorded runs of every scheduled job, newest first (reports and metrics). */
-export async function recentRuns (store: Store): Promise<Array<{ job: ScheduledJob, runs: JobRunRecord[] }>> {
+export async function recentRuns (store: OpsStore): Promise<Array<{ job: ScheduledJob, runs: JobRunRecord[] }>> {
   return Promise.all(SCHEDULE.map(async (job) => ({ job, runs: await store.jobRuns(job.name, 20) })))
 }

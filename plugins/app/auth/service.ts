@@ -4,7 +4,7 @@ import { AppError, notFound } from '../errors.ts'
 import type { TwoLayerCache } from '../cache/cache.ts'
 import type { Clock } from '../clock.ts'
 import { listAllKeys } from '../store/shared.ts'
-import type { AuditInput, Role, SessionRecord, Store, UserRecord } from '../store/types/index.ts'
+import type { AuditInput, AuditStore, KeysStore, Role, SessionRecord, SessionsStore, UserRecord, UsersStore } from '../store/types/index.ts'
 import { hashPassword, needsRehash, verifyPassword, type ScryptParams } from './passwords.ts'
 
 /** What an access token carries. `typ` keeps other tokens signed with the same secret out. */
@@ -53,7 +53,7 @@ export interface TokenPair {
 }
 
 export interface AuthDependencies {
-  store: Store
+  store: UsersStore & SessionsStore & KeysStore & AuditStore
   cache: TwoLayerCache
   clock: Clock
   signAccess (claims: AccessClaims, expiresInSeconds: number): string

@@ -4,7 +4,7 @@ import type { Clock } from '../clock.ts'
 import { isId, newId } from '../store/ids.ts'
 import { canonicalJson } from '../store/shared.ts'
 import type {
-  Environment, KeyKind, KeyPatch, KeyRateLimit, KeyRecord, KeySortField, KeyStats, KeyStatus, KeyVersionRecord, Store
+  AuditStore, Environment, KeyKind, KeyPatch, KeyRateLimit, KeyRecord, KeysStore, KeySortField, KeyStats, KeyStatus, KeyVersionRecord
 } from '../store/types/index.ts'
 import { DecryptionError, open, seal } from '../vault/crypto.ts'
 import type { VaultService } from '../vault/service.ts'
@@ -133,7 +133,7 @@ const SORTS: Record<string, { field: KeySortField, descending: boolean }> = {
 export const SORT_VALUES = Object.keys(SORTS)
 
 export interface KeyServiceDependencies {
-  store: Store
+  store: KeysStore & AuditStore
   cache: TwoLayerCache
   clock: Clock
   vault: VaultService

@@ -1,6 +1,6 @@
 import type { ClientSession, Filter } from 'mongodb'
 import { DuplicateError, KeyRevokedError } from '../errors.ts'
-import { searchText, sortValue } from '../shared.ts'
+import { keyPage, searchText } from '../shared.ts'
 import type {
   AuditInput, KeyListQuery, KeyPatch, KeyRecord, KeysStore, KeyStats, KeyVersionRecord, NewKey, NewKeyVersion, Page, RotationPlan
 } from '../types/index.ts'
@@ -62,12 +62,7 @@ export class MongoKeys implements KeysStore {
       .sort({ [query.sort]: direction, _id: direction })
       .limit(query.limit + 1)
       .toArray()
-    const items = docs.slice(0, query.limit).map(toKey)
-    const last = items[items.length - 1]
-    return {
-      items,
-      next: docs.length > query.limit && last !== undefined ? { value: sortValue(last, query.sort), id: last.id } : null
-    }
+    return keyPage(docs.map(toKey), query)
   }
 
   async updateKey (ownerId: string, id: string, patch: KeyPatch, audit?: AuditInput): Promise<KeyRecord | null> {

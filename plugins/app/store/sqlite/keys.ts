@@ -1,5 +1,5 @@
 import { DuplicateError, KeyRevokedError } from '../errors.ts'
-import { searchText, sortValue } from '../shared.ts'
+import { keyPage, searchText } from '../shared.ts'
 import type {
   AuditInput, KeyListQuery, KeyPatch, KeyRecord, KeysStore, KeyStats, KeyVersionRecord, NewKey, NewKeyVersion, Page, RotationPlan
 } from '../types/index.ts'
@@ -113,12 +113,7 @@ export class SqliteKeys implements KeysStore {
     const direction = query.descending ? 'DESC' : 'ASC'
     params.push(query.limit + 1)
     const rows = this.db.all(`SELECT * FROM keys WHERE ${where.join(' AND ')} ORDER BY ${column} ${direction}, id ${direction} LIMIT ?`, ...params)
-    const items = rows.slice(0, query.limit).map(toKey)
-    const last = items[items.length - 1]
-    return {
-      items,
-      next: rows.length > query.limit && last !== undefined ? { value: sortValue(last, query.sort), id: last.id } : null
-    }
+    return keyPage(rows.map(toKey), query)
   }
 
   async updateKey (ownerId: string, id: string, patch: KeyPatch, audit?: AuditInput): Promise<KeyRecord | null> {

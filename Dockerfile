@@ -33,6 +33,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
 
+# HOST: every interface of the container (Keyward's own default is loopback only).
 ENV NODE_ENV=production \
     PORT=8080 \
     HOST=0.0.0.0 \

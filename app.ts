@@ -110,6 +110,9 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   app.addHook('onClose', async () => { clearInterval(drain) })
 
   app.setValidatorCompiler(validatorCompiler)
+  // Every body Keyward takes is JSON: Fastify's built-in text/plain parser would hand a string to
+  // the body schema (400 "must be object") where the answer is 415 UNSUPPORTED_MEDIA_TYPE.
+  app.removeContentTypeParser('text/plain')
   for (const warning of config.warnings) app.log.warn(warning)
 
   await app.register(fp(async (instance) => { instance.decorate('config', config) }, { name: 'config' }))

@@ -1,10 +1,12 @@
 import cluster, { type Worker } from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { AggregatorRegistry } from 'prom-client'
 import pino from 'pino'
 import { configOrExit, type Config } from './config.ts'
+import { listenScope } from './plugins/app/listen.ts'
+import { listenMetrics, metricsListener, metricsStartupLine } from './plugins/app/metrics/listener.ts'
 import { openStore } from './plugins/app/store/open.ts'
 import { connectMongo } from './plugins/external/mongodb.ts'
 
@@ -35,6 +37,22 @@ async function primary () {
   const store = openStore(config, mongo === undefined ? undefined : { client: mongo, owned: true })
   await store.init()
   await store.close()
+
+  // The whole service's metrics on METRICS_PORT, listening before any worker is forked so that a
+  // taken port stops start-up with one line instead of leaving workers behind.
+  const metrics = new AggregatorRegistry()
+  let metricsServer: FastifyInstance | null = null
+  if (config.metrics.port !== 0) {
+    metricsServer = metricsListener({ token: config.metrics.token, contentType: metrics.contentType, text: () => metrics.clusterMetrics() })
+    try {
+      await listenMetrics(metricsServer, config.metrics.host, config.metrics.port)
+    } catch (err) {
+      console.error(`Keyward could not start: ${(err as Error).message}`)
+      process.exit(1)
+    }
+  }
+  const { level, line } = metricsStartupLine(config.metrics)
+  log[level](line)
 
   const entry = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './server.ts' : './server.js', import.meta.url))
   // Workers answer metrics from their own registries; the primary adds them up. Their own
@@ -83,22 +101,19 @@ async function primary () {
     setTimeout(() => { if (!stopping) fork(slot.id).catch((err) => log.error({ err }, 'restarted worker failed to start')) }, delay)
   })
 
-  await Promise.all(Array.from({ length: count }, (_, i) => fork(i)))
-  log.info({ workers: count, pid: process.pid }, `cluster ready: ${count} workers listening at http://${config.host}:${config.port}`)
+  try {
+    await Promise.all(Array.from({ length: count }, (_, i) => fork(i)))
+  } catch (err) {
+    // The worker printed why; the primary stops the others instead of restarting them in a loop.
+    stopping = true
+    console.error(`Keyward could not start: ${(err as Error).message}`)
+    for (const slot of slots.values()) slot.worker.process.kill('SIGTERM')
+    await metricsServer?.close()
+    process.exit(1)
+  }
+  log.info({ workers: count, pid: process.pid }, `cluster ready: ${count} workers listening at http://${config.host}:${config.port} (${listenScope(config.host)})`)
   if (typeof process.send === 'function') process.send('ready')
 
-  const metrics = new AggregatorRegistry()
-  let metricsServer: ReturnType<typeof Fastify> | null = null
-  if (config.metrics.port !== 0) {
-    metricsServer = Fastify({ logger: false })
-    metricsServer.get('/metrics', async (request: FastifyRequest, reply: FastifyReply) => {
-      if (config.metrics.token !== undefined && request.headers.authorization !== `Bearer ${config.metrics.token}`) {
-        return reply.code(401).send({ statusCode: 401, code: 'UNAUTHORIZED', error: 'Unauthorized', message: 'A bearer METRICS_TOKEN is required', requestId: String(request.id) })
-      }
-      return reply.type(metrics.contentType).send(await metrics.clusterMetrics())
-    })
-    await metricsServer.listen({ port: config.metrics.port, host: config.host })
-  }
   cluster.on('message', (worker, message: { type?: string, id?: number }) => {
     // Cache invalidations of one worker (without Redis) go to every other worker.
     if (message?.type === 'keyward:cache') {

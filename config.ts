@@ -2,11 +2,16 @@ import { randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { getHeapStatistics } from 'node:v8'
+import proxyAddr from '@fastify/proxy-addr'
 import { Ajv } from 'ajv'
 import { Type, type Static } from 'typebox'
 
 const Int = (minimum: number, maximum: number, def: number, description: string) =>
   Type.Integer({ minimum, maximum, default: def, description })
+
+// An IP address or a host name: what listen() accepts, without spaces, brackets or ports.
+const HOST_PATTERN = '^[A-Za-z0-9._:-]{1,255}$'
+const HOST_ALLOWED = 'an IP address or host name such as 127.0.0.1, 0.0.0.0 or ::'
 
 const Secret = (description: string) => Type.Optional(Type.String({ minLength: 32, maxLength: 512, description }))
 
@@ -17,17 +22,17 @@ const Secret = (description: string) => Type.Optional(Type.String({ minLength: 3
 export const EnvSchema = Type.Object({
   NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], { default: 'development', description: 'development, test or production (production requires every secret)' }),
   PORT: Int(0, 65535, 8080, 'HTTP port of the API'),
-  HOST: Type.String({ minLength: 1, maxLength: 255, default: '0.0.0.0', description: 'Address to listen on' }),
+  HOST: Type.String({ pattern: HOST_PATTERN, allowed: HOST_ALLOWED, default: '127.0.0.1', description: 'Address to listen on: loopback unless set (0.0.0.0 = every interface, as the image and manifests set)' }),
   LOG_REQUESTS: Type.Boolean({ default: false, description: 'Log every request and response (errors and slow requests are always logged)' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'pino log level' }),
   DATA_DIR: Type.String({ minLength: 1, maxLength: 4096, default: './data', description: 'Folder of the embedded SQLite store' }),
   SQLITE_BUSY_TIMEOUT_MS: Int(0, 60_000, 250, "How long a write waits for another process's lock on the SQLite file; past it the write gets 503 STORE_BUSY and writes fail fast for 1 s (the wait blocks the event loop)"),
-  MONGODB_URI: Type.Optional(Type.String({ pattern: '^mongodb(\\+srv)?://', maxLength: 4096, description: 'MongoDB connection string; unset = embedded SQLite' })),
-  MONGODB_DB: Type.String({ pattern: '^[A-Za-z0-9_-]{1,63}$', default: 'keyward', description: 'Database name when MONGODB_URI names none' }),
+  MONGODB_URI: Type.Optional(Type.String({ pattern: '^mongodb(\\+srv)?://', allowed: 'a mongodb:// or mongodb+srv:// URL', maxLength: 4096, description: 'MongoDB connection string; unset = embedded SQLite' })),
+  MONGODB_DB: Type.String({ pattern: '^[A-Za-z0-9_-]{1,63}$', allowed: '1 to 63 letters, digits, _ or -', default: 'keyward', description: 'Database name when MONGODB_URI names none' }),
   MONGODB_CONNECT_TIMEOUT_MS: Int(500, 60000, 5000, 'Server selection timeout at start-up'),
-  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', maxLength: 4096, description: 'Redis URL; unset = in-memory cache and limits' })),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', allowed: 'a redis:// or rediss:// URL', maxLength: 4096, description: 'Redis URL; unset = in-memory cache and limits' })),
   REDIS_COMMAND_TIMEOUT_MS: Int(50, 60_000, 300, 'A Redis command unanswered this long fails (the caller falls back to memory or the store) and the connection is reopened, so a frozen Redis cannot hang requests'),
-  REDIS_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_-]{1,64}$', default: 'kw:', description: 'Prefix of every Redis key Keyward writes' }),
+  REDIS_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_-]{1,64}$', allowed: '1 to 64 letters, digits, :, _ or -', default: 'kw:', description: 'Prefix of every Redis key Keyward writes' }),
   FRONTEND_URL: Type.String({ maxLength: 4096, default: '', description: 'Comma-separated CORS allow-list of origins' }),
   TRUST_PROXY: Type.String({ maxLength: 1024, default: 'false', description: 'false, true, a hop count, or comma-separated proxy addresses/CIDRs' }),
   BODY_LIMIT: Int(1024, 16 * 1024 * 1024, 1024 * 1024, 'Largest request body in bytes'),
@@ -74,9 +79,10 @@ export const EnvSchema = Type.Object({
   RETENTION_STATS_DAYS: Int(1, 3650, 30, 'Hourly statistics snapshots kept this long'),
   METRICS_ENABLED: Type.Boolean({ default: true, description: 'Collect request metrics (per-request hooks); off for measuring their cost' }),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, maxLength: 512, description: 'Bearer token for /metrics on the API port; unset = /metrics only on METRICS_PORT' })),
-  METRICS_PORT: Int(0, 65535, 0, 'Serve /metrics on this port instead of the API port (0 = off)'),
+  METRICS_PORT: Int(0, 65535, 0, 'Serve /metrics on this port instead of the API port (0 = off); must differ from PORT'),
+  METRICS_HOST: Type.String({ pattern: HOST_PATTERN, allowed: HOST_ALLOWED, default: '127.0.0.1', description: 'Address of the METRICS_PORT listener: loopback unless set; without METRICS_TOKEN anyone who reaches it reads the metrics' }),
   SLOW_REQUEST_MS: Int(1, 600_000, 500, 'Requests slower than this are counted and logged'),
-  ALERT_WEBHOOK_URL: Type.Optional(Type.String({ pattern: '^https?://', maxLength: 2048, description: 'Alerts are POSTed here, signed like user webhooks' })),
+  ALERT_WEBHOOK_URL: Type.Optional(Type.String({ pattern: '^https?://', allowed: 'an http:// or https:// URL', maxLength: 2048, description: 'Alerts are POSTed here, signed like user webhooks' })),
   ALERT_WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 16, maxLength: 256, description: 'Signing secret of alert deliveries (default: derived from KEY_HASH_SECRET)' })),
   ALERT_ERROR_RATE: Type.Number({ minimum: 0, maximum: 1, default: 0.05, description: 'Alert when 5xx answers exceed this share of requests' }),
   ALERT_P99_MS: Int(1, 600_000, 500, 'Alert when p99 latency exceeds this'),
@@ -153,8 +159,37 @@ function connectionCap (wanted: number, fileLimit: number | undefined, warnings:
   return cap
 }
 
+interface VariableSchema { allowed?: string, type?: string, anyOf?: Array<{ const?: unknown }>, minimum?: number, maximum?: number, minLength?: number, maxLength?: number }
+
+/** What a variable accepts, in words, from its schema: every refusal names the allowed values. */
+export function allowedValues (schema: VariableSchema): string {
+  if (schema.allowed !== undefined) return schema.allowed
+  if (schema.anyOf !== undefined) return `one of ${schema.anyOf.map((s) => String(s.const)).join(', ')}`
+  if (schema.type === 'boolean') return 'true or false'
+  if (schema.type === 'integer') return `an integer from ${schema.minimum} to ${schema.maximum}`
+  if (schema.type === 'number') return `a number from ${schema.minimum} to ${schema.maximum}`
+  return `${schema.minLength ?? 0} to ${schema.maxLength} characters`
+}
+
+/** The refused value, for the error line; never a secret's. */
+function shown (name: string, value: string | undefined): string {
+  return value === undefined || /SECRET|TOKEN/.test(name) ? '' : ` (got "${value.slice(0, 80)}")`
+}
+
 function parseList (value: string): string[] {
   return value.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
+}
+
+const ADDRESS_OR_CIDR = 'loopback, linklocal, uniquelocal and IPv4 or IPv6 addresses, optionally with a /prefix (/1 to /32 for IPv4, /1 to /128 for IPv6)'
+
+/** An entry that proxy-addr (Fastify's trustProxy, the rate limiter's allow-list) accepts, checked here so a bad one is a configuration error. */
+function isAddressOrCidr (entry: string): boolean {
+  try {
+    proxyAddr.compile(entry)
+    return true
+  } catch {
+    return false
+  }
 }
 
 function parseTrustProxy (value: string): boolean | number | string[] {
@@ -164,8 +199,8 @@ function parseTrustProxy (value: string): boolean | number | string[] {
   if (/^\d+$/.test(v)) return Number(v)
   const list = parseList(value)
   for (const entry of list) {
-    if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(entry) && !['loopback', 'linklocal', 'uniquelocal'].includes(entry)) {
-      throw new ConfigError(`Invalid configuration: TRUST_PROXY entry "${entry}" is not an address, CIDR, hop count, true or false`)
+    if (!isAddressOrCidr(entry)) {
+      throw new ConfigError(`Invalid configuration: TRUST_PROXY entry "${entry.slice(0, 80)}" is not allowed: TRUST_PROXY must be false, true, a hop count, or a comma-separated list of ${ADDRESS_OR_CIDR}`)
     }
   }
   return list
@@ -174,7 +209,7 @@ function parseTrustProxy (value: string): boolean | number | string[] {
 function parseCidrs (value: string, name: string): string[] {
   const list = parseList(value)
   for (const entry of list) {
-    if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(entry)) throw new ConfigError(`Invalid configuration: ${name} entry "${entry}" is not an address or CIDR`)
+    if (!isAddressOrCidr(entry)) throw new ConfigError(`Invalid configuration: ${name} entry "${entry.slice(0, 80)}" is not allowed: ${name} must be a comma-separated list of ${ADDRESS_OR_CIDR}`)
   }
   return list
 }
@@ -185,6 +220,29 @@ function databaseFromUri (uri: string): string | undefined {
   return match?.[1] === undefined ? undefined : decodeURIComponent(match[1])
 }
 
+function parseEmails (value: string): string[] {
+  const emails = parseList(value).map((e) => e.toLowerCase())
+  for (const email of emails) {
+    if (!/^[^\s@]+@[^\s@]+$/.test(email)) throw new ConfigError(`Invalid configuration: ADMIN_EMAILS entry "${email.slice(0, 80)}" is not allowed: ADMIN_EMAILS must be a comma-separated list of email addresses`)
+  }
+  return emails
+}
+
+/** The schedules' time zone, checked against the same IANA database the cron parser reads. */
+function parseTimeZone (value: string): string {
+  try {
+    Intl.DateTimeFormat('en-US', { timeZone: value })
+    return value
+  } catch {
+    throw new ConfigError(`Invalid configuration: JOBS_TZ must be an IANA time zone such as UTC, Europe/Paris or America/New_York (got "${value.slice(0, 80)}")`)
+  }
+}
+
+function parseUrl (value: string | undefined, name: string): string | undefined {
+  if (value === undefined || URL.canParse(value)) return value
+  throw new ConfigError(`Invalid configuration: ${name} must be an http:// or https:// URL (got "${value.slice(0, 80)}")`)
+}
+
 function parseOrigins (value: string): string[] {
   const origins = parseList(value)
   for (const origin of origins) {
@@ -192,10 +250,10 @@ function parseOrigins (value: string): string[] {
     try {
       url = new URL(origin)
     } catch {
-      throw new ConfigError(`Invalid configuration: FRONTEND_URL entry "${origin}" is not a URL`)
+      throw new ConfigError(`Invalid configuration: FRONTEND_URL entry "${origin.slice(0, 80)}" is not a URL: FRONTEND_URL must be a comma-separated list of origins (scheme://host[:port])`)
     }
     if (url.origin !== origin.replace(/\/$/, '')) {
-      throw new ConfigError(`Invalid configuration: FRONTEND_URL entry "${origin}" must be an origin (scheme://host[:port]) without a path`)
+      throw new ConfigError(`Invalid configuration: FRONTEND_URL entry "${origin.slice(0, 80)}" must be an origin (scheme://host[:port]) without a path`)
     }
   }
   return origins.map((o) => o.replace(/\/$/, ''))
@@ -212,13 +270,14 @@ export function createConfig (source: Record<string, string | undefined> = proce
     if (value !== undefined && value !== '') raw[key] = value
   }
   if (!validateEnv(raw)) {
-    const err = validateEnv.errors?.[0]
-    const name = err?.instancePath.replace(/^\//, '') || String(err?.params?.missingProperty ?? 'environment')
-    const got = source[name]
-    const shown = name.endsWith('SECRET') ? '' : ` (got "${String(got).slice(0, 80)}")`
-    throw new ConfigError(`Invalid configuration: ${name} ${err?.message ?? 'is invalid'}${got === undefined ? '' : shown}`)
+    const name = validateEnv.errors?.[0]?.instancePath.replace(/^\//, '') ?? ''
+    const schema = (EnvSchema.properties as Record<string, VariableSchema | undefined>)[name]
+    throw new ConfigError(`Invalid configuration: ${name} must be ${schema === undefined ? 'valid' : allowedValues(schema)}${shown(name, source[name])}`)
   }
   const env = raw as Env
+  if (env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) {
+    throw new ConfigError(`Invalid configuration: METRICS_PORT must be 0 (off) or a port other than PORT, from 1 to 65535 (both are ${env.PORT})`)
+  }
   const production = env.NODE_ENV === 'production'
   const warnings: string[] = []
 
@@ -284,7 +343,7 @@ export function createConfig (source: Record<string, string | undefined> = proce
       jwtSecret: secrets.JWT_SECRET,
       accessTtlSeconds: env.JWT_ACCESS_TTL_SECONDS,
       refreshTtlSeconds: env.REFRESH_TTL_SECONDS,
-      adminEmails: parseList(env.ADMIN_EMAILS).map((e) => e.toLowerCase()),
+      adminEmails: parseEmails(env.ADMIN_EMAILS),
       passwordParams: { ln: env.PASSWORD_HASH_COST, r: 8, p: 1 },
       rateLimit: { max: env.AUTH_RATE_LIMIT_MAX, windowMs: env.AUTH_RATE_LIMIT_WINDOW_MS }
     },
@@ -292,10 +351,11 @@ export function createConfig (source: Record<string, string | undefined> = proce
       enabled: env.METRICS_ENABLED,
       token: env.METRICS_TOKEN,
       port: env.METRICS_PORT,
+      host: env.METRICS_HOST,
       slowRequestMs: env.SLOW_REQUEST_MS
     },
     alerts: {
-      webhookUrl: env.ALERT_WEBHOOK_URL,
+      webhookUrl: parseUrl(env.ALERT_WEBHOOK_URL, 'ALERT_WEBHOOK_URL'),
       webhookSecret: env.ALERT_WEBHOOK_SECRET,
       thresholds: {
         errorRate: env.ALERT_ERROR_RATE,
@@ -306,7 +366,7 @@ export function createConfig (source: Record<string, string | undefined> = proce
         holdMs: env.ALERT_HOLD_MS
       }
     },
-    jobs: { tz: env.JOBS_TZ, concurrency: env.JOBS_CONCURRENCY, embedded: env.JOBS_EMBEDDED, lockMs: env.JOBS_LOCK_MS },
+    jobs: { tz: parseTimeZone(env.JOBS_TZ), concurrency: env.JOBS_CONCURRENCY, embedded: env.JOBS_EMBEDDED, lockMs: env.JOBS_LOCK_MS },
     webhooks: { allowPrivate: env.WEBHOOK_ALLOW_PRIVATE, timeoutMs: env.WEBHOOK_TIMEOUT_MS },
     retention: {
       revokedKeyDays: env.RETENTION_REVOKED_KEY_DAYS,

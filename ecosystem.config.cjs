@@ -26,7 +26,10 @@ module.exports = {
       // shutdown bound (SHUTDOWN_TIMEOUT_MS, 10 s), so in-flight requests can finish.
       kill_timeout: 15000,
       env: {
-        NODE_ENV: 'production'
+        NODE_ENV: 'production',
+        // Keyward listens on loopback unless HOST is set: every interface here, for a load balancer
+        // on another machine. Start PM2 with HOST=127.0.0.1 when the proxy runs on this one.
+        HOST: process.env.HOST ?? '0.0.0.0'
       }
     },
     {

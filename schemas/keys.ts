@@ -1,6 +1,16 @@
 import { Type, type Static } from 'typebox'
-import { PREFIX_PATTERN } from '../plugins/app/keys/format.ts'
 import { SAFE_TEXT, Timestamp, Nullable } from './common.ts'
+
+// The issued key's format lives here so the request bounds and plugins/app/keys/format.ts share one definition.
+/** A custom prefix as the client sends it (the service may add a trailing underscore). */
+export const PREFIX_PATTERN = '^[A-Za-z][A-Za-z0-9_]{0,15}$'
+/** Base62 characters of an issued key's random body and of its checksum. */
+export const KEY_BODY_LENGTH = 43
+export const KEY_CHECKSUM_LENGTH = 6
+/** The longest issued key: a stored prefix (at most 16 characters and an underscore), the body and the checksum. */
+export const MAX_KEY_LENGTH = 17 + KEY_BODY_LENGTH + KEY_CHECKSUM_LENGTH
+
+const KeyKind = Type.Union([Type.Literal('held'), Type.Literal('issued')])
 
 export const RateLimitSchema = Type.Object({
   limit: Type.Integer({ minimum: 1, maximum: 1_000_000_000, description: 'Requests allowed per window, sustained' }),
@@ -11,7 +21,7 @@ export const RateLimitSchema = Type.Object({
 /** A key as the API shows it: never the hash, never ciphertext. */
 export const KeyView = Type.Object({
   id: Type.String(),
-  kind: Type.Union([Type.Literal('held'), Type.Literal('issued')]),
+  kind: KeyKind,
   name: Type.String(),
   service: Nullable(Type.String()),
   description: Nullable(Type.String()),
@@ -57,37 +67,48 @@ const editable = {
   rateLimit: Nullable(RateLimitSchema)
 }
 
-export const CreateKeyBody = Type.Object({
-  kind: Type.Union([Type.Literal('held'), Type.Literal('issued')]),
+/** Every editable field, optional: what an update may send, and what a create may send besides its kind's fields. */
+const optionalEditable = Type.Partial(Type.Object(editable)).properties
+const Secret = (description: string) => Type.String({ minLength: 1, maxLength: 8192, description })
+
+const HeldKeyBody = Type.Object({
+  kind: Type.Literal('held'),
+  ...optionalEditable,
   name: editable.name,
-  service: Type.Optional(editable.service),
-  description: Type.Optional(editable.description),
-  environment: Type.Optional(editable.environment),
-  tags: Type.Optional(editable.tags),
-  scopes: Type.Optional(editable.scopes),
-  metadata: Type.Optional(editable.metadata),
-  expiresAt: Type.Optional(editable.expiresAt),
-  rotationIntervalDays: Type.Optional(editable.rotationIntervalDays),
-  monthlyLimit: Type.Optional(editable.monthlyLimit),
-  rateLimit: Type.Optional(editable.rateLimit),
-  prefix: Type.Optional(Type.String({ minLength: 1, maxLength: 16, pattern: PREFIX_PATTERN, description: 'Issued keys: the key prefix (default kw_)' })),
-  secret: Type.Optional(Type.String({ minLength: 1, maxLength: 8192, description: 'Held keys: the secret to store' })),
-  passphrase: Type.Optional(Passphrase),
-  recoverable: Type.Optional(Type.Boolean({ description: 'Issued keys: keep an encrypted copy (needs the passphrase)' }))
-}, { additionalProperties: false })
+  secret: Secret('The secret to store'),
+  passphrase: Passphrase
+}, { additionalProperties: false, title: 'Held key' })
+
+const IssuedKeyBody = Type.Object({
+  kind: Type.Literal('issued'),
+  ...optionalEditable,
+  name: editable.name,
+  prefix: Type.Optional(Type.String({ minLength: 1, maxLength: 16, pattern: PREFIX_PATTERN, description: 'The key prefix (default kw_)' })),
+  recoverable: Type.Optional(Type.Boolean({ description: 'Keep an encrypted copy (needs the passphrase)' })),
+  passphrase: Type.Optional(Passphrase)
+}, {
+  additionalProperties: false,
+  title: 'Issued key',
+  // The title names the rule in the error: "missing the required field 'passphrase' for a recoverable key".
+  if: { properties: { recoverable: { const: true } }, required: ['recoverable'] },
+  then: { required: ['passphrase'], title: 'Recoverable key' }
+})
+
+/**
+ * A held or an issued key, chosen by `kind`. `oneOf` with a discriminator (which TypeBox's anyOf
+ * union does not write) lets Ajv check only the named branch, so errors name that branch's field;
+ * `kind` is also required at the top so a body without it says so.
+ */
+export const CreateKeyBody = Type.Unsafe<Static<typeof HeldKeyBody> | Static<typeof IssuedKeyBody>>({
+  type: 'object',
+  required: ['kind'],
+  properties: { kind: KeyKind },
+  oneOf: [HeldKeyBody, IssuedKeyBody],
+  discriminator: { propertyName: 'kind' }
+})
 
 export const UpdateKeyBody = Type.Object({
-  name: Type.Optional(editable.name),
-  service: Type.Optional(editable.service),
-  description: Type.Optional(editable.description),
-  environment: Type.Optional(editable.environment),
-  tags: Type.Optional(editable.tags),
-  scopes: Type.Optional(editable.scopes),
-  metadata: Type.Optional(editable.metadata),
-  expiresAt: Type.Optional(editable.expiresAt),
-  rotationIntervalDays: Type.Optional(editable.rotationIntervalDays),
-  monthlyLimit: Type.Optional(editable.monthlyLimit),
-  rateLimit: Type.Optional(editable.rateLimit),
+  ...optionalEditable,
   status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('disabled')]))
 }, { additionalProperties: false, minProperties: 1 })
 
@@ -98,7 +119,7 @@ export const CreatedKey = Type.Object({
 
 export const KeyListQuery = Type.Object({
   status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('disabled'), Type.Literal('expired'), Type.Literal('revoked')])),
-  kind: Type.Optional(Type.Union([Type.Literal('held'), Type.Literal('issued')])),
+  kind: Type.Optional(KeyKind),
   service: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
   environment: Type.Optional(EnvironmentSchema),
   tag: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
@@ -125,7 +146,7 @@ export const Revealed = Type.Object({
 }, { additionalProperties: false })
 
 export const RotateBody = Type.Object({
-  secret: Type.Optional(Type.String({ minLength: 1, maxLength: 8192, description: 'Held keys: the new secret from the provider' })),
+  secret: Type.Optional(Secret('Held keys: the new secret from the provider')),
   passphrase: Type.Optional(Passphrase),
   gracePeriodSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_592_000, description: 'Issued keys: how long the old secret still verifies (default 0)' }))
 }, { additionalProperties: false })

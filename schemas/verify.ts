@@ -1,6 +1,6 @@
 import { Nullable, SAFE_TEXT } from './common.ts'
 import { Type } from 'typebox'
-import { MAX_KEY_LENGTH } from '../plugins/app/keys/format.ts'
+import { MAX_KEY_LENGTH } from './keys.ts'
 
 export const VerifyBody = Type.Object({
   key: Type.String({ minLength: 1, maxLength: MAX_KEY_LENGTH + 64, description: 'The issued key presented by your client' }),

@@ -45,13 +45,41 @@ const STATUS_DEFAULT_CODES: Record<number, string> = {
   503: 'SERVICE_UNAVAILABLE'
 }
 
-interface ValidationItem { instancePath?: string, message?: string, keyword?: string, params?: Record<string, unknown> }
+interface ValidationItem {
+  instancePath?: string
+  message?: string
+  keyword?: string
+  params?: Record<string, unknown>
+  // Present for bodies (Ajv's verbose option): the object that failed and the schema holding the keyword.
+  data?: unknown
+  parentSchema?: { title?: unknown, properties?: Record<string, unknown>, patternProperties?: unknown, additionalProperties?: unknown }
+}
+
+/** ' for a held key' when the failed rule belongs to one titled branch of a body (a held or an issued key). */
+function branchOf (item: ValidationItem): string {
+  const title = item.parentSchema?.title
+  if (typeof title !== 'string') return ''
+  return ` for ${/^[aeiou]/i.test(title) ? 'an' : 'a'} ${title.toLowerCase()}`
+}
+
+/**
+ * A field of `data` that its schema does not allow. Ajv checks `required` before
+ * `additionalProperties`, so `{"email": …}` to a route that takes only `name` would otherwise be
+ * reported as missing `name` rather than as carrying `email`.
+ */
+function unknownField (item: ValidationItem): string | undefined {
+  const schema = item.parentSchema
+  if (schema?.additionalProperties !== false || schema.patternProperties !== undefined || typeof item.data !== 'object' || item.data === null) return undefined
+  return Object.keys(item.data).find((key) => !Object.hasOwn(schema.properties ?? {}, key))
+}
 
 function describeValidation (error: FastifyError): string {
   const first = (error.validation?.[0] ?? {}) as ValidationItem
   const where = `${error.validationContext ?? 'request'}${(first.instancePath ?? '').replace(/\//g, '.').replace(/^\./, '/')}`
-  if (first.keyword === 'additionalProperties') return `${where} has an unknown field '${String(first.params?.additionalProperty)}'`
-  if (first.keyword === 'required') return `${where} is missing the required field '${String(first.params?.missingProperty)}'`
+  if (first.keyword === 'additionalProperties') return `${where} has an unknown field '${String(first.params?.additionalProperty)}'${branchOf(first)}`
+  const unknown = first.keyword === 'required' ? unknownField(first) : undefined
+  if (unknown !== undefined) return `${where} has an unknown field '${unknown.slice(0, 100)}'${branchOf(first)}`
+  if (first.keyword === 'required') return `${where} is missing the required field '${String(first.params?.missingProperty)}'${branchOf(first)}`
   return `${where} ${first.message ?? 'is invalid'}`
 }
 
@@ -86,7 +114,7 @@ export function toErrorBody (error: FastifyError | AppError | Error, request: Fa
   return { body: errorBody(request, 500, 'INTERNAL_ERROR', 'An unexpected error occurred') }
 }
 
-function sendError (error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
+export function sendError (error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
   const { body, headers } = toErrorBody(error, request)
   if (body.code === 'STORE_BUSY') {
     request.log.warn({ code: body.code, statusCode: body.statusCode }, body.message)

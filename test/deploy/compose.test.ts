@@ -150,6 +150,13 @@ describe('docker-compose.yml: topology', () => {
     }
   })
 
+  it('the API listens on every interface of its container, set explicitly (Keyward alone listens on loopback)', () => {
+    const environment = service('api').environment
+    assert.ok(environment !== undefined && !Array.isArray(environment), 'environment as a map')
+    assert.equal(environment.HOST, '0.0.0.0')
+    assert.match(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'), /^ENV [^\n]*(\\\n[^\n]*)*\bHOST=0\.0\.0\.0\b/m, 'the image sets it too, for `docker run`')
+  })
+
   it('runs the cluster entry for the API and the jobs worker from the same image', () => {
     assert.deepEqual(service('api').command, ['node', 'dist/cluster.js'])
     assert.deepEqual(service('worker').command, ['node', 'dist/worker.js'])

@@ -377,5 +377,6 @@ describe('k8s manifests: ConfigMap and example Secret', () => {
     assert.ok(config.mongo, 'MongoDB store, not the per-pod SQLite file')
     assert.ok(config.redis, 'Redis configured')
     assert.equal(config.trustProxy, 1)
+    assert.equal(config.host, '0.0.0.0', 'every interface of the pod, set in the ConfigMap (Keyward alone listens on loopback)')
   })
 })

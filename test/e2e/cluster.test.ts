@@ -99,6 +99,15 @@ describe('cluster mode', { timeout: 240_000 }, () => {
     assert.equal((await get(port, '/metrics')).status, 404, 'not on the API port when METRICS_PORT is set')
   })
 
+  it('serves METRICS_PORT on loopback by default, says so at start-up, and answers other paths in the one error shape', async () => {
+    assert.ok(cluster.output.some((l) => l.includes(`"msg":"metrics listening at http://127.0.0.1:${metricsPort}/metrics, no token (loopback only: set METRICS_HOST to expose them, with METRICS_TOKEN)"`)), cluster.output.join('\n'))
+    const res = await get(metricsPort, '/nope')
+    assert.equal(res.status, 404)
+    const body = JSON.parse(res.body)
+    assert.deepEqual(Object.keys(body).sort(), ['code', 'error', 'message', 'requestId', 'statusCode'])
+    assert.equal(body.code, 'NOT_FOUND')
+  })
+
   it('replaces a killed worker', async () => {
     const pids = [...await pidsOf(20)]
     process.kill(pids[0] as number, 'SIGKILL')

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
 import net from 'node:net'
+import { networkInterfaces } from 'node:os'
 import { after, before, describe, it } from 'node:test'
 import { AuditChain } from '../../plugins/app/store/audit-chain.ts'
 import { createSqliteStore } from '../../plugins/app/store/sqlite/index.ts'
 import { TEST_SECRETS } from '../helpers/app.ts'
-import { runToExit, startServer } from '../helpers/server.ts'
+import { freePort, runToExit, startServer } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
 describe('the server process', () => {
@@ -66,7 +68,7 @@ describe('the server process', () => {
   it('a bad setting stops start-up with one clear line', async () => {
     const result = await runToExit({ PORT: 'eighty', DATA_DIR: tmp.dir })
     assert.equal(result.code, 78)
-    assert.equal(result.output.trim(), 'Invalid configuration: PORT must be integer (got "eighty")')
+    assert.equal(result.output.trim(), 'Invalid configuration: PORT must be an integer from 0 to 65535 (got "eighty")')
   })
 
   it('a missing secret stops a production start-up', async () => {
@@ -88,5 +90,72 @@ describe('the server process', () => {
     const result = await runToExit({ NODE_ENV: 'test', DATA_DIR: tmp.dir, REDIS_URL: 'redis://127.0.0.1:9' })
     assert.equal(result.code, 1)
     assert.match(result.output, /Keyward could not start: Redis at REDIS_URL is unreachable/)
+  })
+
+  it('a refused setting is one line naming the variable and its allowed values, exit 78, nothing else printed', async () => {
+    const port = String(await freePort())
+    const cases: Array<[Record<string, string>, string]> = [
+      [{ TRUST_PROXY: '10.0.0.0/33' }, 'Invalid configuration: TRUST_PROXY entry "10.0.0.0/33" is not allowed: TRUST_PROXY must be false, true, a hop count, or a comma-separated list of loopback, linklocal, uniquelocal and IPv4 or IPv6 addresses, optionally with a /prefix (/1 to /32 for IPv4, /1 to /128 for IPv6)'],
+      [{ JOBS_TZ: 'Mars/Base' }, 'Invalid configuration: JOBS_TZ must be an IANA time zone such as UTC, Europe/Paris or America/New_York (got "Mars/Base")'],
+      [{ PORT: port, METRICS_PORT: port }, `Invalid configuration: METRICS_PORT must be 0 (off) or a port other than PORT, from 1 to 65535 (both are ${port})`],
+      [{ LOG_LEVEL: 'verbose' }, 'Invalid configuration: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "verbose")'],
+      [{ NODE_ENV: 'staging' }, 'Invalid configuration: NODE_ENV must be one of development, production, test (got "staging")']
+    ]
+    for (const [env, line] of cases) {
+      const result = await runToExit({ NODE_ENV: 'production', DATA_DIR: tmp.dir, ...env })
+      assert.deepEqual({ code: result.code, output: result.output }, { code: 78, output: `${line}\n` }, JSON.stringify(env))
+    }
+  })
+
+  it('a port another process holds is one line naming PORT or METRICS_PORT, exit 1', async () => {
+    const holder = net.createServer().listen(0, '127.0.0.1')
+    await once(holder, 'listening')
+    const held = (holder.address() as net.AddressInfo).port
+    try {
+      const env = { NODE_ENV: 'production', DATA_DIR: tmp.dir, LOG_LEVEL: 'error' }
+      const api = await runToExit({ ...env, PORT: String(held) })
+      assert.deepEqual({ code: api.code, output: api.output }, { code: 1, output: `Keyward could not start: PORT=${held} on 127.0.0.1 is already in use by another process: stop it or choose another PORT\n` })
+      const metrics = await runToExit({ ...env, METRICS_PORT: String(held) })
+      assert.deepEqual({ code: metrics.code, output: metrics.output }, { code: 1, output: `Keyward could not start: METRICS_PORT=${held} on 127.0.0.1 is already in use by another process: stop it or choose another METRICS_PORT\n` })
+    } finally {
+      holder.close()
+    }
+  })
+
+  describe('listens on loopback unless HOST is set, and says so', () => {
+    // An address of this machine that is not loopback: what another machine would connect to.
+    const outside = Object.values(networkInterfaces()).flat().find((a) => a !== undefined && !a.internal && a.family === 'IPv4')?.address
+    const reaches = (host: string, port: number) => new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, host)
+      socket.once('connect', () => { socket.destroy(); resolve(true) })
+      socket.once('error', () => resolve(false))
+    })
+
+    it('by default: the API and the METRICS_PORT listener take connections from this machine only', { skip: outside === undefined && 'this machine has no non-loopback IPv4 address' }, async () => {
+      const metricsPort = await freePort()
+      const server = await startServer({ DATA_DIR: tmp.dir, HOST: '', METRICS_PORT: String(metricsPort) })
+      try {
+        assert.ok(server.output.some((l) => l.includes(`"msg":"Keyward listening at http://127.0.0.1:${server.port} (loopback only: set HOST=0.0.0.0 to accept connections from other machines)"`)), server.output.join('\n'))
+        assert.ok(server.output.some((l) => l.includes(`"msg":"metrics listening at http://127.0.0.1:${metricsPort}/metrics, no token (loopback only: set METRICS_HOST to expose them, with METRICS_TOKEN)"`)), server.output.join('\n'))
+        assert.equal(await reaches('127.0.0.1', server.port), true)
+        assert.equal(await reaches(outside as string, server.port), false, 'the API refuses other machines')
+        assert.equal(await reaches('127.0.0.1', metricsPort), true)
+        assert.equal(await reaches(outside as string, metricsPort), false, 'the metrics listener refuses other machines')
+      } finally {
+        assert.equal(await server.stop(), 0)
+      }
+    })
+
+    it('HOST=0.0.0.0 and METRICS_HOST=0.0.0.0 take connections on every interface, and the start-up lines say so', { skip: outside === undefined && 'this machine has no non-loopback IPv4 address' }, async () => {
+      const metricsPort = await freePort()
+      const server = await startServer({ DATA_DIR: tmp.dir, HOST: '0.0.0.0', METRICS_PORT: String(metricsPort), METRICS_HOST: '0.0.0.0' }, 'server.ts', /Keyward listening at http:\/\/127\.0\.0\.1:(\d+) \(HOST=0\.0\.0\.0: every interface\)/)
+      try {
+        assert.ok(server.output.some((l) => l.includes('"level":40') && l.includes(`metrics listening at http://0.0.0.0:${metricsPort}/metrics with no token: anyone who can reach METRICS_HOST=0.0.0.0 reads them; set METRICS_TOKEN`)), server.output.join('\n'))
+        assert.equal(await reaches(outside as string, server.port), true)
+        assert.equal(await reaches(outside as string, metricsPort), true)
+      } finally {
+        assert.equal(await server.stop(), 0)
+      }
+    })
   })
 })

@@ -17,7 +17,7 @@ export interface RunningServer {
 }
 
 /** Spawns the real server (server.ts under tsx) on a free port and waits until it listens. */
-export async function startServer (env: Record<string, string>, entry = 'server.ts', ready = /listening at http:\/\/127\.0\.0\.1:(\d+)/): Promise<RunningServer> {
+export async function startServer (env: Record<string, string>, entry = 'server.ts', ready = /Keyward listening at http:\/\/127\.0\.0\.1:(\d+)/): Promise<RunningServer> {
   const proc = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...TEST_SECRETS, ...env },
@@ -26,7 +26,8 @@ export async function startServer (env: Record<string, string>, entry = 'server.
   const output: string[] = []
   const exited = once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output.join('\n')}`)), 20_000)
+    // A server that never says it listens is killed, not left running after the test gives up.
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`server did not start:\n${output.join('\n')}`)) }, 20_000)
     // A chunk can end in the middle of a line: each stream keeps its unfinished line until the
     // rest arrives, so `output` holds whole lines only.
     const lines = (stream: NodeJS.ReadableStream) => {

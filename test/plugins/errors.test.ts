@@ -53,6 +53,7 @@ describe('error shape and validation', () => {
     ['wrong type', JSON.stringify({ name: 'a', count: '1' }), 400, 'VALIDATION_FAILED', /body\/count must be integer/],
     ['unknown field', JSON.stringify({ name: 'a', count: 1, role: 'admin' }), 400, 'VALIDATION_FAILED', /unknown field 'role'/],
     ['missing field', JSON.stringify({ name: 'a' }), 400, 'VALIDATION_FAILED', /missing the required field 'count'/],
+    ['misnamed field', JSON.stringify({ nme: 'a', count: 1 }), 400, 'VALIDATION_FAILED', /^body has an unknown field 'nme'$/],
     ['out of range', JSON.stringify({ name: 'a', count: 11 }), 400, 'VALIDATION_FAILED', /body\/count must be <= 10/],
     ['too long', JSON.stringify({ name: 'x'.repeat(21), count: 1 }), 400, 'VALIDATION_FAILED', /body\/name/],
     ['too many items', JSON.stringify({ name: 'a', count: 1, tags: ['a', 'b', 'c', 'd'] }), 400, 'VALIDATION_FAILED', /body\/tags/],

@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { createServer as netServer } from 'node:net'
 import { describe, it } from 'node:test'
 import { AlertEngine, defaultRules, type AlertInput, type AlertState } from '../../plugins/app/metrics/alerts.ts'
+import { bearerMatches } from '../../plugins/app/metrics/listener.ts'
 import { verifySignature } from '../../plugins/app/notifications/webhooks.ts'
 import { createTestApp, ManualClock, registerUser } from '../helpers/app.ts'
 import { startReceiver } from '../helpers/server.ts'
@@ -56,6 +57,40 @@ describe('/metrics', () => {
       assert.match(await res.text(), /keyward_http_requests_in_flight/)
     } finally {
       await t.close()
+    }
+  })
+
+  it('the METRICS_PORT listener answers everything but a good scrape in the one error shape', async () => {
+    const probe = netServer().listen(0, '127.0.0.1')
+    await once(probe, 'listening')
+    const port = (probe.address() as { port: number }).port
+    probe.close()
+    await once(probe, 'close')
+    const t = await createTestApp({ METRICS_PORT: String(port), METRICS_TOKEN: TOKEN })
+    const shape = async (res: Response, status: number, code: string) => {
+      assert.equal(res.status, status)
+      const body = await res.json() as Record<string, unknown>
+      assert.deepEqual(Object.keys(body).sort(), ['code', 'error', 'message', 'requestId', 'statusCode'])
+      assert.equal(body.code, code)
+      assert.match(String(body.requestId), /^[0-9a-f-]{36}$/)
+    }
+    try {
+      await shape(await fetch(`http://127.0.0.1:${port}/nope`), 404, 'NOT_FOUND')
+      await shape(await fetch(`http://127.0.0.1:${port}/metrics`), 401, 'UNAUTHORIZED')
+      await shape(await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${TOKEN}x` } }), 401, 'UNAUTHORIZED')
+      await shape(await fetch(`http://127.0.0.1:${port}/%E0%A4%A`), 400, 'BAD_URL')
+      const ok = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })
+      assert.equal(ok.status, 200)
+      assert.match(await ok.text(), /keyward_http_requests_in_flight/)
+    } finally {
+      await t.close()
+    }
+  })
+
+  it('the token is compared whole, whatever the lengths (hashed, then compared in constant time)', () => {
+    assert.equal(bearerMatches(`Bearer ${TOKEN}`, TOKEN), true)
+    for (const header of [undefined, '', TOKEN, `bearer ${TOKEN}`, `Bearer ${TOKEN.slice(0, -1)}`, `Bearer ${TOKEN}0`, `Bearer ${TOKEN.slice(0, -1)}X`, 'Bearer ']) {
+      assert.equal(bearerMatches(header, TOKEN), false, String(header))
     }
   })
 

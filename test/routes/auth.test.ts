@@ -300,6 +300,44 @@ describe('auth routes', () => {
       assert.equal(await t.app.store.findUserByEmail('admin@example.com'), null)
     })
 
+    it('a field the route does not take is named as not allowed, not reported as another one missing', async () => {
+      const user = await registerUser(t.app)
+      const cases: Array<[string, string, object, string]> = [
+        ['PATCH', '/api/auth/me', { email: 'new@example.com' }, "body has an unknown field 'email'"],
+        ['PATCH', '/api/auth/me', { name: 'Grace', email: 'new@example.com' }, "body has an unknown field 'email'"],
+        ['POST', '/api/auth/login', { emial: user.email, password: user.password }, "body has an unknown field 'emial'"],
+        ['PATCH', '/api/auth/me', {}, "body is missing the required field 'name'"]
+      ]
+      for (const [method, url, payload, message] of cases) {
+        const res = await t.app.inject({ method: method as 'POST', url, headers: user.headers, payload })
+        assert.equal(res.statusCode, 400)
+        assert.deepEqual(Object.keys(res.json()).sort(), ERROR_KEYS)
+        assert.equal(res.json().code, 'VALIDATION_FAILED')
+        assert.equal(res.json().message, message, `${method} ${url} ${JSON.stringify(payload)}`)
+      }
+      assert.equal((await get('/api/auth/me', user.headers)).json().email, user.email)
+    })
+
+    it('a body that is not JSON is 415 UNSUPPORTED_MEDIA_TYPE, never parsed', async () => {
+      const user = await registerUser(t.app)
+      const cases: Array<[string, string, string]> = [
+        ['POST', '/api/auth/register', JSON.stringify({ email: 'plain@example.com', password: 'a long enough password' })],
+        ['PATCH', '/api/auth/me', '{"name":"Plain"}'],
+        ['POST', '/api/keys/verify', '{"key":"kw_x"}'],
+        ['POST', '/api/auth/login', 'hello']
+      ]
+      for (const contentType of ['text/plain', 'text/plain; charset=utf-8', 'application/x-www-form-urlencoded']) {
+        for (const [method, url, payload] of cases) {
+          const res = await t.app.inject({ method: method as 'POST', url, headers: { ...user.headers, 'content-type': contentType }, payload })
+          assert.equal(res.statusCode, 415, `${contentType} ${method} ${url}: ${res.body}`)
+          assert.deepEqual(Object.keys(res.json()).sort(), ERROR_KEYS)
+          assert.equal(res.json().code, 'UNSUPPORTED_MEDIA_TYPE')
+        }
+      }
+      assert.equal(await t.app.store.findUserByEmail('plain@example.com'), null)
+      assert.equal((await get('/api/auth/me', user.headers)).json().name, null)
+    })
+
     it('protected routes validate their bodies too, and change nothing', async () => {
       const user = await registerUser(t.app)
       const cases: Array<[string, string, unknown]> = [

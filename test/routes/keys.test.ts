@@ -142,6 +142,44 @@ describe('keys, vault and audit routes', () => {
       }
       assert.equal((await call(user, 'GET', '/api/keys')).json().items.length, 0)
     })
+
+    it('the body is a union discriminated on kind, documented as such, whose field rules answer 400 naming the field', async () => {
+      interface Branch { title?: string, required: string[], properties: Record<string, { enum?: string[] }> }
+      const doc = (await t.app.inject({ method: 'GET', url: '/docs/json' })).json()
+      const body = doc.paths['/api/keys'].post.requestBody.content['application/json'].schema as { oneOf: Branch[], discriminator: { propertyName: string } }
+      assert.deepEqual(body.discriminator, { propertyName: 'kind' })
+      const branch = (kind: string) => body.oneOf.find((b) => b.properties.kind?.enum?.includes(kind))
+      const held = branch('held')
+      const issued = branch('issued')
+      assert.ok(held !== undefined && issued !== undefined, 'both kinds documented')
+      assert.deepEqual([...held.required].sort(), ['kind', 'name', 'passphrase', 'secret'])
+      assert.equal('prefix' in held.properties || 'recoverable' in held.properties, false)
+      assert.deepEqual([...issued.required].sort(), ['kind', 'name'])
+      assert.equal('secret' in issued.properties, false)
+      assert.ok('prefix' in issued.properties && 'recoverable' in issued.properties && 'passphrase' in issued.properties)
+
+      const user = await withVault()
+      const cases: Array<[Record<string, unknown>, string]> = [
+        [{ kind: 'held', name: 'x', passphrase: PASSPHRASE }, 'body is missing the required field \'secret\' for a held key'],
+        [{ kind: 'held', name: 'x', secret: 'abc' }, 'body is missing the required field \'passphrase\' for a held key'],
+        [{ kind: 'held', name: 'x', secret: 'abc', passphrase: PASSPHRASE, prefix: 'acme' }, 'body has an unknown field \'prefix\' for a held key'],
+        [{ kind: 'held', name: 'x', secret: 'abc', passphrase: PASSPHRASE, recoverable: true }, 'body has an unknown field \'recoverable\' for a held key'],
+        [{ kind: 'issued', name: 'x', secret: 'abc' }, 'body has an unknown field \'secret\' for an issued key'],
+        [{ kind: 'issued', name: 'x', recoverable: true }, 'body is missing the required field \'passphrase\' for a recoverable key'],
+        [{ name: 'x' }, 'body is missing the required field \'kind\''],
+        [{ kind: 'lent', name: 'x' }, 'body/kind must be equal to constant']
+      ]
+      for (const [payload, message] of cases) {
+        const res = await call(user, 'POST', '/api/keys', payload)
+        assert.equal(res.statusCode, 400, JSON.stringify(payload))
+        assert.deepEqual(Object.keys(res.json()).sort(), ERROR_KEYS)
+        assert.equal(res.json().code, 'VALIDATION_FAILED')
+        assert.equal(res.json().message, message)
+      }
+      assert.equal((await call(user, 'GET', '/api/keys')).json().items.length, 0)
+      const plain = await createIssued(user, { recoverable: false })
+      assert.equal((await call(user, 'GET', `/api/keys/${plain.key.id}`)).json().recoverable, false, 'recoverable: false needs no passphrase')
+    })
   })
 
   describe('reveal', () => {

@@ -5,22 +5,30 @@ import { createTestApp, registerUser, type TestApp } from '../helpers/app.ts'
 
 const ERROR_KEYS = ['code', 'error', 'message', 'requestId', 'statusCode']
 
+type Properties = Record<string, { type?: string | string[] }>
+interface BodySchema { properties?: Properties, oneOf?: BodySchema[] }
 interface Operation {
   method: string
   path: string
-  body?: { properties?: Record<string, { type?: string | string[] }> }
+  body?: { properties?: Properties }
   query?: string[]
 }
 
+/** The body's fields, those of every branch included (the create-key body is one of two shapes). */
+function bodyFields (schema: BodySchema | undefined): Operation['body'] {
+  if (schema?.oneOf === undefined) return schema
+  return { properties: Object.assign({}, schema.properties, ...schema.oneOf.map((branch) => branch.properties)) }
+}
+
 /** Every operation of the OpenAPI document, with its body properties and query names. */
-function operations (doc: { paths: Record<string, Record<string, { requestBody?: { content?: Record<string, { schema?: Operation['body'] }> }, parameters?: Array<{ in: string, name: string }> }>> }): Operation[] {
+function operations (doc: { paths: Record<string, Record<string, { requestBody?: { content?: Record<string, { schema?: BodySchema }> }, parameters?: Array<{ in: string, name: string }> }>> }): Operation[] {
   const out: Operation[] = []
   for (const [path, methods] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(methods)) {
       out.push({
         method: method.toUpperCase(),
         path,
-        body: op.requestBody?.content?.['application/json']?.schema,
+        body: bodyFields(op.requestBody?.content?.['application/json']?.schema),
         query: (op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name)
       })
     }

@@ -6,6 +6,8 @@ import type { Clock } from '../clock.ts'
 import { listAllKeys } from '../store/shared.ts'
 import type { AuditInput, AuditStore, KeysStore, Role, SessionRecord, SessionsStore, UserRecord, UsersStore } from '../store/types/index.ts'
 import { hashPassword, needsRehash, verifyPassword, type ScryptParams } from './passwords.ts'
+import type { Static } from 'typebox'
+import type { ChangePasswordBody, LoginBody, RegisterBody, UpdateMeBody } from '../../../schemas/auth.ts'
 
 /** What an access token carries. `typ` keeps other tokens signed with the same secret out. */
 export interface AccessClaims {
@@ -164,7 +166,7 @@ export class AuthService {
     return promoted ?? user
   }
 
-  async register (input: { email: string, password: string, name?: string }, ctx: RequestContext): Promise<TokenPair> {
+  async register (input: Static<typeof RegisterBody>, ctx: RequestContext): Promise<TokenPair> {
     const email = normaliseEmail(input.email)
     this.checkPasswordPolicy(input.password, email)
     const passwordHash = await hashPassword(input.password, this.deps.passwordParams)
@@ -180,7 +182,7 @@ export class AuthService {
     return this.issueTokens(user, ctx)
   }
 
-  async login (input: { email: string, password: string }, ctx: RequestContext): Promise<TokenPair> {
+  async login (input: Static<typeof LoginBody>, ctx: RequestContext): Promise<TokenPair> {
     let email: string | null
     try {
       email = normaliseEmail(input.email)
@@ -283,13 +285,13 @@ export class AuthService {
     return user
   }
 
-  async updateMe (principal: Principal, patch: { name?: string | null }): Promise<UserRecord> {
+  async updateMe (principal: Principal, patch: Static<typeof UpdateMeBody>): Promise<UserRecord> {
     const user = await this.deps.store.updateUser(principal.id, { name: patch.name?.trim() || null })
     if (user === null) throw notFound('User')
     return user
   }
 
-  async changePassword (principal: Principal, input: { currentPassword: string, newPassword: string }, ctx: RequestContext) {
+  async changePassword (principal: Principal, input: Static<typeof ChangePasswordBody>, ctx: RequestContext) {
     const user = await this.me(principal)
     if (!(await verifyPassword(input.currentPassword, user.passwordHash))) throw wrongPassword()
     this.checkPasswordPolicy(input.newPassword, user.email)

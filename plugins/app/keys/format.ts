@@ -1,5 +1,6 @@
 import { createHmac, createSecretKey, randomBytes, type KeyObject } from 'node:crypto'
 import { crc32 } from 'node:zlib'
+import { KEY_BODY_LENGTH as BODY_LENGTH, KEY_CHECKSUM_LENGTH as CHECKSUM_LENGTH, MAX_KEY_LENGTH, PREFIX_PATTERN } from '../../../schemas/keys.ts'
 
 /**
  * Issued keys: `<prefix><43 base62 chars of 32 random bytes><6 base62 chars of CRC-32>`.
@@ -7,17 +8,13 @@ import { crc32 } from 'node:zlib'
  */
 
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
-const BODY_LENGTH = 43
-const CHECKSUM_LENGTH = 6
 export const DEFAULT_PREFIX = 'kw_'
-export const PREFIX_PATTERN = '^[A-Za-z][A-Za-z0-9_]{0,15}$'
 const PREFIX_RE = new RegExp(PREFIX_PATTERN)
 /** A stored prefix: the pattern plus the underscore normalisePrefix may add. */
 const STORED_PREFIX_RE = /^[A-Za-z][A-Za-z0-9_]{0,16}$/
 const BASE62_TAIL = /^[0-9A-Za-z]+$/
 /** Characters of the body shown in `start`, after the prefix. */
 const START_CHARS = 4
-export const MAX_KEY_LENGTH = 17 + BODY_LENGTH + CHECKSUM_LENGTH
 
 function base62 (value: bigint, length: number): string {
   let out = ''

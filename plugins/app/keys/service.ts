@@ -3,57 +3,23 @@ import type { TwoLayerCache } from '../cache/cache.ts'
 import type { Clock } from '../clock.ts'
 import { isId, newId } from '../store/ids.ts'
 import { canonicalJson } from '../store/shared.ts'
-import type {
-  AuditStore, Environment, KeyKind, KeyPatch, KeyRateLimit, KeyRecord, KeysStore, KeySortField, KeyStats, KeyStatus, KeyVersionRecord
-} from '../store/types/index.ts'
+import type { AuditStore, KeyPatch, KeyRecord, KeysStore, KeySortField, KeyStats, KeyStatus, KeyVersionRecord } from '../store/types/index.ts'
 import { DecryptionError, open, seal } from '../vault/crypto.ts'
 import type { VaultService } from '../vault/service.ts'
 import { decodeCursor, encodeCursor } from './cursor.ts'
 import { generateKey, lookupHash, normalisePrefix } from './format.ts'
 import { keyView } from './view.ts'
-import type { KeyViewType } from '../../../schemas/keys.ts'
+import type { Static } from 'typebox'
+import type { BulkBody, CreateKeyBody, KeyListQuery, KeyViewType, RotateBody, UpdateKeyBody } from '../../../schemas/keys.ts'
 
 export interface Actor { userId: string, ip: string | null, sessionId?: string }
 
-export interface KeyInput {
-  name: string
-  service?: string | null
-  description?: string | null
-  environment?: Environment
-  tags?: string[]
-  scopes?: string[]
-  metadata?: Record<string, unknown>
-  expiresAt?: string | null
-  rotationIntervalDays?: number | null
-  monthlyLimit?: number | null
-  rateLimit?: KeyRateLimit | null
-}
-
-export interface CreateKeyInput extends KeyInput {
-  kind: KeyKind
-  prefix?: string
-  secret?: string
-  passphrase?: string
-  recoverable?: boolean
-}
-
-export interface UpdateKeyInput extends Partial<KeyInput> {
-  status?: 'active' | 'disabled'
-}
-
-export interface ListInput {
-  status?: KeyStatus
-  kind?: KeyKind
-  service?: string
-  environment?: Environment
-  tag?: string
-  q?: string
-  sort?: string
-  limit?: number
-  cursor?: string
-}
-
-export type BulkAction = 'revoke' | 'disable' | 'enable' | 'addTags' | 'removeTags'
+export type CreateKeyInput = Static<typeof CreateKeyBody>
+export type UpdateKeyInput = Static<typeof UpdateKeyBody>
+export type ListInput = Static<typeof KeyListQuery>
+export type RotateInput = Static<typeof RotateBody>
+export type BulkInput = Static<typeof BulkBody>
+export type BulkAction = BulkInput['action']
 
 export interface BulkResult { id: string, ok: boolean, status?: KeyStatus, error?: string }
 
@@ -194,11 +160,6 @@ export class KeyService {
     const audit = { action: 'key.created', ip: actor.ip, sessionId: actor.sessionId, detail: { kind: input.kind, name: input.name } }
 
     if (input.kind === 'held') {
-      if (input.secret === undefined) throw new AppError(400, 'VALIDATION_FAILED', 'body is missing the required field \'secret\' for a held key')
-      if (input.passphrase === undefined) throw new AppError(400, 'VALIDATION_FAILED', 'body is missing the required field \'passphrase\' for a held key')
-      if (input.prefix !== undefined || input.recoverable === false) {
-        throw new AppError(400, 'VALIDATION_FAILED', 'body/prefix and body/recoverable apply to issued keys only')
-      }
       const dataKey = await this.deps.vault.unlock(actor.userId, input.passphrase)
       const start = heldStart(input.secret)
       const ciphertext = seal(dataKey, input.secret, { ownerId: actor.userId, keyId: id, version: 1 })
@@ -208,17 +169,9 @@ export class KeyService {
       return { key }
     }
 
-    if (input.secret !== undefined) throw new AppError(400, 'VALIDATION_FAILED', 'body/secret applies to held keys only; issued keys are generated')
-    let prefix: string
-    try {
-      prefix = normalisePrefix(input.prefix)
-    } catch {
-      throw new AppError(400, 'VALIDATION_FAILED', 'body/prefix must be letters, digits and underscores, starting with a letter')
-    }
+    const prefix = normalisePrefix(input.prefix)
     const recoverable = input.recoverable === true
-    if (recoverable && input.passphrase === undefined) {
-      throw new AppError(400, 'VALIDATION_FAILED', 'body is missing the required field \'passphrase\' for a recoverable key')
-    }
+    // The schema requires the passphrase with recoverable: true.
     const dataKey = recoverable ? await this.deps.vault.unlock(actor.userId, input.passphrase as string) : null
     const { secret, start } = generateKey(prefix)
     const hash = lookupHash(secret, this.deps.hashSecret)
@@ -335,7 +288,7 @@ export class KeyService {
     return { id: key.id, version: wanted, secret }
   }
 
-  async rotate (actor: Actor, id: string, input: { secret?: string, passphrase?: string, gracePeriodSeconds?: number }): Promise<{ key: KeyRecord, secret?: string }> {
+  async rotate (actor: Actor, id: string, input: RotateInput): Promise<{ key: KeyRecord, secret?: string }> {
     const key = await this.get(actor.userId, id)
     if (key.status === 'revoked') throw keyRevoked()
     const now = this.deps.clock.now()
@@ -377,7 +330,7 @@ export class KeyService {
     return key.kind === 'issued' ? { key: rotated, secret } : { key: rotated }
   }
 
-  async bulk (actor: Actor, input: { action: BulkAction, ids: string[], tags?: string[] }): Promise<BulkResult[]> {
+  async bulk (actor: Actor, input: BulkInput): Promise<BulkResult[]> {
     if ((input.action === 'addTags' || input.action === 'removeTags') && (input.tags === undefined || input.tags.length === 0)) {
       throw new AppError(400, 'VALIDATION_FAILED', `body/tags is required for ${input.action}`)
     }

@@ -1,7 +1,6 @@
 import type { KeyViewType } from '../../../schemas/keys.ts'
 import type { KeyRecord } from '../store/types/index.ts'
-
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
+import { iso } from '../time.ts'
 
 /** The API's view of a key: metadata only, never the hash or any ciphertext. */
 export function keyView (key: KeyRecord): KeyViewType {
@@ -25,8 +24,8 @@ export function keyView (key: KeyRecord): KeyViewType {
     rotationDueAt: iso(key.rotationDueAt),
     monthlyLimit: key.monthlyLimit,
     rateLimit: key.rateLimit,
-    createdAt: new Date(key.createdAt).toISOString(),
-    updatedAt: new Date(key.updatedAt).toISOString(),
+    createdAt: iso(key.createdAt),
+    updatedAt: iso(key.updatedAt),
     lastUsedAt: iso(key.lastUsedAt),
     revokedAt: iso(key.revokedAt)
   }

@@ -2,14 +2,14 @@ import { monitorEventLoopDelay, performance as perf } from 'node:perf_hooks'
 import { hkdfSync } from 'node:crypto'
 import { getHeapStatistics } from 'node:v8'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import Fastify from 'fastify'
 import fp from 'fastify-plugin'
 import cluster from 'node:cluster'
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { recentRuns } from '../../../jobs/runner.ts'
-import { AppError } from '../errors.ts'
+import { unauthorized } from '../errors.ts'
 import { deliver } from '../notifications/webhooks.ts'
 import { AlertEngine, defaultRules, type AlertState } from './alerts.ts'
+import { bearerMatches, listenMetrics, METRICS_TOKEN_REQUIRED, metricsListener, metricsStartupLine } from './listener.ts'
 import { MinuteWindow, type Gauges } from './window.ts'
 
 declare module 'fastify' {
@@ -256,24 +256,23 @@ export default fp(async function metricsPlugin (fastify: FastifyInstance) {
 
   fastify.decorate('metrics', { registry, window, alerts, gauges, text: serviceText, inFlight: () => inFlight, heapLimitBytes })
 
-  const serve = async (request: FastifyRequest, reply: FastifyReply, requireToken: boolean) => {
-    if (requireToken) {
-      const header = request.headers.authorization ?? ''
-      if (config.metrics.token === undefined || header !== `Bearer ${config.metrics.token}`) {
-        throw new AppError(401, 'UNAUTHORIZED', 'A bearer METRICS_TOKEN is required')
-      }
-    }
-    return reply.type(registry.contentType).send(await serviceText())
-  }
-
-  let metricsServer: ReturnType<typeof Fastify> | null = null
+  let metricsServer: ReturnType<typeof metricsListener> | null = null
   if (config.metrics.port !== 0) {
-    // On its own port (reachable only from the monitoring network) instead of the API's.
-    metricsServer = Fastify({ logger: false })
-    metricsServer.get('/metrics', (request: FastifyRequest, reply: FastifyReply) => serve(request, reply, config.metrics.token !== undefined))
-    fastify.addHook('onReady', async () => { await metricsServer?.listen({ port: config.metrics.port, host: config.host }) })
+    // On its own port (loopback unless METRICS_HOST says otherwise) instead of the API's.
+    const server = metricsListener({ token: config.metrics.token, contentType: registry.contentType, text: serviceText })
+    metricsServer = server
+    fastify.addHook('onReady', async () => { await listenMetrics(server, config.metrics.host, config.metrics.port) })
   } else if (config.metrics.token !== undefined) {
-    fastify.get('/metrics', { schema: { hide: true } }, (request, reply) => serve(request, reply, true))
+    const token = config.metrics.token
+    fastify.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
+      if (!bearerMatches(request.headers.authorization, token)) throw unauthorized(METRICS_TOKEN_REQUIRED)
+      return reply.type(registry.contentType).send(await serviceText())
+    })
+  }
+  // Under the cluster the primary serves METRICS_PORT and says so; a worker speaks only for its own /metrics.
+  if (!inCluster || config.metrics.token !== undefined) {
+    const { level, line } = metricsStartupLine(config.metrics)
+    fastify.addHook('onReady', async () => { fastify.log[level](line) })
   }
   fastify.addHook('onClose', async () => {
     clearInterval(timer)

@@ -4,8 +4,12 @@ import type { KeyService } from '../keys/service.ts'
 import { hourStart, monthStart } from '../store/shared.ts'
 import type { KeyRecord, KeysStore, UsagePoint, UsageStore } from '../store/types/index.ts'
 import type { UsageMeter } from './meter.ts'
+import type { Static } from 'typebox'
+import type { RecordUsageBody, UsageQuery } from '../../../schemas/usage.ts'
 
-export type Granularity = 'hour' | 'day' | 'month'
+export type UsageQueryInput = Static<typeof UsageQuery>
+export type RecordUsageInput = Static<typeof RecordUsageBody>
+export type Granularity = NonNullable<UsageQueryInput['granularity']>
 
 const DAY_MS = 86_400_000
 /** The widest window each granularity may ask for (bounded work per request). */
@@ -29,7 +33,7 @@ function parse (value: string | undefined, field: string): number | undefined {
 export class UsageService {
   constructor (private readonly store: KeysStore & UsageStore, private readonly keys: KeyService, private readonly meter: UsageMeter, private readonly clock: Clock) {}
 
-  async series (ownerId: string, keyId: string, query: { from?: string, to?: string, granularity?: Granularity }) {
+  async series (ownerId: string, keyId: string, query: UsageQueryInput) {
     const key = await this.keys.get(ownerId, keyId)
     const g = query.granularity ?? 'hour'
     const to = parse(query.to, 'to') ?? this.clock.now()
@@ -60,7 +64,7 @@ export class UsageService {
   }
 
   /** Records usage of a key directly in the store (acknowledged = durable), once per idempotency key. */
-  async record (ownerId: string, keyId: string, input: { count: number, cost?: number }, idempotencyKey?: string) {
+  async record (ownerId: string, keyId: string, input: RecordUsageInput, idempotencyKey?: string) {
     const key: KeyRecord = await this.keys.get(ownerId, keyId)
     if (key.status === 'revoked') throw new AppError(409, 'KEY_REVOKED', 'The key is revoked')
     const now = this.clock.now()

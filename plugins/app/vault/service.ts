@@ -2,6 +2,8 @@ import { AppError } from '../errors.ts'
 import type { ScryptParams } from '../auth/passwords.ts'
 import type { AuditInput, VaultRecord, VaultStore } from '../store/types/index.ts'
 import { DecryptionError, deriveKek, newDataKey, newKdf, unwrapDataKey, wrapDataKey } from './crypto.ts'
+import type { Static } from 'typebox'
+import type { PassphraseBody } from '../../../schemas/vault.ts'
 
 export const passphraseNotSet = () =>
   new AppError(409, 'PASSPHRASE_NOT_SET', 'Set a vault passphrase first (PUT /api/vault/passphrase)')
@@ -19,7 +21,7 @@ export class VaultService {
   }
 
   /** Sets the first passphrase, or changes it (re-wrapping only the data key). */
-  async setPassphrase (userId: string, input: { passphrase: string, currentPassphrase?: string }, audit: Omit<AuditInput, 'action'>): Promise<'created' | 'changed'> {
+  async setPassphrase (userId: string, input: Static<typeof PassphraseBody>, audit: Omit<AuditInput, 'action'>): Promise<'created' | 'changed'> {
     const vault = await this.store.getVault(userId)
     if (vault === null) {
       if (input.currentPassphrase !== undefined) throw passphraseNotSet()

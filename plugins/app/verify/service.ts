@@ -9,6 +9,8 @@ import { nextMonthStart } from '../store/shared.ts'
 import type { Environment, KeyRateLimit, KeyRecord, KeysStore } from '../store/types/index.ts'
 import type { UsageMeter } from '../usage/meter.ts'
 import type { BucketResult, MemoryBuckets, RedisBuckets } from './token-bucket.ts'
+import type { Static } from 'typebox'
+import type { VerifyBody } from '../../../schemas/verify.ts'
 
 export type VerifyCode = 'VALID' | 'MALFORMED' | 'NOT_FOUND' | 'DISABLED' | 'REVOKED' | 'EXPIRED' |
   'INSUFFICIENT_SCOPES' | 'RATE_LIMITED' | 'USAGE_EXCEEDED'
@@ -54,7 +56,7 @@ const answer = (code: VerifyCode): VerifyAnswer => ({ valid: false, code })
 const MALFORMED = Object.freeze(answer('MALFORMED'))
 const NOT_FOUND = Object.freeze(answer('NOT_FOUND'))
 
-export interface VerifyInput { key: string, scopes?: string[], cost?: number, client?: string }
+export type VerifyInput = Static<typeof VerifyBody>
 
 /** Who is calling verify: the owner whose keys it may check, and the credential itself. */
 export interface VerifyCaller {

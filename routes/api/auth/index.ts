@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { principalOf, requestContext } from '../../../plugins/app/auth/index.ts'
 import { publicUser } from '../../../plugins/app/auth/service.ts'
 import { keyView } from '../../../plugins/app/keys/view.ts'
+import { iso } from '../../../plugins/app/time.ts'
 import { auditView } from '../audit/index.ts'
 import { listAllKeys } from '../../../plugins/app/store/shared.ts'
 import type { SessionRecord } from '../../../plugins/app/store/types/index.ts'
@@ -12,8 +13,6 @@ import {
 import { IdParams, NoContent } from '../../../schemas/common.ts'
 import { errorResponses } from '../../../schemas/error.ts'
 
-const iso = (ms: number) => new Date(ms).toISOString()
-
 function sessionView (session: SessionRecord, currentId: string) {
   return {
     id: session.id,
@@ -21,7 +20,7 @@ function sessionView (session: SessionRecord, currentId: string) {
     createdAt: iso(session.createdAt),
     lastUsedAt: iso(session.lastUsedAt),
     expiresAt: iso(session.expiresAt),
-    revokedAt: session.revokedAt === null ? null : iso(session.revokedAt),
+    revokedAt: iso(session.revokedAt),
     userAgent: session.userAgent,
     ip: session.ip
   }

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { principalOf } from '../../../plugins/app/auth/index.ts'
 import type { Actor } from '../../../plugins/app/keys/service.ts'
 import { keyView } from '../../../plugins/app/keys/view.ts'
+import { iso } from '../../../plugins/app/time.ts'
 import type { FastifyRequest } from 'fastify'
 import { IdParams, NoContent } from '../../../schemas/common.ts'
 import { errorResponses } from '../../../schemas/error.ts'
@@ -10,8 +11,6 @@ import {
   BulkBody, BulkResults, CreatedKey, CreateKeyBody, KeyList, KeyListQuery, KeyStatsSchema, KeyVersionList, KeyView, RevealBody,
   Revealed, RotateBody, UpdateKeyBody
 } from '../../../schemas/keys.ts'
-
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
 
 function actorOf (request: FastifyRequest): Actor {
   const principal = principalOf(request)
@@ -157,7 +156,7 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
         current: v.version === key.version,
         start: v.start,
         recoverable: v.ciphertext !== null,
-        createdAt: new Date(v.createdAt).toISOString(),
+        createdAt: iso(v.createdAt),
         retiredAt: iso(v.retiredAt),
         graceEndsAt: iso(v.graceEndsAt)
       })),

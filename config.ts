@@ -214,6 +214,12 @@ function parseCidrs (value: string, name: string): string[] {
   return list
 }
 
+/** The database named in the URI's path, if any (mongodb+srv URIs cannot be parsed by URL). */
+function databaseFromUri (uri: string): string | undefined {
+  const match = /^mongodb(?:\+srv)?:\/\/[^/]+\/([^?]+)/.exec(uri)
+  return match?.[1] === undefined ? undefined : decodeURIComponent(match[1])
+}
+
 function parseEmails (value: string): string[] {
   const emails = parseList(value).map((e) => e.toLowerCase())
   for (const email of emails) {
@@ -313,7 +319,7 @@ export function createConfig (source: Record<string, string | undefined> = proce
     sqliteBusyTimeoutMs: env.SQLITE_BUSY_TIMEOUT_MS,
     mongo: env.MONGODB_URI === undefined
       ? undefined
-      : { uri: env.MONGODB_URI, database: env.MONGODB_DB, connectTimeoutMs: env.MONGODB_CONNECT_TIMEOUT_MS },
+      : { uri: env.MONGODB_URI, database: databaseFromUri(env.MONGODB_URI) ?? env.MONGODB_DB, connectTimeoutMs: env.MONGODB_CONNECT_TIMEOUT_MS },
     redis: env.REDIS_URL === undefined ? undefined : { url: env.REDIS_URL, prefix: env.REDIS_PREFIX, commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS },
     corsOrigins: parseOrigins(env.FRONTEND_URL),
     trustProxy: parseTrustProxy(env.TRUST_PROXY),

@@ -1,5 +1,5 @@
 import { Queue, Worker, type ConnectionOptions, type Job as BullJob } from 'bullmq'
-import type { DeliveryRecord, Store } from '../plugins/app/store/types.ts'
+import type { DeliveryRecord, NotificationsStore } from '../plugins/app/store/types/index.ts'
 import type { JobContext } from '../plugins/app/jobs/context.ts'
 import { runJob } from '../plugins/app/jobs/runner.ts'
 import { findJob, SCHEDULE } from './schedule.ts'
@@ -47,7 +47,7 @@ export async function queueDelivery (queue: Queue, delivery: DeliveryRecord) {
  * id), so this only adds the deliveries whose queueing failed, for example because Redis went
  * away between the store's write and the queue's: the store's record is what was acknowledged.
  */
-export async function requeueDue (store: Store, queue: Queue, now: number, limit = 500): Promise<number> {
+export async function requeueDue (store: NotificationsStore, queue: Queue, now: number, limit = 500): Promise<number> {
   const due = await store.dueDeliveries(now, limit)
   for (const delivery of due) await queueDelivery(queue, delivery)
   return due.length

@@ -85,6 +85,14 @@ describe('createConfig', () => {
     assert.equal(config.redis?.url, 'redis://cache:6379/2')
   })
 
+  it('takes the MongoDB database from the URI, else MONGODB_DB', () => {
+    const database = (env: Record<string, string>) => createConfig({ NODE_ENV: 'test', ...env }).mongo?.database
+    assert.equal(database({ MONGODB_URI: 'mongodb://db:27017/kw', MONGODB_DB: 'other' }), 'kw')
+    assert.equal(database({ MONGODB_URI: 'mongodb+srv://u:p@cluster.example.net/k%2Dw?retryWrites=true' }), 'k-w')
+    assert.equal(database({ MONGODB_URI: 'mongodb://db:27017/?replicaSet=rs0', MONGODB_DB: 'other' }), 'other')
+    assert.equal(database({ MONGODB_URI: 'mongodb://db:27017' }), 'keyward')
+  })
+
   it('refuses to start in production without secrets, or with short or placeholder ones', () => {
     assert.throws(() => createConfig({ NODE_ENV: 'production' }), /JWT_SECRET is required in production/)
     assert.throws(() => createConfig({ NODE_ENV: 'production', JWT_SECRET: SECRETS.JWT_SECRET }), /KEY_HASH_SECRET is required in production/)

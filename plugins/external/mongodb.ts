@@ -14,12 +14,6 @@ export const autoConfig: MongoClientOptions = {
   appName: 'keyward'
 }
 
-/** The database named in the URI's path, if any (mongodb+srv URIs cannot be parsed by URL). */
-export function databaseFromUri (uri: string): string | undefined {
-  const match = /^mongodb(?:\+srv)?:\/\/[^/]+\/([^?]+)/.exec(uri)
-  return match?.[1] === undefined ? undefined : decodeURIComponent(match[1])
-}
-
 /**
  * Connects before the store plugin loads. Server selection times out below Fastify's plugin
  * timeout, so an unreachable MongoDB stops start-up with one clear line, and the client is
@@ -42,5 +36,5 @@ export default fp(async function mongodbPlugin (fastify: FastifyInstance) {
   if (mongo === undefined) return
   const client = await connectMongo(mongo.uri, mongo.connectTimeoutMs)
   fastify.addHook('onClose', async () => { await client.close() })
-  await fastify.register(fastifyMongo, { client, database: databaseFromUri(mongo.uri) ?? mongo.database })
+  await fastify.register(fastifyMongo, { client, database: mongo.database })
 }, { name: 'mongodb', dependencies: ['config'] })

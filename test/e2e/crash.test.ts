@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { AuditChain } from '../../plugins/app/store/audit-chain.ts'
-import { SqliteStore } from '../../plugins/app/store/sqlite.ts'
+import { createSqliteStore } from '../../plugins/app/store/sqlite/index.ts'
 import { TEST_SECRETS } from '../helpers/app.ts'
 import { freePort, requestOnce, startServer } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
@@ -103,7 +103,7 @@ async function verifyAfterRestart (env: Record<string, string>, ack: Acknowledge
 }
 
 async function integrity (dataDir: string) {
-  const store = new SqliteStore({ dataDir, auditChain: new AuditChain(TEST_SECRETS.KEY_HASH_SECRET) })
+  const store = createSqliteStore({ dataDir, auditChain: new AuditChain(TEST_SECRETS.KEY_HASH_SECRET) })
   try {
     assert.equal(store.integrityCheck(), 'ok')
   } finally {

@@ -7,7 +7,7 @@ import { Queue, QueueEvents } from 'bullmq'
 import Database from 'libsql'
 import { MAINTENANCE_QUEUE } from '../../jobs/queue.ts'
 import { AuditChain } from '../../plugins/app/store/audit-chain.ts'
-import { SqliteStore } from '../../plugins/app/store/sqlite.ts'
+import { createSqliteStore } from '../../plugins/app/store/sqlite/index.ts'
 import { TEST_SECRETS } from '../helpers/app.ts'
 import { startRedis } from '../helpers/redis.ts'
 import { freePort, startServer, type RunningServer } from '../helpers/server.ts'
@@ -305,7 +305,7 @@ describe('faults under traffic', { timeout: 240_000 }, () => {
     await traffic.stop()
     const code = await server.stop('SIGTERM')
     assert.equal(code, 0, 'a graceful stop flushes the meter')
-    const store = new SqliteStore({ dataDir: tmp.dir, auditChain: new AuditChain(TEST_SECRETS.KEY_HASH_SECRET) })
+    const store = createSqliteStore({ dataDir: tmp.dir, auditChain: new AuditChain(TEST_SECRETS.KEY_HASH_SECRET) })
     try {
       assert.equal(store.integrityCheck(), 'ok')
       for (const id of traffic.created) assert.ok(await store.getKey(ownerId, id), `acknowledged key ${id} is in the store`)

@@ -4,7 +4,7 @@ import net from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { after, before, describe, it } from 'node:test'
 import { AuditChain } from '../../plugins/app/store/audit-chain.ts'
-import { SqliteStore } from '../../plugins/app/store/sqlite.ts'
+import { createSqliteStore } from '../../plugins/app/store/sqlite/index.ts'
 import { TEST_SECRETS } from '../helpers/app.ts'
 import { freePort, runToExit, startServer } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
@@ -57,7 +57,7 @@ describe('the server process', () => {
     } finally {
       assert.equal(await again.stop('SIGINT'), 0)
     }
-    const store = new SqliteStore({ dataDir: tmp.dir, auditChain: new AuditChain(TEST_SECRETS.KEY_HASH_SECRET) })
+    const store = createSqliteStore({ dataDir: tmp.dir, auditChain: new AuditChain(TEST_SECRETS.KEY_HASH_SECRET) })
     try {
       assert.equal(store.integrityCheck(), 'ok')
     } finally {

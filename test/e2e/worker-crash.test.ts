@@ -5,7 +5,7 @@ import { it } from 'node:test'
 import { Queue } from 'bullmq'
 import { bullConnection, MAINTENANCE_QUEUE, WEBHOOK_QUEUE } from '../../jobs/queue.ts'
 import { AuditChain } from '../../plugins/app/store/audit-chain.ts'
-import { SqliteStore } from '../../plugins/app/store/sqlite.ts'
+import { createSqliteStore } from '../../plugins/app/store/sqlite/index.ts'
 import { TEST_SECRETS } from '../helpers/app.ts'
 import { dropPrefix, REDIS_URL, testPrefix } from '../helpers/redis.ts'
 import { startServer, type RunningServer } from '../helpers/server.ts'
@@ -86,7 +86,7 @@ it('kill -9 of the jobs worker mid-delivery: another worker delivers the webhook
     assert.equal(await second.stop('SIGTERM'), 0)
     second = undefined
 
-    const store = new SqliteStore({ dataDir: tmp.dir, auditChain: new AuditChain(TEST_SECRETS.KEY_HASH_SECRET) })
+    const store = createSqliteStore({ dataDir: tmp.dir, auditChain: new AuditChain(TEST_SECRETS.KEY_HASH_SECRET) })
     try {
       const delivery = await store.getDelivery(job.data.deliveryId as string)
       assert.equal(delivery?.status, 'delivered')

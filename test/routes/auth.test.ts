@@ -4,7 +4,7 @@ import { createTestApp, ManualClock, registerUser, TEST_SECRETS, type TestApp } 
 import { tempDir } from '../helpers/tmp.ts'
 import { b64url, signHs256 } from '../helpers/tokens.ts'
 import { anonymousOwner } from '../../plugins/app/store/shared.ts'
-import { keyFixture } from '../store/contract.ts'
+import { keyFixture } from '../store/contract/fixtures.ts'
 
 const ERROR_KEYS = ['code', 'error', 'message', 'requestId', 'statusCode']
 

@@ -1,7 +1,7 @@
 import { MongoClient } from 'mongodb'
 import { AuditChain } from '../../plugins/app/store/audit-chain.ts'
-import { MongoStore } from '../../plugins/app/store/mongo.ts'
-import { storeContract, type StoreHarness } from './contract.ts'
+import { createMongoStore } from '../../plugins/app/store/mongo/index.ts'
+import { storeContract, type StoreHarness } from './contract/index.ts'
 
 const uri = process.env.MONGODB_URI
 const auditChain = new AuditChain('store-contract-audit-chain-secret')
@@ -22,7 +22,7 @@ async function open (url: string): Promise<StoreHarness> {
   const dbName = `keyward_test_${process.pid}_${Date.now()}`
   const client = await connect(url)
   // Primary for listing too: the contract reads its own writes, which a lagging secondary would break at random.
-  const store = new MongoStore(client.db(dbName), { client, closeClient: true, listReadPreference: 'primary', auditChain })
+  const store = createMongoStore(client.db(dbName), { client, closeClient: true, listReadPreference: 'primary', auditChain })
   try {
     await store.init()
   } catch (err) {
@@ -34,7 +34,7 @@ async function open (url: string): Promise<StoreHarness> {
     auditChain,
     reopen: async () => {
       const other = await connect(url)
-      return new MongoStore(other.db(dbName), { client: other, closeClient: true, listReadPreference: 'primary', auditChain })
+      return createMongoStore(other.db(dbName), { client: other, closeClient: true, listReadPreference: 'primary', auditChain })
     },
     cleanup: async () => {
       try {

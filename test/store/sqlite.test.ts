@@ -7,21 +7,21 @@ import { AuditService } from '../../plugins/app/audit/service.ts'
 import { AuditChain } from '../../plugins/app/store/audit-chain.ts'
 import { newId } from '../../plugins/app/store/ids.ts'
 import { anonymousOwner, canonicalJson, GENESIS_HASH } from '../../plugins/app/store/shared.ts'
-import { SqliteStore } from '../../plugins/app/store/sqlite.ts'
-import { StoreBusyError } from '../../plugins/app/store/types.ts'
+import { StoreBusyError } from '../../plugins/app/store/errors.ts'
+import { createSqliteStore } from '../../plugins/app/store/sqlite/index.ts'
 import { tempDir } from '../helpers/tmp.ts'
-import { storeContract } from './contract.ts'
+import { storeContract } from './contract/index.ts'
 
 const auditChain = new AuditChain('store-contract-audit-chain-secret')
 
 storeContract('sqlite', async () => {
   const tmp = await tempDir('store-sqlite')
-  const store = new SqliteStore({ dataDir: tmp.dir, auditChain })
+  const store = createSqliteStore({ dataDir: tmp.dir, auditChain })
   await store.init()
   return {
     store,
     auditChain,
-    reopen: async () => new SqliteStore({ dataDir: tmp.dir, auditChain }),
+    reopen: async () => createSqliteStore({ dataDir: tmp.dir, auditChain }),
     cleanup: async () => { await store.close(); await tmp.remove() }
   }
 })
@@ -29,7 +29,7 @@ storeContract('sqlite', async () => {
 it('sqlite: migrations are recorded once and the file passes an integrity check', async () => {
   const tmp = await tempDir('store-sqlite-mig')
   try {
-    const store = new SqliteStore({ dataDir: tmp.dir, auditChain })
+    const store = createSqliteStore({ dataDir: tmp.dir, auditChain })
     await store.init()
     const version = store.schemaVersion()
     assert.ok(version >= 1)
@@ -45,7 +45,7 @@ it('sqlite: migrations are recorded once and the file passes an integrity check'
 
 it('sqlite: a write lock held by another connection past the busy timeout is a StoreBusyError; writes try without waiting until the backoff ends and succeed once the lock is gone', async () => {
   const tmp = await tempDir('store-sqlite-busy')
-  const store = new SqliteStore({ dataDir: tmp.dir, busyTimeoutMs: 50, busyBackoffMs: 60_000, auditChain })
+  const store = createSqliteStore({ dataDir: tmp.dir, busyTimeoutMs: 50, busyBackoffMs: 60_000, auditChain })
   const other = new Database(join(tmp.dir, 'keyward.db'))
   try {
     await store.init()
@@ -99,7 +99,7 @@ it('sqlite: chains written before link versions (v1, SHA-256) still verify after
   try {
     // A file as the previous release left it: no link_version column, no seals, v1 events (the last two
     // migrations are the ones that added link versions and sealed v1 chains; a later migration must be undone here too).
-    const old = new SqliteStore({ dataDir: tmp.dir, auditChain })
+    const old = createSqliteStore({ dataDir: tmp.dir, auditChain })
     await old.init()
     const user = await old.createUser({ email: 'v1@example.com', name: null, role: 'user', passwordHash: 'x' })
     const gone = await old.createUser({ email: 'v1-gone@example.com', name: null, role: 'user', passwordHash: 'x' })
@@ -118,7 +118,7 @@ it('sqlite: chains written before link versions (v1, SHA-256) still verify after
     raw.prepare("UPDATE audit_events SET owner_id = ?, session_id = NULL, ip = NULL, detail = '{}', anonymised = 1 WHERE owner_id = ?").run(anonymousOwner(gone.id), gone.id)
     raw.prepare('DELETE FROM users WHERE id = ?').run(gone.id)
 
-    const store = new SqliteStore({ dataDir: tmp.dir, auditChain })
+    const store = createSqliteStore({ dataDir: tmp.dir, auditChain })
     await store.init()
     assert.equal(store.schemaVersion(), current)
     const audit = new AuditService(store, auditChain)

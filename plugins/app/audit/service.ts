@@ -1,7 +1,7 @@
 import { AppError } from '../errors.ts'
 import { chainOwnerTag, type AuditChain } from '../store/audit-chain.ts'
 import { isAnonymousOwner } from '../store/shared.ts'
-import type { AuditEvent, Store } from '../store/types.ts'
+import type { AuditEvent, AuditStore } from '../store/types/index.ts'
 
 const BATCH = 500
 
@@ -15,7 +15,7 @@ export interface ChainReport {
 
 /** Reads and checks a user's hash-chained audit trail. */
 export class AuditService {
-  constructor (private readonly store: Store, private readonly chain: AuditChain) {}
+  constructor (private readonly store: AuditStore, private readonly chain: AuditChain) {}
 
   async list (ownerId: string, query: { action?: string, keyId?: string, limit?: number, cursor?: string }) {
     let beforeSeq: number | undefined

@@ -1,4 +1,4 @@
-import type { AuditEvent } from '../store/types.ts'
+import type { AuditEvent } from '../store/types/index.ts'
 import { iso } from '../time.ts'
 
 /** The API's view of an audit event. */

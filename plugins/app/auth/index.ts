@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { AppError, unauthorized } from '../errors.ts'
 import { AuthService, type AccessClaims, type Principal, type RequestContext } from './service.ts'
-import type { Role } from '../store/types.ts'
+import type { Role } from '../store/types/index.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -8,7 +8,7 @@ import type { Clock } from '../clock.ts'
 import { keyView } from '../keys/view.ts'
 import { listAllKeys } from '../store/shared.ts'
 import { iso } from '../time.ts'
-import type { AuditInput, Role, SessionRecord, Store, UserRecord } from '../store/types.ts'
+import type { AuditInput, AuditStore, KeysStore, Role, SessionRecord, SessionsStore, UserRecord, UsersStore } from '../store/types/index.ts'
 import { hashPassword, needsRehash, verifyPassword, type ScryptParams } from './passwords.ts'
 import { sessionView } from './view.ts'
 import type { Static } from 'typebox'
@@ -60,7 +60,7 @@ export interface TokenPair {
 }
 
 export interface AuthDependencies {
-  store: Store
+  store: UsersStore & SessionsStore & KeysStore & AuditStore
   cache: TwoLayerCache
   clock: Clock
   /** The account export includes the audit trail. */

@@ -1,4 +1,4 @@
-import type { SessionRecord } from '../store/types.ts'
+import type { SessionRecord } from '../store/types/index.ts'
 import { iso } from '../time.ts'
 
 /** The API's view of a session; `current` marks the one the request came with. */

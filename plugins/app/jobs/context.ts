@@ -3,7 +3,7 @@ import type { Config } from '../../../config.ts'
 import type { TwoLayerCache } from '../cache/cache.ts'
 import type { Clock } from '../clock.ts'
 import type { Notifier } from '../notifications/notifier.ts'
-import type { Store } from '../store/types.ts'
+import type { Store } from '../store/types/index.ts'
 
 /** What every job may use: plain dependencies, the same in the API process and the worker. */
 export interface JobContext {

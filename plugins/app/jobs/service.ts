@@ -1,4 +1,4 @@
-import type { JobRunRecord } from '../store/types.ts'
+import type { JobRunRecord } from '../store/types/index.ts'
 import type { JobContext, ScheduledJob } from './context.ts'
 import type { EmbeddedScheduler } from './embedded.ts'
 

@@ -3,7 +3,7 @@ import type { TwoLayerCache } from '../cache/cache.ts'
 import type { Clock } from '../clock.ts'
 import { isId, newId } from '../store/ids.ts'
 import { canonicalJson } from '../store/shared.ts'
-import type { KeyPatch, KeyRecord, KeySortField, KeyStats, KeyStatus, KeyVersionRecord, Store } from '../store/types.ts'
+import type { AuditStore, KeyPatch, KeyRecord, KeysStore, KeySortField, KeyStats, KeyStatus, KeyVersionRecord } from '../store/types/index.ts'
 import { DecryptionError, open, seal } from '../vault/crypto.ts'
 import type { VaultService } from '../vault/service.ts'
 import { decodeCursor, encodeCursor } from './cursor.ts'
@@ -99,7 +99,7 @@ const SORTS: Record<string, { field: KeySortField, descending: boolean }> = {
 export const SORT_VALUES = Object.keys(SORTS)
 
 export interface KeyServiceDependencies {
-  store: Store
+  store: KeysStore & AuditStore
   cache: TwoLayerCache
   clock: Clock
   vault: VaultService

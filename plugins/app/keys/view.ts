@@ -1,5 +1,5 @@
 import type { KeyViewType } from '../../../schemas/keys.ts'
-import type { KeyRecord } from '../store/types.ts'
+import type { KeyRecord } from '../store/types/index.ts'
 import { iso } from '../time.ts'
 
 /** The API's view of a key: metadata only, never the hash or any ciphertext. */

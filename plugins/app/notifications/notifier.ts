@@ -1,6 +1,6 @@
 import { hkdfSync } from 'node:crypto'
 import type { Clock } from '../clock.ts'
-import type { DeliveryRecord, NewNotification, NotificationRecord, Store } from '../store/types.ts'
+import type { DeliveryRecord, NewNotification, NotificationRecord, NotificationsStore } from '../store/types/index.ts'
 import { open, seal } from '../vault/crypto.ts'
 import { deliver } from './webhooks.ts'
 
@@ -30,7 +30,7 @@ export class WebhookSecrets {
 }
 
 export interface NotifierOptions {
-  store: Store
+  store: NotificationsStore
   clock: Clock
   secrets: WebhookSecrets
   allowPrivate: boolean

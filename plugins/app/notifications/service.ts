@@ -4,13 +4,13 @@ import type { NotificationQuery, WebhookBody } from '../../../schemas/notificati
 import type { Clock } from '../clock.ts'
 import { AppError, notFound } from '../errors.ts'
 import { isId } from '../store/ids.ts'
-import type { Store } from '../store/types.ts'
+import type { NotificationsStore } from '../store/types/index.ts'
 import type { WebhookSecrets } from './notifier.ts'
 import { notificationView, webhookView } from './view.ts'
 import { checkWebhookUrl, ForbiddenWebhookError } from './webhooks.ts'
 
 export interface NotificationServiceOptions {
-  store: Store
+  store: NotificationsStore
   clock: Clock
   secrets: WebhookSecrets
   allowPrivate: boolean

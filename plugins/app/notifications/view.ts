@@ -1,4 +1,4 @@
-import type { NotificationRecord, WebhookRecord } from '../store/types.ts'
+import type { NotificationRecord, WebhookRecord } from '../store/types/index.ts'
 import { iso } from '../time.ts'
 
 /** The API's view of a notification. */

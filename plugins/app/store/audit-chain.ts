@@ -1,6 +1,6 @@
 import { createHash, createHmac, hkdfSync } from 'node:crypto'
 import { anonymousOwner, canonicalJson, GENESIS_HASH, isAnonymousOwner } from './shared.ts'
-import type { AuditEvent, AuditInput, AuditSeal } from './types.ts'
+import type { AuditEvent, AuditInput, AuditSeal } from './types/index.ts'
 
 /**
  * The link version written today. v1 (plain SHA-256, recomputable by anyone who can write the

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { openStore } from './open.ts'
-import type { Store } from './types.ts'
+import type { Store } from './types/index.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { KeyRecord, KeySortField, Store } from './types.ts'
+import type { KeyListQuery, KeyRecord, KeySortField, KeysStore, Page } from './types/index.ts'
 
 /** The lower-cased text that `q` searches: name, service, description and tags. */
 export function searchText (key: Pick<KeyRecord, 'name' | 'service' | 'description' | 'tags'>): string {
@@ -7,8 +7,18 @@ export function searchText (key: Pick<KeyRecord, 'name' | 'service' | 'descripti
 }
 
 /** The value a key sorts by, as both adapters compare it (a missing time sorts lowest). */
-export function sortValue (key: KeyRecord, field: KeySortField): string | number | null {
+function sortValue (key: KeyRecord, field: KeySortField): string | number | null {
   return key[field]
+}
+
+/** A page from the up to limit + 1 keys read: the extra one only says that another page follows. */
+export function keyPage (read: KeyRecord[], query: Pick<KeyListQuery, 'limit' | 'sort'>): Page<KeyRecord> {
+  const items = read.slice(0, query.limit)
+  const last = items[items.length - 1]
+  return {
+    items,
+    next: read.length > query.limit && last !== undefined ? { value: sortValue(last, query.sort), id: last.id } : null
+  }
 }
 
 /** JSON with object keys sorted, so equal values always hash alike. */
@@ -54,7 +64,7 @@ export function hourStart (ms: number): number {
 }
 
 /** Every key of an owner, read page by page (exports, summaries, account deletion). */
-export async function listAllKeys (store: Store, ownerId: string): Promise<KeyRecord[]> {
+export async function listAllKeys (store: Pick<KeysStore, 'listKeys'>, ownerId: string): Promise<KeyRecord[]> {
   const keys: KeyRecord[] = []
   let after
   for (;;) {

@@ -10,13 +10,13 @@ import type { JobsService } from '../jobs/service.ts'
 import type { MinuteFigures } from '../metrics/window.ts'
 import type { TierName, TierPolicy } from '../rate-limit/policies.ts'
 import type { TierLimiter } from '../rate-limit/tiers.ts'
-import type { Store } from '../store/types.ts'
+import type { OpsStore, Store } from '../store/types/index.ts'
 import { iso } from '../time.ts'
 import type { Verifier } from '../verify/service.ts'
 
 export interface SystemDependencies {
   config: Config
-  store: Store
+  store: Pick<Store, 'kind'> & OpsStore
   clock: Clock
   redisConfigured: boolean
   cache: TwoLayerCache

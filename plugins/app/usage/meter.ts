@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.ts'
 import { hourStart, monthStart } from '../store/shared.ts'
-import type { Store, UsageDelta, UsageTotal } from '../store/types.ts'
+import type { UsageDelta, UsageStore, UsageTotal } from '../store/types/index.ts'
 
 interface Known {
   month: number
@@ -36,7 +36,7 @@ export class UsageMeter {
   private counters = { flushes: 0, flushFailures: 0, flushedUnits: 0 }
 
   constructor (
-    private readonly store: Store,
+    private readonly store: UsageStore,
     private readonly clock: Clock,
     private readonly options: { flushIntervalMs: number, onError?: (err: unknown) => void }
   ) {}

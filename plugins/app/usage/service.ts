@@ -2,7 +2,7 @@ import { AppError } from '../errors.ts'
 import type { Clock } from '../clock.ts'
 import type { KeyService } from '../keys/service.ts'
 import { hourStart, monthStart } from '../store/shared.ts'
-import type { KeyRecord, Store, UsagePoint } from '../store/types.ts'
+import type { KeyRecord, KeysStore, UsagePoint, UsageStore } from '../store/types/index.ts'
 import type { UsageMeter } from './meter.ts'
 import type { Static } from 'typebox'
 import type { RecordUsageBody, UsageQuery } from '../../../schemas/usage.ts'
@@ -31,7 +31,7 @@ function parse (value: string | undefined, field: string): number | undefined {
 
 /** Usage read and recorded through the API (verification charges go through the meter). */
 export class UsageService {
-  constructor (private readonly store: Store, private readonly keys: KeyService, private readonly meter: UsageMeter, private readonly clock: Clock) {}
+  constructor (private readonly store: KeysStore & UsageStore, private readonly keys: KeyService, private readonly meter: UsageMeter, private readonly clock: Clock) {}
 
   async series (ownerId: string, keyId: string, query: UsageQueryInput) {
     const key = await this.keys.get(ownerId, keyId)

@@ -1,6 +1,6 @@
 import { AppError } from '../errors.ts'
 import type { ScryptParams } from '../auth/passwords.ts'
-import type { AuditInput, Store, VaultRecord } from '../store/types.ts'
+import type { AuditInput, VaultRecord, VaultStore } from '../store/types/index.ts'
 import { DecryptionError, deriveKek, newDataKey, newKdf, unwrapDataKey, wrapDataKey } from './crypto.ts'
 import type { Static } from 'typebox'
 import type { PassphraseBody } from '../../../schemas/vault.ts'
@@ -14,7 +14,7 @@ export const wrongPassphrase = () => new AppError(403, 'WRONG_PASSPHRASE', 'The 
  * passphrase. The server never stores the passphrase and cannot unwrap without it.
  */
 export class VaultService {
-  constructor (private readonly store: Store, private readonly kdfParams: ScryptParams) {}
+  constructor (private readonly store: VaultStore, private readonly kdfParams: ScryptParams) {}
 
   async status (userId: string): Promise<VaultRecord | null> {
     return this.store.getVault(userId)

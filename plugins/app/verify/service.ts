@@ -6,7 +6,7 @@ import type { TwoLayerCache } from '../cache/cache.ts'
 import type { Clock } from '../clock.ts'
 import { isWellFormed, lookupHash } from '../keys/format.ts'
 import { nextMonthStart } from '../store/shared.ts'
-import type { Environment, KeyRateLimit, KeyRecord, Store } from '../store/types.ts'
+import type { Environment, KeyRateLimit, KeyRecord, KeysStore } from '../store/types/index.ts'
 import type { TierLimiter } from '../rate-limit/tiers.ts'
 import type { UsageMeter } from '../usage/meter.ts'
 import { rateLimited, type VerifyFailures } from './failures.ts'
@@ -76,7 +76,7 @@ export interface VerifyCaller {
 type Described = Pick<VerifyAnswer, 'keyId' | 'name' | 'environment'>
 
 export interface VerifierDependencies {
-  store: Store
+  store: KeysStore
   cache: TwoLayerCache
   clock: Clock
   auth: AuthService

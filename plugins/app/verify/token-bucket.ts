@@ -1,6 +1,6 @@
 import type { Redis, Result } from 'ioredis'
 import { LRUCache } from 'lru-cache'
-import type { KeyRateLimit } from '../store/types.ts'
+import type { KeyRateLimit } from '../store/types/index.ts'
 
 export interface BucketResult {
   allowed: boolean

@@ -1,0 +1,25 @@
+/** A change to a revoked key, refused inside the store's transaction (revocation is final). */
+export class KeyRevokedError extends Error {
+  constructor () {
+    super('the key is revoked')
+    this.name = 'KeyRevokedError'
+  }
+}
+
+/**
+ * The store could not take its write lock in time (another process holds it). Nothing was
+ * written; the request may be retried.
+ */
+export class StoreBusyError extends Error {
+  constructor () {
+    super('the store is busy')
+    this.name = 'StoreBusyError'
+  }
+}
+
+export class DuplicateError extends Error {
+  constructor (readonly field: string) {
+    super(`duplicate ${field}`)
+    this.name = 'DuplicateError'
+  }
+}

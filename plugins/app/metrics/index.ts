@@ -1,11 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Registry } from 'prom-client'
-import { unauthorized } from '../errors.ts'
 import type { AlertEngine } from './alerts.ts'
 import { startAlerting } from './alerting.ts'
 import { inKeywardCluster, serviceMetricsText } from './cluster-metrics.ts'
-import { bearerMatches, listenMetrics, METRICS_TOKEN_REQUIRED, metricsListener, metricsStartupLine } from './listener.ts'
+import { listenMetrics, metricsHandler, metricsListener, metricsStartupLine } from './listener.ts'
 import { ProcessGauges } from './process-gauges.ts'
 import type { MetricsRegistry } from './registry.ts'
 import { addRequestHooks } from './request-hooks.ts'
@@ -42,11 +41,7 @@ function exposeMetrics (fastify: FastifyInstance, contentType: string, text: () 
     fastify.addHook('onReady', async () => { await listenMetrics(server, metrics.host, metrics.port) })
     fastify.addHook('onClose', async () => { await server.close() })
   } else if (metrics.token !== undefined) {
-    const token = metrics.token
-    fastify.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
-      if (!bearerMatches(request.headers.authorization, token)) throw unauthorized(METRICS_TOKEN_REQUIRED)
-      return reply.type(contentType).send(await text())
-    })
+    fastify.get('/metrics', { schema: { hide: true } }, metricsHandler({ token: metrics.token, contentType, text }))
   }
   // Under the cluster the primary serves METRICS_PORT and says so; a worker speaks only for its own /metrics.
   if (!inKeywardCluster() || metrics.token !== undefined) {

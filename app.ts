@@ -11,6 +11,7 @@ import clock, { type Clock } from './plugins/app/clock.ts'
 import errors, { frameworkErrorHandler } from './plugins/app/errors.ts'
 import keys from './plugins/app/keys/index.ts'
 import metrics from './plugins/app/metrics/index.ts'
+import { MetricsRegistry } from './plugins/app/metrics/registry.ts'
 import health from './plugins/app/health.ts'
 import jobs from './plugins/app/jobs.ts'
 import store from './plugins/app/store/index.ts'
@@ -129,14 +130,16 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(jwt)
   await app.register(swagger)
 
-  await app.register(store)
+  // The metrics registry exists before the store so that the store is built timed (no patching afterwards).
+  const metricsRegistry = new MetricsRegistry(config.metrics.slowRequestMs)
+  await app.register(store, { observe: metricsRegistry.storeObserver })
   await app.register(cache)
   await app.register(health)
   await app.register(auth)
   await app.register(keys)
   await app.register(verify)
   await app.register(jobs)
-  await app.register(metrics)
+  await app.register(metrics, { registry: metricsRegistry })
 
   await app.register(api, { prefix: '/api' })
   await app.register(queuesUi)

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import proxyAddr from '@fastify/proxy-addr'
-import { ConfigError, createConfig, EnvSchema, FD_RESERVE, openFileLimit } from '../config.ts'
+import { ConfigError, createConfig, FD_RESERVE, openFileLimit } from '../config.ts'
+import { EnvSchema } from '../schemas/env.ts'
 import { nextRun } from '../jobs/embedded.ts'
 
 const SECRETS = {

@@ -6,7 +6,7 @@ import { AppError } from '../../../plugins/app/errors.ts'
 import type { MinuteFigures } from '../../../plugins/app/metrics/window.ts'
 import { HistoryQuery, JobsReport, RateLimitReport, StatsHistory, SystemInfo, SystemStats } from '../../../schemas/system.ts'
 
-const minuteView = ({ jobRuns: _r, jobFailures: _f, ...m }: MinuteFigures) => ({ ...m, at: new Date(m.at).toISOString() })
+const minuteView = (m: MinuteFigures) => ({ ...m, at: new Date(m.at).toISOString() })
 
 /** Operator routes: admin only. */
 const system: FastifyPluginAsyncTypebox = async (fastify) => {

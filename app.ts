@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Server } from 'node:http'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.ts'
@@ -15,6 +15,7 @@ import health from './plugins/app/health/index.ts'
 import jobs from './plugins/app/jobs/index.ts'
 import keys from './plugins/app/keys/index.ts'
 import metrics from './plugins/app/metrics/index.ts'
+import { MetricsRegistry } from './plugins/app/metrics/registry.ts'
 import notifications from './plugins/app/notifications/index.ts'
 import rateLimit from './plugins/app/rate-limit/index.ts'
 import store from './plugins/app/store/index.ts'
@@ -76,6 +77,21 @@ function hopCount (hops: number) {
   return (_address: string, index: number) => index < hops
 }
 
+/** The HTTP server's own limits, which Fastify's options do not reach. */
+function guardConnections (app: FastifyInstance, config: Config) {
+  // A flood of connections is refused at the socket instead of exhausting file descriptors.
+  const server = app.server as Server
+  server.maxConnections = config.http.maxConnections
+  server.headersTimeout = config.http.headersTimeoutMs
+  // During shutdown, keep-alive sockets whose last request just finished are closed at once
+  // instead of lingering until their keep-alive timeout holds the process open.
+  let drain: NodeJS.Timeout | undefined
+  app.addHook('preClose', async () => {
+    drain = setInterval(() => server.closeIdleConnections(), 100).unref()
+  })
+  app.addHook('onClose', async () => { clearInterval(drain) })
+}
+
 /**
  * The whole application: ecosystem plugins, then Keyward's own plugins, then the routes. The
  * same builder serves production (server.ts) and every test.
@@ -103,18 +119,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     pluginTimeout: Math.max(10_000, (config.mongo?.connectTimeoutMs ?? 0) + 5000)
   }).withTypeProvider<TypeBoxTypeProvider>()
 
-  // A flood of connections is refused at the socket instead of exhausting file descriptors.
-  const server = app.server as Server
-  server.maxConnections = config.http.maxConnections
-  server.headersTimeout = config.http.headersTimeoutMs
-  // During shutdown, keep-alive sockets whose last request just finished are closed at once
-  // instead of lingering until their keep-alive timeout holds the process open.
-  let drain: NodeJS.Timeout | undefined
-  app.addHook('preClose', async () => {
-    drain = setInterval(() => server.closeIdleConnections(), 100).unref()
-  })
-  app.addHook('onClose', async () => { clearInterval(drain) })
-
+  guardConnections(app, config)
   app.setValidatorCompiler(validatorCompiler)
   // Every body Keyward takes is JSON: Fastify's built-in text/plain parser would hand a string to
   // the body schema (400 "must be object") where the answer is 415 UNSUPPORTED_MEDIA_TYPE.
@@ -137,7 +142,9 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   // Keyward's concerns (plugins/app): each decorates its service, after the concerns it uses.
   // Rate limits come first: @fastify/rate-limit limits only the routes registered after it.
   await app.register(rateLimit)
-  await app.register(store)
+  // The metrics registry exists before the store so that the store is built timed (no patching afterwards).
+  const metricsRegistry = new MetricsRegistry(config.metrics.slowRequestMs)
+  await app.register(store, { observe: metricsRegistry.storeObserver })
   await app.register(cache)
   await app.register(health)
   await app.register(audit)
@@ -148,7 +155,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(verify)
   await app.register(notifications)
   await app.register(jobs, { schedule: SCHEDULE })
-  await app.register(metrics)
+  await app.register(metrics, { registry: metricsRegistry })
   await app.register(system)
 
   // The OpenAPI document (/docs) collects the routes registered after it.

@@ -4,94 +4,8 @@ import { join, resolve } from 'node:path'
 import { getHeapStatistics } from 'node:v8'
 import proxyAddr from '@fastify/proxy-addr'
 import { Ajv } from 'ajv'
-import { Type, type Static } from 'typebox'
-
-const Int = (minimum: number, maximum: number, def: number, description: string) =>
-  Type.Integer({ minimum, maximum, default: def, description })
-
-// An IP address or a host name: what listen() accepts, without spaces, brackets or ports.
-const HOST_PATTERN = '^[A-Za-z0-9._:-]{1,255}$'
-const HOST_ALLOWED = 'an IP address or host name such as 127.0.0.1, 0.0.0.0 or ::'
-
-const Secret = (description: string) => Type.Optional(Type.String({ minLength: 32, maxLength: 512, description }))
-
-/**
- * Every setting Keyward reads, as the environment spells it. Values arrive as strings;
- * numbers and booleans are coerced by the validator, and nothing else is accepted.
- */
-export const EnvSchema = Type.Object({
-  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], { default: 'development', description: 'development, test or production (production requires every secret)' }),
-  PORT: Int(0, 65535, 8080, 'HTTP port of the API'),
-  HOST: Type.String({ pattern: HOST_PATTERN, allowed: HOST_ALLOWED, default: '127.0.0.1', description: 'Address to listen on: loopback unless set (0.0.0.0 = every interface, as the image and manifests set)' }),
-  LOG_REQUESTS: Type.Boolean({ default: false, description: 'Log every request and response (errors and slow requests are always logged)' }),
-  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'pino log level' }),
-  DATA_DIR: Type.String({ minLength: 1, maxLength: 4096, default: './data', description: 'Folder of the embedded SQLite store' }),
-  SQLITE_BUSY_TIMEOUT_MS: Int(0, 60_000, 250, "How long a write waits for another process's lock on the SQLite file; past it the write gets 503 STORE_BUSY and writes fail fast for 1 s (the wait blocks the event loop)"),
-  MONGODB_URI: Type.Optional(Type.String({ pattern: '^mongodb(\\+srv)?://', allowed: 'a mongodb:// or mongodb+srv:// URL', maxLength: 4096, description: 'MongoDB connection string; unset = embedded SQLite' })),
-  MONGODB_DB: Type.String({ pattern: '^[A-Za-z0-9_-]{1,63}$', allowed: '1 to 63 letters, digits, _ or -', default: 'keyward', description: 'Database name when MONGODB_URI names none' }),
-  MONGODB_CONNECT_TIMEOUT_MS: Int(500, 60000, 5000, 'Server selection timeout at start-up'),
-  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', allowed: 'a redis:// or rediss:// URL', maxLength: 4096, description: 'Redis URL; unset = in-memory cache and limits' })),
-  REDIS_COMMAND_TIMEOUT_MS: Int(50, 60_000, 300, 'A Redis command unanswered this long fails (the caller falls back to memory or the store) and the connection is reopened, so a frozen Redis cannot hang requests'),
-  REDIS_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_-]{1,64}$', allowed: '1 to 64 letters, digits, :, _ or -', default: 'kw:', description: 'Prefix of every Redis key Keyward writes' }),
-  FRONTEND_URL: Type.String({ maxLength: 4096, default: '', description: 'Comma-separated CORS allow-list of origins' }),
-  TRUST_PROXY: Type.String({ maxLength: 1024, default: 'false', description: 'false, true, a hop count, or comma-separated proxy addresses/CIDRs' }),
-  BODY_LIMIT: Int(1024, 16 * 1024 * 1024, 1024 * 1024, 'Largest request body in bytes'),
-  MAX_CONNECTIONS: Int(1, 1_000_000, 10_000, 'Open connections per process before new ones are refused'),
-  CONNECTION_TIMEOUT_MS: Int(1000, 3_600_000, 120_000, 'Socket inactivity timeout while a request is read or answered (idle keep-alive sockets use KEEP_ALIVE_TIMEOUT_MS)'),
-  KEEP_ALIVE_TIMEOUT_MS: Int(1000, 600_000, 72_000, 'Keep-alive timeout (above common load balancer idle timeouts)'),
-  REQUEST_TIMEOUT_MS: Int(1000, 600_000, 30_000, 'Whole-request timeout'),
-  HEADERS_TIMEOUT_MS: Int(1000, 600_000, 10_000, 'Time allowed to receive request headers (slowloris bound)'),
-  MAX_REQUESTS_PER_SOCKET: Int(0, 10_000_000, 0, 'Requests per keep-alive socket (0 = unlimited); past it Node answers 503 and leaves closing to the client'),
-  SHUTDOWN_TIMEOUT_MS: Int(1000, 120_000, 10_000, 'Graceful shutdown bound'),
-  MAX_EVENT_LOOP_DELAY_MS: Int(0, 60_000, 1000, 'Under-pressure: event-loop delay (0 = off)'),
-  MAX_EVENT_LOOP_UTILIZATION: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'Under-pressure: event-loop utilisation (0 = off; a saturated but healthy process sits near 1)' }),
-  MAX_HEAP_USED_BYTES: Int(0, Number.MAX_SAFE_INTEGER, 0, 'Under-pressure: heap bytes (0 = 90% of the heap limit)'),
-  MAX_RSS_BYTES: Int(0, Number.MAX_SAFE_INTEGER, 0, 'Under-pressure: RSS bytes (0 = off)'),
-  JWT_SECRET: Secret('Signs access tokens (required in production)'),
-  KEY_HASH_SECRET: Secret('Pepper of the issued-key lookup hash (required in production)'),
-  JWT_ACCESS_TTL_SECONDS: Int(60, 86_400, 900, 'Access token lifetime'),
-  REFRESH_TTL_SECONDS: Int(3600, 31_536_000, 30 * 86_400, 'Refresh token (session) lifetime'),
-  PASSWORD_HASH_COST: Int(10, 20, 15, 'scrypt cost as log2(N) for new password hashes; raising it re-hashes at next login'),
-  ADMIN_EMAILS: Type.String({ maxLength: 4096, default: '', description: 'Comma-separated emails promoted to admin on register or login' }),
-  AUTH_RATE_LIMIT_MAX: Int(1, 1_000_000, 10, 'Auth tier: attempts per window per IP'),
-  AUTH_RATE_LIMIT_WINDOW_MS: Int(1000, 86_400_000, 15 * 60_000, 'Auth tier window'),
-  GENERAL_RATE_LIMIT_MAX: Int(1, 1_000_000_000, 1000, 'General tier: requests per window per client IP (every route not in another tier)'),
-  GENERAL_RATE_LIMIT_WINDOW_MS: Int(1000, 86_400_000, 15 * 60_000, 'General tier window'),
-  VERIFY_RATE_LIMIT_MAX: Int(0, 1_000_000_000, 0, 'Verify tier: calls per window per caller credential (0 = off)'),
-  VERIFY_RATE_LIMIT_WINDOW_MS: Int(1000, 86_400_000, 60_000, 'Verify tier window'),
-  VERIFY_FAILURE_LIMIT_MAX: Int(1, 1_000_000_000, 100, 'Verify-failure tier: MALFORMED or NOT_FOUND answers per window per caller credential (and end user, with client); only failing calls are refused'),
-  VERIFY_FAILURE_LIMIT_WINDOW_MS: Int(1000, 86_400_000, 60_000, 'Verify-failure tier window'),
-  RATE_LIMIT_BLOCK_MS: Int(1000, 86_400_000, 15 * 60_000, 'First block after a tier is exceeded; each further violation within a day doubles it'),
-  RATE_LIMIT_MAX_BLOCK_MS: Int(1000, 7 * 86_400_000, 86_400_000, 'Longest block'),
-  RATE_LIMIT_ALLOW_CIDRS: Type.String({ maxLength: 4096, default: '127.0.0.0/8,::1/128', description: 'Addresses whose health and metrics requests are never limited' }),
-  KEY_CREATE_RATE_LIMIT_MAX: Int(1, 1_000_000, 20, 'Key-creation tier: keys per hour per user'),
-  HEAVY_RATE_LIMIT_MAX: Int(1, 1_000_000, 100, 'Heavy tier: reveal, rotate, bulk, export and audit verify per hour per user'),
-  USAGE_FLUSH_INTERVAL_MS: Int(100, 60_000, 1000, 'How often usage counts and lastUsedAt are written to the store'),
-  JOBS_TZ: Type.String({ minLength: 1, maxLength: 64, default: 'UTC', description: 'Time zone of the job schedules' }),
-  JOBS_EMBEDDED: Type.Boolean({ default: true, description: 'Without REDIS_URL, run the maintenance jobs in the API process (one process holds the lease)' }),
-  JOBS_CONCURRENCY: Int(1, 64, 2, 'Jobs a worker process runs at once'),
-  JOBS_LOCK_MS: Int(1000, 600_000, 30_000, 'BullMQ job lock: renewed every half of it while a job runs; the job of a worker that died is run again by another worker after at most twice this'),
-  WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: 'Allow webhooks to loopback, link-local and private addresses (tests, private networks)' }),
-  WEBHOOK_TIMEOUT_MS: Int(500, 60_000, 5000, 'Webhook delivery timeout'),
-  RETENTION_REVOKED_KEY_DAYS: Int(0, 3650, 30, 'Revoked keys are purged after this many days'),
-  RETENTION_HOURLY_USAGE_DAYS: Int(1, 3650, 90, 'Hourly usage kept this long (daily and monthly totals stay)'),
-  RETENTION_AUDIT_DAYS: Int(0, 36500, 0, 'Audit events kept this long (0 = forever); the chain stays verifiable'),
-  RETENTION_STATS_DAYS: Int(1, 3650, 30, 'Hourly statistics snapshots kept this long'),
-  METRICS_ENABLED: Type.Boolean({ default: true, description: 'Collect request metrics (per-request hooks); off for measuring their cost' }),
-  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, maxLength: 512, description: 'Bearer token for /metrics on the API port; unset = /metrics only on METRICS_PORT' })),
-  METRICS_PORT: Int(0, 65535, 0, 'Serve /metrics on this port instead of the API port (0 = off); must differ from PORT'),
-  METRICS_HOST: Type.String({ pattern: HOST_PATTERN, allowed: HOST_ALLOWED, default: '127.0.0.1', description: 'Address of the METRICS_PORT listener: loopback unless set; without METRICS_TOKEN anyone who reaches it reads the metrics' }),
-  SLOW_REQUEST_MS: Int(1, 600_000, 500, 'Requests slower than this are counted and logged'),
-  ALERT_WEBHOOK_URL: Type.Optional(Type.String({ pattern: '^https?://', allowed: 'an http:// or https:// URL', maxLength: 2048, description: 'Alerts are POSTed here, signed like user webhooks' })),
-  ALERT_WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 16, maxLength: 256, description: 'Signing secret of alert deliveries (default: derived from KEY_HASH_SECRET)' })),
-  ALERT_ERROR_RATE: Type.Number({ minimum: 0, maximum: 1, default: 0.05, description: 'Alert when 5xx answers exceed this share of requests' }),
-  ALERT_P99_MS: Int(1, 600_000, 500, 'Alert when p99 latency exceeds this'),
-  ALERT_EVENT_LOOP_DELAY_MS: Int(1, 600_000, 200, 'Alert when event-loop delay exceeds this'),
-  ALERT_HEAP_RATIO: Type.Number({ minimum: 0.1, maximum: 1, default: 0.8, description: 'Alert when the heap exceeds this share of its limit' }),
-  ALERT_QUEUE_BACKLOG: Int(1, 100_000_000, 1000, 'Alert when more jobs or deliveries than this are waiting'),
-  ALERT_HOLD_MS: Int(0, 3_600_000, 60_000, 'A condition must hold this long to raise an alert, and be clear this long to resolve it'),
-  VAULT_KDF_COST: Int(10, 20, 15, 'scrypt cost as log2(N) deriving the vault key from a passphrase')
-}, { additionalProperties: true })
+import type { Static } from 'typebox'
+import { EnvSchema } from './schemas/env.ts'
 
 type Env = Static<typeof EnvSchema>
 
@@ -214,12 +128,6 @@ function parseCidrs (value: string, name: string): string[] {
   return list
 }
 
-/** The database named in the URI's path, if any (mongodb+srv URIs cannot be parsed by URL). */
-function databaseFromUri (uri: string): string | undefined {
-  const match = /^mongodb(?:\+srv)?:\/\/[^/]+\/([^?]+)/.exec(uri)
-  return match?.[1] === undefined ? undefined : decodeURIComponent(match[1])
-}
-
 function parseEmails (value: string): string[] {
   const emails = parseList(value).map((e) => e.toLowerCase())
   for (const email of emails) {
@@ -259,11 +167,14 @@ function parseOrigins (value: string): string[] {
   return origins.map((o) => o.replace(/\/$/, ''))
 }
 
-/**
- * Builds the validated configuration from an environment-like record. Pure: tests pass the
- * values they need instead of touching process.env.
- */
-export function createConfig (source: Record<string, string | undefined> = process.env) {
+/** The database named in the URI's path, if any (mongodb+srv URIs cannot be parsed by URL). */
+function databaseFromUri (uri: string): string | undefined {
+  const match = /^mongodb(?:\+srv)?:\/\/[^/]+\/([^?]+)/.exec(uri)
+  return match?.[1] === undefined ? undefined : decodeURIComponent(match[1])
+}
+
+/** The environment validated against its schema, defaults applied; the first refusal names the variable and what it accepts. */
+function validatedEnv (source: Record<string, string | undefined>): Env {
   const raw: Record<string, unknown> = {}
   for (const key of Object.keys(EnvSchema.properties)) {
     const value = source[key]
@@ -278,10 +189,14 @@ export function createConfig (source: Record<string, string | undefined> = proce
   if (env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) {
     throw new ConfigError(`Invalid configuration: METRICS_PORT must be 0 (off) or a port other than PORT, from 1 to 65535 (both are ${env.PORT})`)
   }
-  const production = env.NODE_ENV === 'production'
-  const warnings: string[] = []
+  return env
+}
 
-  const dataDir = resolve(env.DATA_DIR)
+/**
+ * The signing secrets: required in production and never a placeholder; elsewhere generated when
+ * unset (kept beside the store in development, so a restart keeps sessions and keys valid).
+ */
+function secretsFor (env: Env, dataDir: string, warnings: string[]): Record<SecretName, string> {
   const secrets = {} as Record<SecretName, string>
   let generated: Record<string, string> | undefined
   for (const name of SECRET_NAMES) {
@@ -291,7 +206,7 @@ export function createConfig (source: Record<string, string | undefined> = proce
         throw new ConfigError(`Invalid configuration: ${name} is a placeholder value; set a random secret of at least 32 characters`)
       }
       secrets[name] = value
-    } else if (production) {
+    } else if (env.NODE_ENV === 'production') {
       throw new ConfigError(`Invalid configuration: ${name} is required in production (at least 32 random characters)`)
     } else {
       generated ??= env.NODE_ENV === 'development' ? developmentSecrets(dataDir) : {}
@@ -303,69 +218,75 @@ export function createConfig (source: Record<string, string | undefined> = proce
     }
   }
   if (generated !== undefined && env.NODE_ENV === 'development') saveDevelopmentSecrets(dataDir, generated)
+  return secrets
+}
 
-  const heapLimit = getHeapStatistics().heap_size_limit
-
+/** Where data lives: the SQLite file (its lock wait), MongoDB when set, Redis when set. */
+function storesConfig (env: Env) {
   return {
-    version: PACKAGE_VERSION,
-    env: env.NODE_ENV,
-    isProduction: production,
-    isTest: env.NODE_ENV === 'test',
-    port: env.PORT,
-    host: env.HOST,
-    logLevel: env.LOG_LEVEL,
-    logRequests: env.LOG_REQUESTS,
-    dataDir,
     sqliteBusyTimeoutMs: env.SQLITE_BUSY_TIMEOUT_MS,
     mongo: env.MONGODB_URI === undefined
       ? undefined
       : { uri: env.MONGODB_URI, database: databaseFromUri(env.MONGODB_URI) ?? env.MONGODB_DB, connectTimeoutMs: env.MONGODB_CONNECT_TIMEOUT_MS },
-    redis: env.REDIS_URL === undefined ? undefined : { url: env.REDIS_URL, prefix: env.REDIS_PREFIX, commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS },
-    corsOrigins: parseOrigins(env.FRONTEND_URL),
-    trustProxy: parseTrustProxy(env.TRUST_PROXY),
-    http: {
-      bodyLimit: env.BODY_LIMIT,
-      maxConnections: connectionCap(env.MAX_CONNECTIONS, openFileLimit(), warnings),
-      connectionTimeoutMs: env.CONNECTION_TIMEOUT_MS,
-      keepAliveTimeoutMs: env.KEEP_ALIVE_TIMEOUT_MS,
-      requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
-      headersTimeoutMs: Math.min(env.HEADERS_TIMEOUT_MS, env.REQUEST_TIMEOUT_MS),
-      maxRequestsPerSocket: env.MAX_REQUESTS_PER_SOCKET,
-      shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS
-    },
-    pressure: {
-      maxEventLoopDelay: env.MAX_EVENT_LOOP_DELAY_MS,
-      maxEventLoopUtilization: env.MAX_EVENT_LOOP_UTILIZATION,
-      maxHeapUsedBytes: env.MAX_HEAP_USED_BYTES === 0 ? Math.floor(heapLimit * 0.9) : env.MAX_HEAP_USED_BYTES,
-      maxRssBytes: env.MAX_RSS_BYTES
-    },
-    auth: {
-      jwtSecret: secrets.JWT_SECRET,
-      accessTtlSeconds: env.JWT_ACCESS_TTL_SECONDS,
-      refreshTtlSeconds: env.REFRESH_TTL_SECONDS,
-      adminEmails: parseEmails(env.ADMIN_EMAILS),
-      passwordParams: { ln: env.PASSWORD_HASH_COST, r: 8, p: 1 },
-      rateLimit: { max: env.AUTH_RATE_LIMIT_MAX, windowMs: env.AUTH_RATE_LIMIT_WINDOW_MS }
-    },
-    metrics: {
-      enabled: env.METRICS_ENABLED,
-      token: env.METRICS_TOKEN,
-      port: env.METRICS_PORT,
-      host: env.METRICS_HOST,
-      slowRequestMs: env.SLOW_REQUEST_MS
-    },
-    alerts: {
-      webhookUrl: parseUrl(env.ALERT_WEBHOOK_URL, 'ALERT_WEBHOOK_URL'),
-      webhookSecret: env.ALERT_WEBHOOK_SECRET,
-      thresholds: {
-        errorRate: env.ALERT_ERROR_RATE,
-        p99Ms: env.ALERT_P99_MS,
-        eventLoopDelayMs: env.ALERT_EVENT_LOOP_DELAY_MS,
-        heapRatio: env.ALERT_HEAP_RATIO,
-        queueBacklog: env.ALERT_QUEUE_BACKLOG,
-        holdMs: env.ALERT_HOLD_MS
-      }
-    },
+    redis: env.REDIS_URL === undefined ? undefined : { url: env.REDIS_URL, prefix: env.REDIS_PREFIX, commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS }
+  }
+}
+
+function httpConfig (env: Env, warnings: string[]) {
+  return {
+    bodyLimit: env.BODY_LIMIT,
+    maxConnections: connectionCap(env.MAX_CONNECTIONS, openFileLimit(), warnings),
+    connectionTimeoutMs: env.CONNECTION_TIMEOUT_MS,
+    keepAliveTimeoutMs: env.KEEP_ALIVE_TIMEOUT_MS,
+    requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
+    headersTimeoutMs: Math.min(env.HEADERS_TIMEOUT_MS, env.REQUEST_TIMEOUT_MS),
+    maxRequestsPerSocket: env.MAX_REQUESTS_PER_SOCKET,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS
+  }
+}
+
+function pressureConfig (env: Env) {
+  return {
+    maxEventLoopDelay: env.MAX_EVENT_LOOP_DELAY_MS,
+    maxEventLoopUtilization: env.MAX_EVENT_LOOP_UTILIZATION,
+    maxHeapUsedBytes: env.MAX_HEAP_USED_BYTES === 0 ? Math.floor(getHeapStatistics().heap_size_limit * 0.9) : env.MAX_HEAP_USED_BYTES,
+    maxRssBytes: env.MAX_RSS_BYTES
+  }
+}
+
+function authConfig (env: Env, jwtSecret: string) {
+  return {
+    jwtSecret,
+    accessTtlSeconds: env.JWT_ACCESS_TTL_SECONDS,
+    refreshTtlSeconds: env.REFRESH_TTL_SECONDS,
+    adminEmails: parseEmails(env.ADMIN_EMAILS),
+    passwordParams: { ln: env.PASSWORD_HASH_COST, r: 8, p: 1 },
+    rateLimit: { max: env.AUTH_RATE_LIMIT_MAX, windowMs: env.AUTH_RATE_LIMIT_WINDOW_MS }
+  }
+}
+
+function metricsConfig (env: Env) {
+  return { enabled: env.METRICS_ENABLED, token: env.METRICS_TOKEN, port: env.METRICS_PORT, host: env.METRICS_HOST, slowRequestMs: env.SLOW_REQUEST_MS }
+}
+
+function alertsConfig (env: Env) {
+  return {
+    webhookUrl: parseUrl(env.ALERT_WEBHOOK_URL, 'ALERT_WEBHOOK_URL'),
+    webhookSecret: env.ALERT_WEBHOOK_SECRET,
+    thresholds: {
+      errorRate: env.ALERT_ERROR_RATE,
+      p99Ms: env.ALERT_P99_MS,
+      eventLoopDelayMs: env.ALERT_EVENT_LOOP_DELAY_MS,
+      heapRatio: env.ALERT_HEAP_RATIO,
+      queueBacklog: env.ALERT_QUEUE_BACKLOG,
+      holdMs: env.ALERT_HOLD_MS
+    }
+  }
+}
+
+/** Background work: job schedules, webhook delivery and how long data is kept. */
+function backgroundConfig (env: Env) {
+  return {
     jobs: { tz: parseTimeZone(env.JOBS_TZ), concurrency: env.JOBS_CONCURRENCY, embedded: env.JOBS_EMBEDDED, lockMs: env.JOBS_LOCK_MS },
     webhooks: { allowPrivate: env.WEBHOOK_ALLOW_PRIVATE, timeoutMs: env.WEBHOOK_TIMEOUT_MS },
     retention: {
@@ -373,22 +294,61 @@ export function createConfig (source: Record<string, string | undefined> = proce
       hourlyUsageDays: env.RETENTION_HOURLY_USAGE_DAYS,
       auditDays: env.RETENTION_AUDIT_DAYS,
       statsDays: env.RETENTION_STATS_DAYS
-    },
-    rateLimits: {
-      general: { max: env.GENERAL_RATE_LIMIT_MAX, windowMs: env.GENERAL_RATE_LIMIT_WINDOW_MS },
-      verify: { max: env.VERIFY_RATE_LIMIT_MAX, windowMs: env.VERIFY_RATE_LIMIT_WINDOW_MS },
-      verifyFailures: { max: env.VERIFY_FAILURE_LIMIT_MAX, windowMs: env.VERIFY_FAILURE_LIMIT_WINDOW_MS },
-      blockMs: env.RATE_LIMIT_BLOCK_MS,
-      maxBlockMs: Math.max(env.RATE_LIMIT_MAX_BLOCK_MS, env.RATE_LIMIT_BLOCK_MS),
-      allowCidrs: parseCidrs(env.RATE_LIMIT_ALLOW_CIDRS, 'RATE_LIMIT_ALLOW_CIDRS')
-    },
-    keys: {
-      hashSecret: secrets.KEY_HASH_SECRET,
-      vaultKdf: { ln: env.VAULT_KDF_COST, r: 8, p: 1 },
-      createPerHour: env.KEY_CREATE_RATE_LIMIT_MAX,
-      heavyPerHour: env.HEAVY_RATE_LIMIT_MAX,
-      usageFlushIntervalMs: env.USAGE_FLUSH_INTERVAL_MS
-    },
+    }
+  }
+}
+
+function rateLimitsConfig (env: Env) {
+  return {
+    general: { max: env.GENERAL_RATE_LIMIT_MAX, windowMs: env.GENERAL_RATE_LIMIT_WINDOW_MS },
+    verify: { max: env.VERIFY_RATE_LIMIT_MAX, windowMs: env.VERIFY_RATE_LIMIT_WINDOW_MS },
+    verifyFailures: { max: env.VERIFY_FAILURE_LIMIT_MAX, windowMs: env.VERIFY_FAILURE_LIMIT_WINDOW_MS },
+    blockMs: env.RATE_LIMIT_BLOCK_MS,
+    maxBlockMs: Math.max(env.RATE_LIMIT_MAX_BLOCK_MS, env.RATE_LIMIT_BLOCK_MS),
+    allowCidrs: parseCidrs(env.RATE_LIMIT_ALLOW_CIDRS, 'RATE_LIMIT_ALLOW_CIDRS')
+  }
+}
+
+function keysConfig (env: Env, hashSecret: string) {
+  return {
+    hashSecret,
+    vaultKdf: { ln: env.VAULT_KDF_COST, r: 8, p: 1 },
+    createPerHour: env.KEY_CREATE_RATE_LIMIT_MAX,
+    heavyPerHour: env.HEAVY_RATE_LIMIT_MAX,
+    usageFlushIntervalMs: env.USAGE_FLUSH_INTERVAL_MS
+  }
+}
+
+/**
+ * Builds the validated configuration from an environment-like record. Pure: tests pass the
+ * values they need instead of touching process.env. Sections are built in a fixed order, so
+ * with several bad values the same one is always reported.
+ */
+export function createConfig (source: Record<string, string | undefined> = process.env) {
+  const env = validatedEnv(source)
+  const warnings: string[] = []
+  const dataDir = resolve(env.DATA_DIR)
+  const secrets = secretsFor(env, dataDir, warnings)
+  return {
+    version: PACKAGE_VERSION,
+    env: env.NODE_ENV,
+    isProduction: env.NODE_ENV === 'production',
+    port: env.PORT,
+    host: env.HOST,
+    logLevel: env.LOG_LEVEL,
+    logRequests: env.LOG_REQUESTS,
+    dataDir,
+    ...storesConfig(env),
+    corsOrigins: parseOrigins(env.FRONTEND_URL),
+    trustProxy: parseTrustProxy(env.TRUST_PROXY),
+    http: httpConfig(env, warnings),
+    pressure: pressureConfig(env),
+    auth: authConfig(env, secrets.JWT_SECRET),
+    metrics: metricsConfig(env),
+    alerts: alertsConfig(env),
+    ...backgroundConfig(env),
+    rateLimits: rateLimitsConfig(env),
+    keys: keysConfig(env, secrets.KEY_HASH_SECRET),
     warnings
   }
 }

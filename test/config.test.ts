@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import proxyAddr from '@fastify/proxy-addr'
-import { ConfigError, createConfig, EnvSchema, FD_RESERVE, openFileLimit } from '../config.ts'
+import { ConfigError, createConfig, FD_RESERVE, openFileLimit } from '../config.ts'
 import { nextRun } from '../plugins/app/jobs/embedded.ts'
+import { EnvSchema } from '../schemas/env.ts'
 
 const SECRETS = {
   JWT_SECRET: 'a'.repeat(16) + 'b'.repeat(16) + 'c'.repeat(8),

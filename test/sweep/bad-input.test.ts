@@ -2,39 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, it } from 'node:test'
 import fc from 'fast-check'
 import { createTestApp, registerUser, type TestApp } from '../helpers/app.ts'
-
-const ERROR_KEYS = ['code', 'error', 'message', 'requestId', 'statusCode']
-
-type Properties = Record<string, { type?: string | string[] }>
-interface BodySchema { properties?: Properties, oneOf?: BodySchema[] }
-interface Operation {
-  method: string
-  path: string
-  body?: { properties?: Properties }
-  query?: string[]
-}
-
-/** The body's fields, those of every branch included (the create-key body is one of two shapes). */
-function bodyFields (schema: BodySchema | undefined): Operation['body'] {
-  if (schema?.oneOf === undefined) return schema
-  return { properties: Object.assign({}, schema.properties, ...schema.oneOf.map((branch) => branch.properties)) }
-}
-
-/** Every operation of the OpenAPI document, with its body properties and query names. */
-function operations (doc: { paths: Record<string, Record<string, { requestBody?: { content?: Record<string, { schema?: BodySchema }> }, parameters?: Array<{ in: string, name: string }> }>> }): Operation[] {
-  const out: Operation[] = []
-  for (const [path, methods] of Object.entries(doc.paths)) {
-    for (const [method, op] of Object.entries(methods)) {
-      out.push({
-        method: method.toUpperCase(),
-        path,
-        body: bodyFields(op.requestBody?.content?.['application/json']?.schema),
-        query: (op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name)
-      })
-    }
-  }
-  return out
-}
+import { assertErrorShape, openApiOperations, type JsonSchema, type Operation } from '../helpers/openapi.ts'
 
 /** A value of the wrong JSON type for a declared type. */
 function wrongFor (type: string | string[] | undefined): unknown[] {
@@ -87,7 +55,7 @@ before(async () => {
   headers = user.headers
   await t.app.inject({ method: 'PUT', url: '/api/vault/passphrase', headers, payload: { passphrase: 'sweep vault passphrase' } })
   keyId = (await t.app.inject({ method: 'POST', url: '/api/keys', headers, payload: { kind: 'issued', name: 'sweep target' } })).json().key.id
-  ops = operations((await t.app.inject({ method: 'GET', url: '/docs/json' })).json())
+  ops = await openApiOperations(t.app)
   snapshotBefore = await snapshot()
 })
 after(async () => { await t.close() })
@@ -102,7 +70,7 @@ async function send (method: string, url: string, payload: string | Buffer | und
   })
   assert.ok(res.statusCode < 500, `${method} ${url} ${String(payload).slice(0, 120)} → ${res.statusCode} ${res.body.slice(0, 200)}`)
   assert.ok(res.statusCode >= 400, `${method} ${url} ${String(payload).slice(0, 120)} was accepted (${res.statusCode})`)
-  assert.deepEqual(Object.keys(res.json()).sort(), ERROR_KEYS, `${method} ${url}: not the error shape`)
+  assertErrorShape(res, `${method} ${url}`)
 }
 
 const concrete = (path: string) => path.replace(/\{id\}|:id/g, keyId)
@@ -113,7 +81,8 @@ it('every route answers invalid requests with a 4xx in the one error shape, neve
 
   for (const op of bodyOps) {
     const url = concrete(op.path)
-    const props = op.body?.properties ?? {}
+    // The fields of every shape of the body (the create-key body is one of two, discriminated on `kind`).
+    const props: Record<string, JsonSchema> = Object.assign({}, op.body?.properties, ...(op.body?.oneOf ?? []).map((shape) => shape.properties))
     // Unknown fields are always refused (additionalProperties: false), whatever else is sent.
     await send(op.method, url, JSON.stringify({ __unknown__: 1 }))
     await send(op.method, url, '{"__unknown__": "\\u0000\\ud800", "x": ' + '['.repeat(5000) + ']'.repeat(5000) + '}')
@@ -145,15 +114,15 @@ it('every route answers invalid requests with a 4xx in the one error shape, neve
   }
 
   // Query strings: unknown names, out-of-range numbers, bad cursors, huge values.
-  for (const op of ops.filter((o) => o.method === 'GET' && (o.query?.length ?? 0) > 0)) {
+  for (const op of ops.filter((o) => o.method === 'GET' && o.parameters.some((p) => p.in === 'query'))) {
     const url = concrete(op.path)
     await send('GET', `${url}?__unknown__=1`, undefined)
-    for (const name of op.query ?? []) {
+    for (const name of op.parameters.filter((p) => p.in === 'query').map((p) => p.name)) {
       for (const value of ['-1', '1e400', 'x'.repeat(5000), '%00', '[]', '9'.repeat(40)]) {
         tried++
         const res = await t.app.inject({ method: 'GET', url: `${url}?${name}=${encodeURIComponent(value)}`, headers })
         assert.ok(res.statusCode < 500, `GET ${url}?${name}=${value.slice(0, 20)} → ${res.statusCode}`)
-        if (res.statusCode >= 400) assert.deepEqual(Object.keys(res.json()).sort(), ERROR_KEYS)
+        if (res.statusCode >= 400) assertErrorShape(res, `GET ${url}?${name}`)
       }
     }
   }
@@ -164,7 +133,7 @@ it('every route answers invalid requests with a 4xx in the one error shape, neve
       tried++
       const res = await t.app.inject({ method: op.method as 'GET', url: op.path.replace('{id}', id), headers, ...(['POST', 'PUT', 'PATCH', 'DELETE'].includes(op.method) ? { payload: { __unknown__: 1 } } : {}) })
       assert.ok(res.statusCode >= 400 && res.statusCode < 500, `${op.method} ${op.path} id=${id.slice(0, 20)} → ${res.statusCode}`)
-      assert.deepEqual(Object.keys(res.json()).sort(), ERROR_KEYS)
+      assertErrorShape(res, `${op.method} ${op.path} id=${id.slice(0, 20)}`)
     }
   }
 

@@ -1,5 +1,5 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { frameworkErrorHandler, notFoundHandler, sendError, unauthorized } from '../errors.ts'
 import { isLoopback, listenFailure } from '../listen.ts'
 
@@ -22,15 +22,20 @@ export interface MetricsListenerOptions {
   text: () => Promise<string>
 }
 
+/** The /metrics handler, on METRICS_PORT or the API port: the metrics text, behind the bearer token when there is one. */
+export function metricsHandler ({ token, contentType, text }: MetricsListenerOptions) {
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    if (token !== undefined && !bearerMatches(request.headers.authorization, token)) throw unauthorized(METRICS_TOKEN_REQUIRED)
+    return reply.type(contentType).send(await text())
+  }
+}
+
 /** The METRICS_PORT server: /metrics only, every other answer in the one error shape. */
-export function metricsListener ({ token, contentType, text }: MetricsListenerOptions): FastifyInstance {
+export function metricsListener (options: MetricsListenerOptions): FastifyInstance {
   const server = Fastify({ logger: false, genReqId: () => randomUUID(), frameworkErrors: frameworkErrorHandler })
   server.setErrorHandler(sendError)
   server.setNotFoundHandler(notFoundHandler)
-  server.get('/metrics', async (request, reply) => {
-    if (token !== undefined && !bearerMatches(request.headers.authorization, token)) throw unauthorized(METRICS_TOKEN_REQUIRED)
-    return reply.type(contentType).send(await text())
-  })
+  server.get('/metrics', metricsHandler(options))
   return server
 }
 

@@ -21,11 +21,9 @@ export interface MinuteFigures {
   heapUsedBytes: number
   rssBytes: number
   cacheHitRatio: number | null
-  jobRuns: number
-  jobFailures: number
 }
 
-export interface Gauges { eventLoopDelayMs: number, heapUsedBytes: number, rssBytes: number, cacheHitRatio: number | null, jobRuns: number, jobFailures: number }
+export interface Gauges { eventLoopDelayMs: number, heapUsedBytes: number, rssBytes: number, cacheHitRatio: number | null }
 
 function percentile (buckets: number[], total: number, q: number): number {
   if (total === 0) return 0

@@ -30,7 +30,7 @@ export interface SystemDependencies {
 
 const DAY_MS = 86_400_000
 
-const minuteView = ({ jobRuns: _r, jobFailures: _f, ...m }: MinuteFigures) => ({ ...m, at: iso(m.at) })
+const minuteView = (m: MinuteFigures) => ({ ...m, at: iso(m.at) })
 
 /** The operators' reports: what runs, the jobs, statistics now and over time, the rate limits. */
 export class SystemService {

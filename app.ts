@@ -72,7 +72,10 @@ export function loggerOptions (config: Config, stream?: DestinationStream): Fast
 /** How often Node looks for requests past their headers or request timeout. */
 export const CONNECTIONS_CHECKING_INTERVAL_MS = 1000
 
-/** Trust the nearest `hops` proxies, as proxy-addr does for a number. */
+/**
+ * Trust the nearest `hops` proxies, as proxy-addr does for a number. Fastify itself (since 5.12.1)
+ * trusts nothing when `trustProxy` is a number, so TRUST_PROXY's hop count needs this function.
+ */
 function hopCount (hops: number) {
   return (_address: string, index: number) => index < hops
 }

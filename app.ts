@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Server } from 'node:http'
+import { createRequire } from 'node:module'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
@@ -59,8 +60,19 @@ export const REDACTED_PATHS = [
   '*.secret', '*.key', '*.token', '*.accessToken', '*.refreshToken'
 ]
 
+/** pino-pretty is a devDependency: an install without dev dependencies logs JSON, even on a terminal. */
+function prettyPrinterInstalled (): boolean {
+  try {
+    createRequire(import.meta.url).resolve('pino-pretty')
+    return true
+  } catch {
+    return false
+  }
+}
+
 export function loggerOptions (config: Config, stream?: DestinationStream): FastifyServerOptions['logger'] {
-  const pretty = stream === undefined && process.stdout.isTTY && !config.isProduction
+  // Production never loads pino-pretty, whatever the terminal.
+  const pretty = stream === undefined && process.stdout.isTTY && !config.isProduction && prettyPrinterInstalled()
   return {
     level: config.logLevel,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },

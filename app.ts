@@ -19,6 +19,7 @@ import metrics from './plugins/app/metrics/index.ts'
 import { MetricsRegistry } from './plugins/app/metrics/registry.ts'
 import notifications from './plugins/app/notifications/index.ts'
 import rateLimit from './plugins/app/rate-limit/index.ts'
+import securityHeaders from './plugins/app/security-headers.ts'
 import store from './plugins/app/store/index.ts'
 import system from './plugins/app/system/index.ts'
 import usage from './plugins/app/usage/index.ts'
@@ -26,7 +27,6 @@ import { validatorCompiler } from './plugins/app/validation.ts'
 import vault from './plugins/app/vault/index.ts'
 import verify from './plugins/app/verify/index.ts'
 import cors from './plugins/external/cors.ts'
-import helmet from './plugins/external/helmet.ts'
 import jwt from './plugins/external/jwt.ts'
 import mongodb from './plugins/external/mongodb.ts'
 import redis from './plugins/external/redis.ts'
@@ -146,8 +146,10 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(errors)
   await app.register(clock, { clock: options.clock })
 
+  // The API's security headers, computed once (decision 005); HTML pages replace them (decision 011).
+  await app.register(securityHeaders)
+
   // Ecosystem plugins (plugins/external): thin wrappers configured from config.
-  await app.register(helmet)
   await app.register(cors)
   await app.register(underPressure)
   await app.register(redis)

@@ -17,6 +17,7 @@ COPY . .
 RUN npm run build
 
 # ---- deps: production dependencies only ------------------------------------------------
+# No pm2 or pino-pretty here: they are devDependencies (the image runs node itself, logs JSON).
 # Optional deps are kept on purpose: libsql ships its native binary as an optional
 # platform package (@libsql/linux-x64-gnu, ...). No install scripts are needed for it.
 FROM ${NODE_IMAGE} AS deps

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Server } from 'node:http'
+import { createRequire } from 'node:module'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
@@ -18,6 +19,7 @@ import metrics from './plugins/app/metrics/index.ts'
 import { MetricsRegistry } from './plugins/app/metrics/registry.ts'
 import notifications from './plugins/app/notifications/index.ts'
 import rateLimit from './plugins/app/rate-limit/index.ts'
+import securityHeaders from './plugins/app/security-headers.ts'
 import store from './plugins/app/store/index.ts'
 import system from './plugins/app/system/index.ts'
 import usage from './plugins/app/usage/index.ts'
@@ -25,7 +27,6 @@ import { validatorCompiler } from './plugins/app/validation.ts'
 import vault from './plugins/app/vault/index.ts'
 import verify from './plugins/app/verify/index.ts'
 import cors from './plugins/external/cors.ts'
-import helmet from './plugins/external/helmet.ts'
 import jwt from './plugins/external/jwt.ts'
 import mongodb from './plugins/external/mongodb.ts'
 import redis from './plugins/external/redis.ts'
@@ -59,8 +60,19 @@ export const REDACTED_PATHS = [
   '*.secret', '*.key', '*.token', '*.accessToken', '*.refreshToken'
 ]
 
+/** pino-pretty is a devDependency: an install without dev dependencies logs JSON, even on a terminal. */
+function prettyPrinterInstalled (): boolean {
+  try {
+    createRequire(import.meta.url).resolve('pino-pretty')
+    return true
+  } catch {
+    return false
+  }
+}
+
 export function loggerOptions (config: Config, stream?: DestinationStream): FastifyServerOptions['logger'] {
-  const pretty = stream === undefined && process.stdout.isTTY && !config.isProduction
+  // Production never loads pino-pretty, whatever the terminal.
+  const pretty = stream === undefined && process.stdout.isTTY && !config.isProduction && prettyPrinterInstalled()
   return {
     level: config.logLevel,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
@@ -72,7 +84,10 @@ export function loggerOptions (config: Config, stream?: DestinationStream): Fast
 /** How often Node looks for requests past their headers or request timeout. */
 export const CONNECTIONS_CHECKING_INTERVAL_MS = 1000
 
-/** Trust the nearest `hops` proxies, as proxy-addr does for a number. */
+/**
+ * Trust the nearest `hops` proxies, as proxy-addr does for a number. Fastify itself (since 5.12.1)
+ * trusts nothing when `trustProxy` is a number, so TRUST_PROXY's hop count needs this function.
+ */
 function hopCount (hops: number) {
   return (_address: string, index: number) => index < hops
 }
@@ -131,8 +146,10 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(errors)
   await app.register(clock, { clock: options.clock })
 
+  // The API's security headers, computed once (decision 005); HTML pages replace them (decision 011).
+  await app.register(securityHeaders)
+
   // Ecosystem plugins (plugins/external): thin wrappers configured from config.
-  await app.register(helmet)
   await app.register(cors)
   await app.register(underPressure)
   await app.register(redis)

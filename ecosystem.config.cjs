@@ -1,5 +1,7 @@
 // PM2 process file for running Keyward on a VM without containers:
 //   npm run build && pm2 start ecosystem.config.cjs && pm2 save
+// PM2 is a devDependency, so `npm ci` brings the version `npm run pm2` is tested with; a production
+// install (`npm ci --omit=dev`, the Docker image) has none: install it with `npm install -g pm2`.
 // Zero-downtime code reload of the API: `pm2 reload keyward-api`.
 // Secrets (JWT_SECRET, KEY_HASH_SECRET, ...) and MONGODB_URI/REDIS_URL come from the environment
 // PM2 is started in (or add them under `env`); nothing secret belongs in this file.

@@ -7,18 +7,12 @@ import { findJob, SCHEDULE } from './schedule.ts'
 export const MAINTENANCE_QUEUE = 'maintenance'
 export const WEBHOOK_QUEUE = 'webhooks'
 
-/** BullMQ connection settings from REDIS_URL (BullMQ opens its own connections; workers need no retry limit). */
+/**
+ * BullMQ connection settings for REDIS_URL: BullMQ hands the URL to ioredis, which parses it
+ * (credentials, database, rediss: for TLS). Workers block on Redis, so no per-command retry limit.
+ */
 export function bullConnection (url: string): ConnectionOptions {
-  const u = new URL(url)
-  return {
-    host: u.hostname,
-    port: Number(u.port || 6379),
-    username: u.username || undefined,
-    password: u.password ? decodeURIComponent(u.password) : undefined,
-    db: u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0,
-    tls: u.protocol === 'rediss:' ? {} : undefined,
-    maxRetriesPerRequest: null
-  }
+  return { url, maxRetriesPerRequest: null }
 }
 
 /** Creates or updates one job scheduler per maintenance job; each tick produces one job. */

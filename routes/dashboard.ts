@@ -1,35 +1,51 @@
-import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import fastifyStatic from '@fastify/static'
+import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
+import pageHelmet from '../plugins/external/helmet.ts'
 
-const require = createRequire(import.meta.url)
-const here = (file: string) => fileURLToPath(new URL(`../public/dashboard/${file}`, import.meta.url).href.replace('/dist/public/', '/public/'))
+// public/ is not compiled into dist/: the built server reads the same folder as the sources.
+const PAGE_DIR = fileURLToPath(new URL('../public/dashboard/', import.meta.url)).replace('/dist/public/', '/public/')
+const UPLOT_DIR = dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'))
 
-/** The dashboard's policy: its own scripts, styles and API calls, nothing else. */
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+/** The pages take no input: a query string is refused like on every other route. */
+const NO_INPUT = Type.Object({}, { additionalProperties: false })
 
 /**
  * GET /dashboard: the operators' page. The page itself is public (a sign-in form); every figure it
  * shows comes from admin-only endpoints. uPlot is served from Keyward's own dependencies, no CDN.
+ * Files carry an ETag and are revalidated on each load (no-cache), so a new release shows at once.
  */
 export default async function dashboard (fastify: FastifyInstance) {
-  const assets: Record<string, { type: string, body: Buffer }> = {
-    '': { type: 'text/html; charset=utf-8', body: readFileSync(here('index.html')) },
-    'app.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(here('app.js')) },
-    'style.css': { type: 'text/css; charset=utf-8', body: readFileSync(here('style.css')) },
-    'uplot.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(require.resolve('uplot/dist/uPlot.iife.min.js')) },
-    'uplot.css': { type: 'text/css; charset=utf-8', body: readFileSync(require.resolve('uplot/dist/uPlot.min.css')) }
-  }
-  const send = (reply: FastifyReply, name: string) => {
-    const asset = assets[name]!
-    return reply.header('content-security-policy', CSP).header('cache-control', 'no-cache').type(asset.type).send(asset.body)
-  }
-  // The pages take no input: a query string is refused like on every other route.
-  const schema = { hide: true, querystring: Type.Object({}, { additionalProperties: false }) }
-  fastify.get('/dashboard', { schema }, (_request, reply) => send(reply, ''))
-  for (const name of Object.keys(assets).filter((n) => n !== '')) {
-    fastify.get(`/dashboard/${name}`, { schema }, (_request, reply) => send(reply, name))
-  }
+  // Its own scripts, styles and API calls, nothing else.
+  await fastify.register(pageHelmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'none'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        connectSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+        formAction: ["'self'"]
+      }
+    }
+  })
+  fastify.addHook('onRoute', (route) => { route.schema = { ...route.schema, hide: true, querystring: NO_INPUT } })
+  await fastify.register(fastifyStatic, {
+    root: PAGE_DIR,
+    prefix: '/dashboard/',
+    // One route per file at start-up (no wildcard); the page itself is /dashboard, below.
+    wildcard: false,
+    globIgnore: ['index.html'],
+    cacheControl: false,
+    setHeaders: (reply) => { reply.header('cache-control', 'no-cache') }
+  })
+  fastify.get('/dashboard', (_request, reply) => reply.sendFile('index.html'))
+  fastify.get('/dashboard/uplot.js', (_request, reply) => reply.sendFile('uPlot.iife.min.js', UPLOT_DIR))
+  fastify.get('/dashboard/uplot.css', (_request, reply) => reply.sendFile('uPlot.min.css', UPLOT_DIR))
 }

@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { ErrorBody, type ErrorBodyType } from '../../schemas/error.ts'
-import { API_SECURITY_HEADERS } from '../external/helmet.ts'
+import { API_SECURITY_HEADERS } from './security-headers.ts'
 
 /** A failure the client can act on: a status, a stable code and a message safe to show. */
 export class AppError extends Error {

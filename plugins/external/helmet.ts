@@ -1,53 +1,15 @@
+import fastifyHelmet, { type FastifyHelmetOptions } from '@fastify/helmet'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import helmet, { type HelmetOptions } from 'helmet'
-
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** false: a machine-to-machine route that answers without browser security headers. */
-    securityHeaders?: boolean
-  }
-}
-
-/** The API's helmet policy: JSON only, so the CSP forbids everything. */
-export const API_HELMET: HelmetOptions = {
-  contentSecurityPolicy: {
-    useDefaults: false,
-    directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"] }
-  },
-  crossOriginEmbedderPolicy: false,
-  strictTransportSecurity: { maxAge: 31_536_000, includeSubDomains: true },
-  xFrameOptions: { action: 'deny' },
-  // Meaningless for JSON answers; each would only add bytes to every response.
-  xDnsPrefetchControl: false,
-  xDownloadOptions: false,
-  xPermittedCrossDomainPolicies: false,
-  xXssProtection: false,
-  originAgentCluster: false
-}
-
-/** Runs helmet once against a recording response and returns the headers it sets. */
-export function helmetHeaders (options: HelmetOptions): Record<string, string> {
-  const headers: Record<string, string> = {}
-  const res = {
-    setHeader (name: string, value: string | number) { headers[name.toLowerCase()] = String(value) },
-    removeHeader (name: string) { delete headers[name.toLowerCase()] }
-  }
-  helmet(options)({} as never, res as never, () => {})
-  return headers
-}
-
-/** The API's security headers, computed once; also set on framework errors raised before routing. */
-export const API_SECURITY_HEADERS = helmetHeaders(API_HELMET)
 
 /**
- * Security headers for the API. @fastify/helmet rebuilds helmet's middleware on every request,
- * which halved throughput in our measurements; the API's policy never varies per request, so
- * helmet computes it once here and each answer gets the same header set in one call.
+ * @fastify/helmet for the HTML pages (the dashboard, /docs, Bull Board), registered inside each
+ * page's own encapsulated context with that page's content security policy: its hooks then run on
+ * that page's routes only, never on the JSON API (decision 011). Register it before any hook that
+ * may answer early (authentication), so those answers carry the page's headers too.
  */
-export default fp(async function helmetPlugin (fastify: FastifyInstance) {
-  fastify.addHook('onRequest', (request, reply, done) => {
-    if (request.routeOptions.config.securityHeaders !== false) reply.headers(API_SECURITY_HEADERS)
-    done()
-  })
-}, { name: 'helmet' })
+export default fp(async function pageHelmet (fastify: FastifyInstance, options: Pick<FastifyHelmetOptions, 'contentSecurityPolicy'>) {
+  // The API's precomputed set would be written over helmet's (reply headers win over raw ones).
+  fastify.addHook('onRoute', (route) => { route.config = { ...route.config, securityHeaders: false } })
+  await fastify.register(fastifyHelmet, { xFrameOptions: { action: 'deny' }, contentSecurityPolicy: options.contentSecurityPolicy })
+}, { name: 'page-helmet' })

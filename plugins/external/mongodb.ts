@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import { MongoClient, type MongoClientOptions } from 'mongodb'
 
 /** The seed's pool tuning; durability and read preference are chosen per operation by the store. */
-export const autoConfig: MongoClientOptions = {
+const POOL_OPTIONS: MongoClientOptions = {
   maxPoolSize: 50,
   minPoolSize: 5,
   maxIdleTimeMS: 30_000,
@@ -20,7 +20,7 @@ export const autoConfig: MongoClientOptions = {
  * closed on failure so nothing holds the process open.
  */
 export async function connectMongo (uri: string, timeoutMs: number): Promise<MongoClient> {
-  const client = new MongoClient(uri, { ...autoConfig, serverSelectionTimeoutMS: timeoutMs, connectTimeoutMS: timeoutMs })
+  const client = new MongoClient(uri, { ...POOL_OPTIONS, serverSelectionTimeoutMS: timeoutMs, connectTimeoutMS: timeoutMs })
   try {
     await client.connect()
     await client.db('admin').command({ ping: 1 })

@@ -1,7 +1,14 @@
-import type { FastifyInstance } from 'fastify'
+import { createRequire } from 'node:module'
+import type { FastifyInstance, FastifyPluginCallback } from 'fastify'
 import fp from 'fastify-plugin'
 import { type Command, Redis } from 'ioredis'
 import type { WriteableStream } from 'ioredis/built/types.js'
+
+/**
+ * Loaded without its type declarations: they declare `fastify.redis` as never null, and Keyward's
+ * is null in embedded mode, which the compiler must keep making every caller check.
+ */
+const fastifyRedis = createRequire(import.meta.url)('@fastify/redis') as FastifyPluginCallback<{ client: Redis }>
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -55,6 +62,10 @@ export async function connectRedis (url: string, options: { name?: string, conne
   }
 }
 
+/**
+ * `fastify.redis`: the guarded connection, registered through @fastify/redis, or null in embedded
+ * mode (no REDIS_URL), where @fastify/redis is not registered at all.
+ */
 export default fp(async function redisPlugin (fastify: FastifyInstance) {
   const redis = fastify.config.redis
   if (redis === undefined) {
@@ -62,8 +73,9 @@ export default fp(async function redisPlugin (fastify: FastifyInstance) {
     return
   }
   const client = await connectRedis(redis.url, { name: 'keyward-api', commandTimeoutMs: redis.commandTimeoutMs })
-  fastify.decorate('redis', client)
+  // Closed here rather than by @fastify/redis (closeClient), whose quit() rejects while Redis is down.
   fastify.addHook('onClose', async () => {
     await client.quit().catch(() => client.disconnect())
   })
+  await fastify.register(fastifyRedis, { client })
 }, { name: 'redis', dependencies: ['config'] })

@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import pageHelmet from './helmet.ts'
 
 /** OpenAPI 3 document at /docs/json and the UI at /docs, generated from the route schemas. */
 export default fp(async function swaggerPlugin (fastify: FastifyInstance) {
@@ -33,9 +34,14 @@ export default fp(async function swaggerPlugin (fastify: FastifyInstance) {
       buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`)
     }
   })
-  await fastify.register(swaggerUi, {
-    routePrefix: '/docs',
-    staticCSP: true,
-    uiConfig: { docExpansion: 'list', deepLinking: true }
+  // The UI is an HTML page: its own context, with helmet's page headers. Swagger UI sets the content
+  // security policy itself (staticCSP: hashes of its inline scripts and styles).
+  await fastify.register(async function docsPage (docs) {
+    await docs.register(pageHelmet, { contentSecurityPolicy: false })
+    await docs.register(swaggerUi, {
+      routePrefix: '/docs',
+      staticCSP: true,
+      uiConfig: { docExpansion: 'list', deepLinking: true }
+    })
   })
 }, { name: 'swagger' })

@@ -3,6 +3,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter'
 import { FastifyAdapter } from '@bull-board/fastify'
 import { Queue } from 'bullmq'
 import type { FastifyInstance } from 'fastify'
+import pageHelmet from '../../plugins/external/helmet.ts'
 import { bullConnection, MAINTENANCE_QUEUE, WEBHOOK_QUEUE } from '../../jobs/queue.ts'
 
 export const QUEUES_PATH = '/admin/queues'
@@ -27,13 +28,15 @@ export default async function queuesUi (fastify: FastifyInstance) {
 
   // A UI, not part of the API: kept out of the OpenAPI document.
   fastify.addHook('onRoute', (route) => { route.schema = { ...route.schema, hide: true } })
+  // The UI loads its own scripts and styles (and sets inline style attributes, which no nonce covers).
+  await fastify.register(pageHelmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: { defaultSrc: ["'self'"], imgSrc: ["'self'", 'data:'], styleSrc: ["'self'", "'unsafe-inline'"], scriptSrc: ["'self'"], frameAncestors: ["'none'"] }
+    }
+  })
   fastify.addHook('onRequest', fastify.authenticate)
   fastify.addHook('onRequest', fastify.requireRole('admin'))
-  // The UI loads its own scripts and styles; the API's "nothing at all" policy would blank it.
-  fastify.addHook('onSend', async (_request, reply, payload) => {
-    reply.header('content-security-policy', "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'")
-    return payload
-  })
   await fastify.register(serverAdapter.registerPlugin() as never, { prefix: QUEUES_PATH })
   fastify.addHook('onClose', async () => { await Promise.all(queues.map((q) => q.close())) })
 }

@@ -47,6 +47,30 @@ describe('TwoLayerCache in memory', () => {
     await assert.rejects(cache.get('f', async () => { throw new Error('store down') }), /store down/)
     assert.equal(await cache.get('f', async () => 'ok'), 'ok')
   })
+
+  it('ttlFor gives each loaded value its own TTL', async () => {
+    const cache = new TwoLayerCache({ redis: null, prefix: 'x:' })
+    let n = 0
+    const loader = async () => (++n === 1 ? null : n)
+    const options = { ttlMs: 60_000, ttlFor: (v: number | null) => (v === null ? 20 : 60_000) }
+    assert.equal(await cache.get('neg', loader, options), null)
+    assert.equal(await cache.get('neg', loader, options), null, 'the negative result is cached')
+    await wait(40)
+    assert.equal(await cache.get('neg', loader, options), 2, 'for its own shorter TTL')
+    await wait(40)
+    assert.equal(await cache.get('neg', loader, options), 2)
+  })
+
+  it('a key deleted while its load runs is not cached from that load; its callers still get the value', async () => {
+    const cache = new TwoLayerCache({ redis: null, prefix: 'x:' })
+    let release = () => {}
+    const loaded = new Promise<void>((resolve) => { release = resolve })
+    const slow = cache.get('k', async () => { await loaded; return 'before the delete' })
+    await cache.delete('k')
+    release()
+    assert.equal(await slow, 'before the delete')
+    assert.equal(await cache.get('k', async () => 'after the delete'), 'after the delete')
+  })
 })
 
 describe('TwoLayerCache without Redis, joined by a bus (the cluster primary relays between workers)', () => {

@@ -241,6 +241,18 @@ describe('shared limits and client addresses', () => {
       await trusted.close()
     }
   })
+
+  it('a TRUST_PROXY hop count takes the client from that many hops back, whatever the client prepends', async () => {
+    // Fastify trusts nothing for a numeric trustProxy (since 5.12.1): the hop count is Keyward's own.
+    const t = await createTestApp({ GENERAL_RATE_LIMIT_MAX: '2', TRUST_PROXY: '1' })
+    try {
+      const hit = (xff: string) => t.app.inject({ method: 'GET', url: '/api/nope', headers: { 'x-forwarded-for': xff } }).then((r) => r.statusCode)
+      assert.deepEqual([await hit('1.1.1.1'), await hit('2.2.2.2'), await hit('3.3.3.3')], [404, 404, 404], 'each address the proxy saw has its own count')
+      assert.deepEqual([await hit('9.9.9.1, 1.1.1.1'), await hit('9.9.9.2, 1.1.1.1')], [404, 429], 'a forged earlier hop does not escape the limit')
+    } finally {
+      await t.close()
+    }
+  })
 })
 
 describe('Redis fault', () => {

@@ -17,6 +17,15 @@ describe('dashboard pages', () => {
     }
   })
 
+  it('answers a revalidation with 304 (ETag) and caches nothing without asking', async () => {
+    const first = await t.app.inject({ url: '/dashboard/app.js' })
+    assert.equal(first.headers['cache-control'], 'no-cache')
+    assert.match(String(first.headers['content-type']), /javascript; charset=utf-8/)
+    assert.ok(first.headers.etag)
+    const again = await t.app.inject({ url: '/dashboard/app.js', headers: { 'if-none-match': String(first.headers.etag) } })
+    assert.equal(again.statusCode, 304)
+  })
+
   it('refuses input it does not take with a 4xx in the one error shape', async () => {
     const cases: Array<[string, string, number]> = [
       ['GET', '/dashboard?x=1', 400],

@@ -44,6 +44,9 @@ interface Message { from: string, kind: 'del' | 'gen', key: string, gen?: number
 
 type Entry = { value: unknown }
 
+/** What a miss hands to the L1 cache's fetchMethod: this caller's loader and options. */
+interface Load { loader: () => Promise<unknown>, options: GetOptions<unknown> }
+
 /** Sets a counter to ARGV[1] unless it is already higher; returns the counter. */
 const RAISE_SCRIPT = `
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -63,9 +66,8 @@ export interface GetOptions<T> {
 }
 
 export class TwoLayerCache {
-  private readonly l1: LRUCache<string, Entry>
+  private readonly l1: LRUCache<string, Entry, Load>
   private readonly generations: LRUCache<string, number>
-  private readonly inflight = new Map<string, Promise<unknown>>()
   private readonly redis: Redis | null
   private readonly subscriber: Redis | null
   private readonly bus: CacheBus | null
@@ -83,7 +85,15 @@ export class TwoLayerCache {
     this.prefix = `${options.prefix}cache:`
     this.channel = `${options.prefix}cache-invalidate`
     this.defaultTtlMs = options.defaultTtlMs ?? 60_000
-    this.l1 = new LRUCache({ max: options.maxEntries ?? 50_000, ttl: this.defaultTtlMs, ttlAutopurge: false })
+    this.l1 = new LRUCache<string, Entry, Load>({
+      max: options.maxEntries ?? 50_000,
+      ttl: this.defaultTtlMs,
+      ttlAutopurge: false,
+      // lru-cache runs one load per key for concurrent misses and caches nothing when it fails. A
+      // key deleted (invalidated) while its load runs is not cached; its callers still get the value.
+      fetchMethod: (key, _stale, { options: set, context }) => this.load(key, context, set),
+      ignoreFetchAbort: true
+    })
     // The last generation seen per scope: the fallback while Redis is unreachable.
     this.generations = new LRUCache({ max: options.maxEntries ?? 50_000 })
   }
@@ -191,18 +201,14 @@ export class TwoLayerCache {
       return hit.value as T
     }
     this.counters.l1Misses++
-    const pending = this.inflight.get(key)
-    if (pending !== undefined) {
-      this.counters.coalesced++
-      return pending as Promise<T>
-    }
-    const load = this.load(key, loader, options)
-      .finally(() => this.inflight.delete(key))
-    this.inflight.set(key, load)
-    return load
+    const status: LRUCache.Status<string, Entry, Load> = {}
+    const load = this.l1.forceFetch(key, { context: { loader, options } as Load, ttl: options.ttlMs ?? this.defaultTtlMs, status })
+    if (status.fetch === 'inflight') this.counters.coalesced++
+    return (await load).value as T
   }
 
-  private async load<T> (key: string, loader: () => Promise<T>, options: GetOptions<T>): Promise<T> {
+  /** L2, then the loader; `set.ttl` is the TTL lru-cache gives the L1 entry. */
+  private async load (key: string, { loader, options }: Load, set: { ttl?: number }): Promise<Entry> {
     const useL2 = options.l2 ?? true
     const ttlMs = options.ttlMs ?? this.defaultTtlMs
     if (useL2 && this.redis !== null) {
@@ -210,9 +216,7 @@ export class TwoLayerCache {
         const raw = await this.redis.get(this.prefix + key)
         if (raw !== null) {
           this.counters.l2Hits++
-          const value = JSON.parse(raw) as T
-          this.l1.set(key, { value }, { ttl: ttlMs })
-          return value
+          return { value: JSON.parse(raw) }
         }
         this.counters.l2Misses++
       } catch {
@@ -221,11 +225,11 @@ export class TwoLayerCache {
     }
     this.counters.loads++
     const value = await loader()
-    this.l1.set(key, { value }, { ttl: options.ttlFor?.(value) ?? ttlMs })
+    if (options.ttlFor !== undefined) set.ttl = options.ttlFor(value)
     if (useL2 && this.redis !== null && value !== undefined) {
       this.redis.set(this.prefix + key, JSON.stringify(value), 'PX', ttlMs).catch(() => { this.counters.l2Errors++ })
     }
-    return value
+    return { value }
   }
 
   /** Drops a key from both layers here and from L1 in every other process. */
@@ -260,7 +264,6 @@ export class TwoLayerCache {
   }
 
   async stop (): Promise<void> {
-    this.inflight.clear()
     this.l1.clear()
     this.bus?.close()
     if (this.subscriber !== null) await this.subscriber.unsubscribe(this.channel).catch(() => {})

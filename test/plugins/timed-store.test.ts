@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { timed } from '../../plugins/app/metrics/timed-store.ts'
+import { timed } from '../../plugins/app/store/timed.ts'
 
 class Ledger {
   readonly kind = 'ledger'

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import { describe, it } from 'node:test'
-import { KdfGate, kdfGate } from '../../plugins/app/auth/passwords.ts'
+import { KdfGate, kdfGate } from '../../plugins/app/kdf.ts'
 import { createTestApp, registerUser } from '../helpers/app.ts'
 
 const ERROR_KEYS = ['code', 'error', 'message', 'requestId', 'statusCode']

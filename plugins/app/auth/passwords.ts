@@ -1,59 +1,7 @@
-import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto'
-import { AppError } from '../errors.ts'
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { scrypt, type ScryptParams } from '../kdf.ts'
 
-/** scrypt parameters: N = 2^ln, block size r, parallelism p. */
-export interface ScryptParams { ln: number, r: number, p: number }
-
-const KEY_LENGTH = 32
 const SALT_LENGTH = 16
-
-/**
- * Bounds the derivations in flight. scrypt runs on libuv's thread pool, which file, DNS and zlib
- * work share: a burst of logins or reveals must not take every thread. Past `concurrency`,
- * callers wait in a queue; past `queueMax` waiting, they are refused with 503 and Retry-After.
- */
-export class KdfGate {
-  private running = 0
-  private readonly waiting: Array<() => void> = []
-
-  constructor (readonly concurrency: number, readonly queueMax: number) {}
-
-  get queued (): number {
-    return this.waiting.length
-  }
-
-  async run<T> (work: () => Promise<T>): Promise<T> {
-    if (this.running < this.concurrency) {
-      this.running++
-    } else {
-      if (this.waiting.length >= this.queueMax) {
-        throw new AppError(503, 'SERVICE_BUSY', 'Too many password and passphrase checks are in progress; retry shortly', { 'retry-after': '1' })
-      }
-      // The slot is handed over by the caller that finishes, so `running` stays counted.
-      await new Promise<void>((resolve) => this.waiting.push(resolve))
-    }
-    try {
-      return await work()
-    } finally {
-      const next = this.waiting.shift()
-      if (next === undefined) this.running--
-      else next()
-    }
-  }
-}
-
-const THREAD_POOL_SIZE = Number(process.env.UV_THREADPOOL_SIZE) || 4
-/** One gate per process, as the thread pool is: half its threads, 16 waiting per thread (~1.5 s at the default cost). */
-export const kdfGate = new KdfGate(Math.max(1, Math.floor(THREAD_POOL_SIZE / 2)), 16 * Math.max(1, Math.floor(THREAD_POOL_SIZE / 2)))
-
-/** scrypt of a secret (NFKC-normalised) on the libuv thread pool, through the gate; also derives vault keys. */
-export function scrypt (secret: string, salt: Buffer, params: ScryptParams, gate: KdfGate = kdfGate): Promise<Buffer> {
-  const N = 2 ** params.ln
-  const options: ScryptOptions = { N, r: params.r, p: params.p, maxmem: 256 * N * params.r + 1024 * 1024 }
-  return gate.run(() => new Promise((resolve, reject) => {
-    scryptCallback(secret.normalize('NFKC'), salt, KEY_LENGTH, options, (err, key) => (err ? reject(err) : resolve(key)))
-  }))
-}
 
 function encode (params: ScryptParams, salt: Buffer, hash: Buffer): string {
   return `scrypt$ln=${params.ln},r=${params.r},p=${params.p}$${salt.toString('base64url')}$${hash.toString('base64url')}`

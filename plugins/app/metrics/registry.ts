@@ -1,7 +1,7 @@
 import { performance as perf } from 'node:perf_hooks'
 import type { FastifyInstance } from 'fastify'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { OperationObserver, TimedStoreOperation } from './timed-store.ts'
+import type { OperationObserver, TimedStoreOperation } from '../store/timed.ts'
 
 /**
  * Keyward's prom-client instruments, in a registry of their own (each app has one). Built before

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { timedStore, type OperationObserver, type TimedStoreOperation } from '../metrics/timed-store.ts'
+import { timedStore, type OperationObserver, type TimedStoreOperation } from './timed.ts'
 import { openStore } from './open.ts'
 import type { Store } from './types/index.ts'
 

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
-import { scrypt, type ScryptParams } from '../auth/passwords.ts'
+import { scrypt, type ScryptParams } from '../kdf.ts'
 
 /**
  * Envelope encryption. Each user has a random 256-bit data key; it is stored only wrapped

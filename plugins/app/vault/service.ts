@@ -1,5 +1,5 @@
 import { AppError } from '../errors.ts'
-import type { ScryptParams } from '../auth/passwords.ts'
+import type { ScryptParams } from '../kdf.ts'
 import type { AuditInput, VaultRecord, VaultStore } from '../store/types/index.ts'
 import { DecryptionError, deriveKek, newDataKey, newKdf, unwrapDataKey, wrapDataKey } from './crypto.ts'
 import type { Static } from 'typebox'

@@ -1,4 +1,4 @@
-import type { Store } from '../store/types/index.ts'
+import type { Store } from './types/index.ts'
 
 /** The names of `T`'s members that are methods returning a promise. */
 export type AsyncMethodName<T> = {

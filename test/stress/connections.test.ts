@@ -247,7 +247,7 @@ describe(`${TARGET} connections on one machine`, { timeout: 280_000, skip: unsup
     assert.equal(sum(status.map((r) => r.held)), TARGET, 'the idle connections survived the traffic')
   })
 
-  it('releases them: sockets return to idle, kernel memory within half its growth, no worker grows', async () => {
+  it('releases them: every worker back to its idle sockets, kernel slab within half its growth, no worker grows', async () => {
     const started = Date.now()
     const left = await askAll<StatusReport>(holders, () => ({ op: 'release', count: TARGET }))
     assert.equal(sum(left.map((r) => r.held)), 0)
@@ -264,7 +264,6 @@ describe(`${TARGET} connections on one machine`, { timeout: 280_000, skip: unsup
       assert.ok(w.socketsAfter - w.idleSockets <= SOCKET_SLACK, `worker ${w.pid} still holds ${w.socketsAfter - w.idleSockets} sockets`)
       assert.ok(w.rssAfter - w.rssHeld <= RSS_GROWTH_AFTER_KIB, `worker ${w.pid}: RSS ${mib(w.rssIdle)} -> ${mib(w.rssHeld)} -> ${mib(w.rssAfter)} MiB grew after release`)
     }
-    assert.ok(figures.tcpAfter.inuse - figures.tcpIdle.inuse <= SOCKET_SLACK * WORKERS, `TCP sockets in use ${figures.tcpIdle.inuse} -> ${figures.tcpAfter.inuse}`)
     const slabGrowth = figures.slabHeld - figures.slabIdle
     assert.ok(figures.slabAfter - figures.slabIdle <= slabGrowth * SLAB_KEPT_BOUND, `slab ${mib(figures.slabIdle)} -> ${mib(figures.slabHeld)} -> ${mib(figures.slabAfter)} MiB`)
     const health = await fetch(`${url}/api/health`)

@@ -12,12 +12,14 @@ export type HolderCommand =
   | { op: 'release', count: number }
   | { op: 'status' }
 
-export interface OpenReport { op: 'opened', held: number, refused: number, failures: Record<string, number> }
+export interface OpenReport { op: 'opened', held: number, refused: number, failures: Record<string, number>, shed: number }
 export interface ProbeReport { op: 'probed', statuses: number[] }
 export interface StatusReport { op: 'status', held: number }
 export type HolderReport = OpenReport | ProbeReport | StatusReport
 
 const ANSWER_TIMEOUT_MS = 20_000
+/** A 503 is a server shedding load for a moment (under-pressure): asked again once after this pause, as a client honouring Retry-After would. */
+const SHED_RETRY_MS = 1000
 
 /** One held connection: its socket and the answer it is waiting for, if any. */
 class Held {
@@ -67,7 +69,7 @@ const held: Held[] = []
 let nextAddress = 0
 
 /** Connects from a loopback source address, asks once, and keeps the socket if it was answered. */
-async function openOne (port: number, addresses: string[], path: string, failures: Record<string, number>): Promise<boolean> {
+async function openOne (port: number, addresses: string[], path: string, failures: Record<string, number>, shed: { count: number }): Promise<boolean> {
   const localAddress = addresses[nextAddress++ % addresses.length]
   const socket = net.connect({ host: '127.0.0.1', port, localAddress })
   const connected = await new Promise<string | null>((resolve) => {
@@ -80,7 +82,12 @@ async function openOne (port: number, addresses: string[], path: string, failure
     return false
   }
   const connection = new Held(socket)
-  const status = await connection.request(path)
+  let status = await connection.request(path)
+  if (status === 503) {
+    shed.count++
+    await new Promise((resolve) => setTimeout(resolve, SHED_RETRY_MS))
+    status = await connection.request(path)
+  }
   if (status === 200 && connection.open) {
     held.push(connection)
     return true
@@ -95,14 +102,15 @@ async function run (command: HolderCommand): Promise<HolderReport> {
   switch (command.op) {
     case 'open': {
       const failures: Record<string, number> = {}
+      const shed = { count: 0 }
       let ok = 0
       let refused = 0
       for (let done = 0; done < command.count; done += command.batch) {
         const size = Math.min(command.batch, command.count - done)
-        const results = await Promise.all(Array.from({ length: size }, () => openOne(command.port, command.addresses, command.path, failures)))
+        const results = await Promise.all(Array.from({ length: size }, () => openOne(command.port, command.addresses, command.path, failures, shed)))
         for (const r of results) if (r) ok++; else refused++
       }
-      return { op: 'opened', held: ok, refused, failures }
+      return { op: 'opened', held: ok, refused, failures, shed: shed.count }
     }
     case 'probe': {
       const open = held.filter((h) => h.open).slice(0, command.count)

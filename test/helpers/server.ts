@@ -16,8 +16,8 @@ export interface RunningServer {
   stop (signal?: NodeJS.Signals): Promise<number | null>
 }
 
-/** Spawns the real server (server.ts under tsx) on a free port and waits until it listens. */
-export async function startServer (env: Record<string, string>, entry = 'server.ts', ready = /Keyward listening at http:\/\/127\.0\.0\.1:(\d+)/): Promise<RunningServer> {
+/** Spawns the real server (server.ts under tsx) on a free port and waits until it listens (a cluster of many workers needs longer than startMs). */
+export async function startServer (env: Record<string, string>, entry = 'server.ts', ready = /Keyward listening at http:\/\/127\.0\.0\.1:(\d+)/, startMs = 20_000): Promise<RunningServer> {
   const proc = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...TEST_SECRETS, ...env },
@@ -27,7 +27,7 @@ export async function startServer (env: Record<string, string>, entry = 'server.
   const exited = once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
   const port = await new Promise<number>((resolve, reject) => {
     // A server that never says it listens is killed, not left running after the test gives up.
-    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`server did not start:\n${output.join('\n')}`)) }, 20_000)
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`server did not start:\n${output.join('\n')}`)) }, startMs)
     // A chunk can end in the middle of a line: each stream keeps its unfinished line until the
     // rest arrives, so `output` holds whole lines only.
     const lines = (stream: NodeJS.ReadableStream) => {

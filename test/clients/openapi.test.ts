@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { GENERATED, generate } from '../../clients/node/scripts/generate.ts'
 import { OPENAPI_FILE, openApiDocument } from '../../scripts/openapi.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -31,4 +32,10 @@ test('every operation has a readable operationId, unique across the document', a
   for (const id of ids) assert.match(id ?? '', /^[a-z][A-Za-z]+$/)
   assert.equal(new Set(ids).size, ids.length)
   assert.ok(ids.includes('verifyKey') && ids.includes('listKeys') && ids.includes('createKey'))
+})
+
+test('the client\'s generated types match the exported document: `npm run generate -w clients/node` after an export', async () => {
+  const { types, operations } = await generate()
+  assert.equal(await readFile(GENERATED.types, 'utf8'), types)
+  assert.equal(await readFile(GENERATED.operations, 'utf8'), operations)
 })

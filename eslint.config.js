@@ -2,6 +2,6 @@ import neostandard from 'neostandard'
 
 export default neostandard({
   ts: true,
-  ignores: ['dist/**', 'data/**', 'bench/results/**', 'test/artifacts/**', 'coverage/**'],
+  ignores: ['dist/**', 'clients/node/dist/**', 'data/**', 'bench/results/**', 'test/artifacts/**', 'coverage/**'],
   env: ['browser']
 })

@@ -91,7 +91,7 @@ const IssuedKeyBody = Type.Object({
   title: 'Issued key',
   // The title names the rule in the error: "missing the required field 'passphrase' for a recoverable key".
   if: { properties: { recoverable: { const: true } }, required: ['recoverable'] },
-  then: { required: ['passphrase'], title: 'Recoverable key' }
+  then: { required: ['passphrase'], properties: { passphrase: Passphrase }, title: 'Recoverable key' }
 })
 
 /**

@@ -12,8 +12,11 @@ export default fp(async function swaggerPlugin (fastify: FastifyInstance) {
       info: {
         title: 'Keyward',
         description: 'API-key management: keys you hold (encrypted), keys you issue (verified from memory), metering, rotation and audit.',
-        version: '0.1.0'
+        version: '0.1.0',
+        license: { name: 'MIT', identifier: 'MIT' }
       },
+      // Relative: the document describes whichever Keyward serves it.
+      servers: [{ url: '/', description: 'This Keyward server' }],
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'An access token from /api/auth/login' }

@@ -12,6 +12,7 @@ const audit: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/', {
     schema: {
+      operationId: 'listAuditEvents',
       summary: 'Audit events, newest first',
       tags,
       security,
@@ -26,6 +27,7 @@ const audit: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/verify', {
     config: { rateLimit: fastify.tier('heavy') },
     schema: {
+      operationId: 'verifyAuditChain',
       summary: 'Check the hash chain',
       description: 'Recomputes every link; an edited, removed or reordered event breaks the chain at that point.',
       tags,

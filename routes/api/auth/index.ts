@@ -19,9 +19,11 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/register', {
     config: authTier,
     schema: {
+      operationId: 'register',
       summary: 'Create an account',
       description: 'Returns the user and a token pair. Emails are trimmed, lower-cased and unique.',
       tags: ['auth'],
+      security: [],
       body: RegisterBody,
       response: { 201: TokenPair, ...errorResponses(400, 409, 413, 415, 429) }
     }
@@ -33,9 +35,11 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/login', {
     config: authTier,
     schema: {
+      operationId: 'login',
       summary: 'Sign in',
       description: 'A wrong email and a wrong password answer the same 401 INVALID_CREDENTIALS, in about the same time.',
       tags: ['auth'],
+      security: [],
       body: LoginBody,
       response: { 200: TokenPair, ...errorResponses(400, 401, 413, 415, 429) }
     }
@@ -44,9 +48,11 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/refresh', {
     config: authTier,
     schema: {
+      operationId: 'refreshToken',
       summary: 'Exchange a refresh token for a new pair',
       description: 'Each refresh token works once. Presenting a used one revokes its whole session (401 REFRESH_TOKEN_REUSED).',
       tags: ['auth'],
+      security: [],
       body: RefreshBody,
       response: { 200: TokenPair, ...errorResponses(400, 401, 413, 415, 429) }
     }
@@ -55,6 +61,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/logout', {
     ...protectedRoute,
     schema: {
+      operationId: 'logout',
       summary: 'End the current session',
       tags: ['auth'],
       ...secured,
@@ -68,6 +75,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/logout-all', {
     ...protectedRoute,
     schema: {
+      operationId: 'logoutAll',
       summary: 'End every session of the account, this one included',
       tags: ['auth'],
       ...secured,
@@ -78,6 +86,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/me', {
     ...protectedRoute,
     schema: {
+      operationId: 'getMe',
       summary: 'The signed-in user',
       tags: ['auth'],
       ...secured,
@@ -88,6 +97,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.patch('/me', {
     ...protectedRoute,
     schema: {
+      operationId: 'updateMe',
       summary: 'Change the display name',
       description: 'Only the name can change here; role, email and password have their own paths.',
       tags: ['auth'],
@@ -102,6 +112,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     // It checks the password: a stolen access token must not make it a guessing oracle at the general tier's rate.
     config: authTier,
     schema: {
+      operationId: 'deleteMe',
       summary: 'Delete the account and everything it owns',
       description: 'Needs the password. Keys, versions, usage and sessions are deleted; issued keys stop verifying at once.',
       tags: ['auth'],
@@ -118,6 +129,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     onRequest: fastify.authenticate,
     config: { rateLimit: fastify.tier('heavy') },
     schema: {
+      operationId: 'exportAccount',
       summary: 'Everything the account owns, as JSON',
       description: 'Metadata only: never secrets, hashes or ciphertext.',
       tags: ['auth'],
@@ -130,6 +142,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     onRequest: fastify.authenticate,
     config: authTier,
     schema: {
+      operationId: 'changePassword',
       summary: 'Change the password',
       description: 'Checks the current password (403 WRONG_PASSWORD) and ends every other session.',
       tags: ['auth'],
@@ -145,6 +158,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/sessions', {
     ...protectedRoute,
     schema: {
+      operationId: 'listSessions',
       summary: 'The account\'s sessions, newest first',
       tags: ['auth'],
       ...secured,
@@ -158,6 +172,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.delete('/sessions/:id', {
     ...protectedRoute,
     schema: {
+      operationId: 'endSession',
       summary: 'End one session of the account',
       tags: ['auth'],
       ...secured,

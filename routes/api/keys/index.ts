@@ -26,6 +26,7 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/', {
     config: { rateLimit: fastify.tier('keyCreation') },
     schema: {
+      operationId: 'createKey',
       summary: 'Create a key',
       description: 'Held keys need `secret` and `passphrase` (stored encrypted). Issued keys are generated and their `secret` is returned in this answer only; `recoverable: true` with the passphrase keeps an encrypted copy. 409 PASSPHRASE_NOT_SET until a vault passphrase exists.',
       tags,
@@ -40,6 +41,7 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/', {
     schema: {
+      operationId: 'listKeys',
       summary: 'List keys',
       description: 'Filters, search, sorting (`sort=name` ascending, `sort=-name` descending) and cursor pagination. Served from the cache.',
       tags,
@@ -51,6 +53,7 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/stats', {
     schema: {
+      operationId: 'getKeyStats',
       summary: 'Counts of keys',
       description: 'By status, kind, service and environment; expiring within 7 days; rotation due. Served from the cache.',
       tags,
@@ -62,6 +65,7 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/bulk', {
     config: { rateLimit: fastify.tier('heavy') },
     schema: {
+      operationId: 'bulkKeys',
       summary: 'Act on up to 100 keys',
       description: 'revoke, disable, enable, addTags or removeTags; one result per id.',
       tags,
@@ -73,6 +77,7 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/:id', {
     schema: {
+      operationId: 'getKey',
       summary: 'One key',
       tags,
       security,
@@ -83,6 +88,7 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.patch('/:id', {
     schema: {
+      operationId: 'updateKey',
       summary: 'Change a key',
       description: 'Metadata, limits, expiry, rotation interval, and status active or disabled. Revoked keys cannot change (409).',
       tags,
@@ -95,6 +101,7 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.delete('/:id', {
     schema: {
+      operationId: 'revokeKey',
       summary: 'Revoke a key',
       description: 'Revokes at once: the key stops verifying everywhere. The record is purged later by the cleanup job.',
       tags,
@@ -110,6 +117,7 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/:id/reveal', {
     config: { rateLimit: fastify.tier('heavy') },
     schema: {
+      operationId: 'revealKey',
       summary: 'Reveal the secret of a held or recoverable key',
       description: 'Needs the vault passphrase (403 WRONG_PASSPHRASE). `version` reveals a previous version.',
       tags,
@@ -126,6 +134,7 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/:id/rotate', {
     config: { rateLimit: fastify.tier('heavy') },
     schema: {
+      operationId: 'rotateKey',
       summary: 'Rotate a key',
       description: 'Held keys take the new `secret` from the provider; issued keys get a new generated secret (returned once), and the old one keeps verifying for `gracePeriodSeconds`. The last 10 previous versions are kept.',
       tags,
@@ -142,6 +151,7 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/:id/versions', {
     schema: {
+      operationId: 'listKeyVersions',
       summary: 'The key\'s versions, newest first',
       tags,
       security,
@@ -166,6 +176,7 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/:id/usage', {
     schema: {
+      operationId: 'getKeyUsage',
       summary: 'Usage of a key over time',
       description: 'A series by hour, day or month (UTC). Verification counts appear within the usage flush interval (1 s by default).',
       tags: ['usage'],
@@ -178,6 +189,7 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/:id/usage', {
     schema: {
+      operationId: 'recordKeyUsage',
       summary: 'Record usage of a key',
       description: 'Meters calls made with a key outside Keyward (for example a held third-party key). With an `Idempotency-Key` header a retried request counts once (200 with duplicate: true).',
       tags: ['usage'],

@@ -15,6 +15,7 @@ const verify: FastifyPluginAsyncTypebox = async (fastify) => {
       rateLimit: false
     },
     schema: {
+      operationId: 'verifyKey',
       summary: 'Verify an issued key',
       description: 'Authenticate with an access token or an issued key carrying the `keyward:verify` scope. Checks format, lookup, status and expiry, scopes, the key\'s rate limit and its monthly usage, in that order; usage is charged (`cost`, default 1) only when every check passed. Another owner\'s key answers NOT_FOUND. Calls answering MALFORMED or NOT_FOUND count in the verify-failure tier per caller credential, or per caller and `client` when given; past its limit those calls answer 429, while keys that verify keep answering.',
       tags: ['verify'],

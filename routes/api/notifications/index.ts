@@ -12,6 +12,7 @@ const notifications: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/', {
     schema: {
+      operationId: 'listNotifications',
       summary: 'Notifications, newest first',
       tags,
       security,
@@ -22,6 +23,7 @@ const notifications: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/:id/read', {
     schema: {
+      operationId: 'markNotificationRead',
       summary: 'Mark a notification read',
       tags,
       security,

@@ -11,6 +11,7 @@ const system: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/info', {
     schema: {
+      operationId: 'getSystemInfo',
       summary: 'What is running: version, runtime, store and Redis',
       tags,
       security,
@@ -20,6 +21,7 @@ const system: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/jobs', {
     schema: {
+      operationId: 'listJobs',
       summary: 'Maintenance jobs: schedule, next run, last run, duration, result and failures',
       tags,
       security,
@@ -29,6 +31,7 @@ const system: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/stats', {
     schema: {
+      operationId: 'getSystemStats',
       summary: 'System statistics: process, memory, event loop, requests, cache, rate limiter, store, Redis, jobs, alerts',
       tags,
       security,
@@ -38,6 +41,7 @@ const system: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/stats/history', {
     schema: {
+      operationId: 'getSystemStatsHistory',
       summary: 'Statistics over time',
       description: 'Per-minute figures kept in memory for 24 hours; hourly snapshots (the stats-report job) kept 30 days.',
       tags,
@@ -49,6 +53,7 @@ const system: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/rate-limits', {
     schema: {
+      operationId: 'getRateLimits',
       summary: 'Rate-limit tiers in force, blocked clients, and whether the memory fallback is active',
       tags,
       security,

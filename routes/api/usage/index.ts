@@ -8,6 +8,7 @@ const usage: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/summary', {
     schema: {
+      operationId: 'getUsageSummary',
       summary: 'Month-to-date usage',
       description: 'Totals by key and by service for the current UTC month, and the top keys.',
       tags: ['usage'],

@@ -11,6 +11,7 @@ const vault: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/', {
     schema: {
+      operationId: 'getVault',
       summary: 'Whether a vault passphrase is set',
       tags,
       security,
@@ -24,6 +25,7 @@ const vault: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.put('/passphrase', {
     config: { rateLimit: fastify.tier('heavy') },
     schema: {
+      operationId: 'setVaultPassphrase',
       summary: 'Set or change the vault passphrase',
       description: 'The first time: `{ passphrase }`. To change it: `{ currentPassphrase, passphrase }` (403 WRONG_PASSPHRASE); only the data key is re-wrapped, every secret stays revealable. The passphrase is never stored.',
       tags,

@@ -180,15 +180,13 @@ function countUnexpected (result: autocannon.Result, expect: number) {
     .reduce((sum, [, stat]) => sum + (stat as { count: number }).count, 0)
 }
 
+/** The scenario's requests, for a duration or a fixed amount. */
+function load (url: string, scenario: Omit<Scenario, 'mode'>, run: { connections: number, duration?: number, amount?: number }) {
+  return autocannon({ url: url + scenario.path, method: scenario.method, headers: scenario.headers, body: scenario.body, ...run })
+}
+
 async function measure (url: string, scenario: Omit<Scenario, 'mode'>, duration = DURATION) {
-  const result = await autocannon({
-    url: url + scenario.path,
-    method: scenario.method,
-    headers: scenario.headers,
-    body: scenario.body,
-    connections: CONNECTIONS,
-    duration
-  })
+  const result = await load(url, scenario, { connections: CONNECTIONS, duration })
   return {
     // The median of the per-second request counts, and latency percentiles over every request.
     requestsPerSecond: result.requests.p50,
@@ -213,14 +211,7 @@ async function cpuPerRequest (pid: number, url: string, scenario: Omit<Scenario,
   let failures = 0
   for (let i = 0; i < CPU_RUNS; i++) {
     const before = await cpuTimeUs(pid)
-    const result = await autocannon({
-      url: url + scenario.path,
-      method: scenario.method,
-      headers: scenario.headers,
-      body: scenario.body,
-      connections: CPU_CONNECTIONS,
-      amount
-    })
+    const result = await load(url, scenario, { connections: CPU_CONNECTIONS, amount })
     runs.push((await cpuTimeUs(pid) - before) / amount)
     failures += result.errors + result.timeouts + countUnexpected(result, scenario.expect)
   }

@@ -3,10 +3,15 @@
  * on one machine, reporting medians and ratios to the baseline. The servers run in their own
  * processes; autocannon runs in this one.
  *
- *   BENCH_DURATION=10 BENCH_CONNECTIONS=100 BENCH_MODES=embedded,redis npm run bench
+ * Every scenario also gets the server process's CPU time per request (user + system, from
+ * /proc/<pid>/stat around a fixed number of requests, the median of BENCH_CPU_RUNS runs): on
+ * shared cores requests per second swing, CPU per request does not.
+ *
+ *   BENCH_DURATION=10 BENCH_CONNECTIONS=100 BENCH_MODES=embedded,redis BENCH_CPU_REQUESTS=20000 npm run bench
  */
+import { execFileSync } from 'node:child_process'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -19,6 +24,10 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100)
 const MODES = (process.env.BENCH_MODES ?? 'embedded,metrics-off,cluster,redis').split(',')
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const WARMUP = Math.min(3, DURATION)
+const CPU_REQUESTS = Number(process.env.BENCH_CPU_REQUESTS ?? 20_000)
+const CPU_CONNECTIONS = Number(process.env.BENCH_CPU_CONNECTIONS ?? 20)
+const CPU_RUNS = Number(process.env.BENCH_CPU_RUNS ?? 3)
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim())
 
 /** Every tier raised so the bench measures the work, not the limiter (stated in the report). */
 const RAISED_TIERS = {
@@ -30,6 +39,8 @@ const RAISED_TIERS = {
 }
 
 type Mode = 'embedded' | 'redis' | 'metrics-off' | 'cluster'
+/** The bare servers a scenario is compared with (bench/baseline.ts). */
+type Reference = 'bare hello' | 'bare POST' | 'production POST' | 'bare list' | 'bare health'
 
 interface Scenario {
   name: string
@@ -40,7 +51,12 @@ interface Scenario {
   body?: string
   /** The answer every request must get (anything else counts as an error). */
   expect: number
-  target?: { ratio: number, p99Ms?: number }
+  /** The bare route its ratios are taken against (the hello world when not said). */
+  reference?: Reference
+  /** Requests per CPU run when not CPU_REQUESTS: writes cost a millisecond each, a tenth is plenty. */
+  cpuRequests?: number
+  /** Requests per second at least `ratio` x the reference's; CPU per request at most `cpuUs`, or `cpuRatio` x the reference's. */
+  target?: { ratio?: number, p99Ms?: number, cpuUs?: number, cpuRatio?: number }
 }
 
 interface Row {
@@ -50,6 +66,10 @@ interface Row {
   p50Ms: number
   p99Ms: number
   ratio: number | null
+  /** Server CPU time (user + system) per request, µs; null when the server is several processes. */
+  cpuUs: number | null
+  cpuRatio: number | null
+  reference: Reference
   errors: number
   unexpected: number
   target: string
@@ -122,98 +142,203 @@ function scenarios (mode: Mode, s: Awaited<ReturnType<typeof seed>>): Scenario[]
   const verify = (key: string) => JSON.stringify({ key })
   const backend = { authorization: `Bearer ${s.root}`, 'content-type': 'application/json' }
   const user = { authorization: `Bearer ${s.accessToken}` }
+  const onVerify = { reference: 'bare POST' as const }
   const all: Scenario[] = [
-    { name: 'verify (valid, cached)', mode, method: 'POST', path: '/api/keys/verify', headers: backend, body: verify(s.valid), expect: 200, target: mode === 'embedded' ? { ratio: 0.6, p99Ms: 5 } : { ratio: 0.55 } },
-    { name: 'verify (malformed)', mode, method: 'POST', path: '/api/keys/verify', headers: backend, body: verify('kw_not-a-real-key'), expect: 200 },
-    { name: 'verify (unknown key)', mode, method: 'POST', path: '/api/keys/verify', headers: backend, body: verify(s.unknown), expect: 200 },
-    { name: 'verify (per-key rate limit)', mode, method: 'POST', path: '/api/keys/verify', headers: backend, body: verify(s.limited), expect: 200, target: mode === 'redis' ? { ratio: 0.35 } : undefined },
-    { name: 'list keys (cached)', mode, method: 'GET', path: '/api/keys?limit=20', headers: user, expect: 200, target: mode === 'embedded' ? { ratio: 0.5 } : undefined },
-    { name: 'create key', mode, method: 'POST', path: '/api/keys', headers: { ...user, 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'issued', name: 'bench' }), expect: 201 },
-    { name: 'record usage', mode, method: 'POST', path: `/api/keys/${s.keyId}/usage`, headers: { ...user, 'content-type': 'application/json' }, body: JSON.stringify({ count: 1 }), expect: 201 },
-    { name: 'health', mode, method: 'GET', path: '/api/health', expect: 200 }
+    { name: 'verify (valid, cached)', mode, method: 'POST', path: '/api/keys/verify', headers: backend, body: verify(s.valid), expect: 200, ...onVerify, target: mode === 'embedded' ? { ratio: 0.6, p99Ms: 5, cpuUs: 40 } : mode === 'redis' ? { ratio: 0.55 } : undefined },
+    { name: 'verify (malformed)', mode, method: 'POST', path: '/api/keys/verify', headers: backend, body: verify('kw_not-a-real-key'), expect: 200, ...onVerify },
+    { name: 'verify (unknown key)', mode, method: 'POST', path: '/api/keys/verify', headers: backend, body: verify(s.unknown), expect: 200, ...onVerify },
+    { name: 'verify (per-key rate limit)', mode, method: 'POST', path: '/api/keys/verify', headers: backend, body: verify(s.limited), expect: 200, ...onVerify, target: mode === 'redis' ? { ratio: 0.4 } : undefined },
+    { name: 'list keys (cached)', mode, method: 'GET', path: '/api/keys?limit=20', headers: user, expect: 200, reference: 'bare list', target: mode === 'embedded' ? { cpuRatio: 1.5 } : undefined },
+    { name: 'create key', mode, method: 'POST', path: '/api/keys', headers: { ...user, 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'issued', name: 'bench' }), expect: 201, cpuRequests: Math.ceil(CPU_REQUESTS / 10) },
+    { name: 'record usage', mode, method: 'POST', path: `/api/keys/${s.keyId}/usage`, headers: { ...user, 'content-type': 'application/json' }, body: JSON.stringify({ count: 1 }), expect: 201, cpuRequests: Math.ceil(CPU_REQUESTS / 10) },
+    { name: 'health', mode, method: 'GET', path: '/api/health', expect: 200, reference: 'bare health', target: mode === 'embedded' ? { cpuRatio: 1.5 } : undefined }
   ]
   if (mode === 'metrics-off' || mode === 'cluster') return all.filter((x) => x.name.startsWith('verify (valid')).map((x) => ({ ...x, target: undefined }))
   return mode === 'redis' ? all.filter((x) => x.name.startsWith('verify (valid') || x.name.startsWith('verify (per-key') || x.name.startsWith('list')) : all
 }
 
-async function measure (url: string, scenario: Omit<Scenario, 'mode'>, duration = DURATION) {
-  const result = await autocannon({
-    url: url + scenario.path,
-    method: scenario.method,
-    headers: scenario.headers,
-    body: scenario.body,
-    connections: CONNECTIONS,
-    duration
-  })
-  const unexpected = Object.entries(result.statusCodeStats ?? {})
-    .filter(([code]) => Number(code) !== scenario.expect)
+/** The bare routes, measured after Keyward so they serialise the very bodies Keyward answered. */
+function references (fixtures: boolean): Array<Omit<Scenario, 'mode'> & { reference: Reference, shape: 'bare' | 'production' }> {
+  const body = JSON.stringify({ key: 'kw_live_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG_abcdef' })
+  const json = { 'content-type': 'application/json', authorization: 'Bearer backend-credential' }
+  return [
+    { name: 'bare Fastify hello world', reference: 'bare hello', shape: 'bare', method: 'GET', path: '/', expect: 200 },
+    { name: 'bare POST, verify schemas', reference: 'bare POST', shape: 'bare', method: 'POST', path: '/verify', headers: json, body, expect: 200 },
+    { name: 'production-shaped POST', reference: 'production POST', shape: 'production', method: 'POST', path: '/verify', headers: json, body, expect: 200 },
+    ...(fixtures
+      ? [
+          { name: 'bare list, same 20-key page', reference: 'bare list', shape: 'bare', method: 'GET', path: '/list', expect: 200 } as const,
+          { name: 'bare health, same body', reference: 'bare health', shape: 'bare', method: 'GET', path: '/health', expect: 200 } as const
+        ]
+      : [])
+  ]
+}
+
+function countUnexpected (result: autocannon.Result, expect: number) {
+  return Object.entries(result.statusCodeStats ?? {})
+    .filter(([code]) => Number(code) !== expect)
     .reduce((sum, [, stat]) => sum + (stat as { count: number }).count, 0)
+}
+
+/** The scenario's requests, for a duration or a fixed amount. */
+function load (url: string, scenario: Omit<Scenario, 'mode'>, run: { connections: number, duration?: number, amount?: number }) {
+  return autocannon({ url: url + scenario.path, method: scenario.method, headers: scenario.headers, body: scenario.body, ...run })
+}
+
+async function measure (url: string, scenario: Omit<Scenario, 'mode'>, duration = DURATION) {
+  const result = await load(url, scenario, { connections: CONNECTIONS, duration })
   return {
     // The median of the per-second request counts, and latency percentiles over every request.
     requestsPerSecond: result.requests.p50,
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
     errors: result.errors + result.timeouts,
-    unexpected
+    unexpected: countUnexpected(result, scenario.expect)
+  }
+}
+
+/** User + system CPU time of a process so far, µs (fields 14 and 15 of /proc/<pid>/stat, after the command name). */
+async function cpuTimeUs (pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 1e6 / CLOCK_TICKS
+}
+
+/** Server CPU per request: the median over CPU_RUNS runs of CPU_REQUESTS requests each. */
+async function cpuPerRequest (pid: number, url: string, scenario: Omit<Scenario, 'mode'>) {
+  const runs: number[] = []
+  const amount = scenario.cpuRequests ?? CPU_REQUESTS
+  let failures = 0
+  for (let i = 0; i < CPU_RUNS; i++) {
+    const before = await cpuTimeUs(pid)
+    const result = await load(url, scenario, { connections: CPU_CONNECTIONS, amount })
+    runs.push((await cpuTimeUs(pid) - before) / amount)
+    failures += result.errors + result.timeouts + countUnexpected(result, scenario.expect)
+  }
+  runs.sort((a, b) => a - b)
+  return { cpuUs: runs[Math.floor(runs.length / 2)] as number, failures }
+}
+
+/** Warm-up, requests per second, then CPU per request (skipped for a cluster: its workers are other processes). */
+async function bench (server: { proc: ChildProcess, url: string }, scenario: Omit<Scenario, 'mode'>, withCpu: boolean) {
+  await measure(server.url, scenario, WARMUP)
+  const m = await measure(server.url, scenario)
+  const cpu = withCpu ? await cpuPerRequest(server.proc.pid as number, server.url, scenario) : { cpuUs: null, failures: 0 }
+  console.log(`  ${scenario.name.padEnd(36)} ${Math.round(m.requestsPerSecond).toString().padStart(7)} req/s  p99 ${m.p99Ms} ms  ${cpu.cpuUs === null ? '' : `${cpu.cpuUs.toFixed(1)} µs CPU/request`}`)
+  return { ...m, errors: m.errors + cpu.failures, cpuUs: cpu.cpuUs }
+}
+
+function environment (mode: Mode, dataDir: string, port: number): Record<string, string> {
+  return {
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    LOG_LEVEL: 'info',
+    DATA_DIR: dataDir,
+    JWT_SECRET: 'bench-jwt-secret-0123456789abcdefghijklmnopq',
+    KEY_HASH_SECRET: 'bench-key-hash-secret-0123456789abcdefghij',
+    ...RAISED_TIERS,
+    ...(mode === 'redis' ? { REDIS_URL, REDIS_PREFIX: `kwbench:${Date.now()}:` } : {}),
+    ...(mode === 'metrics-off' ? { METRICS_ENABLED: 'false' } : {}),
+    ...(mode === 'cluster' ? { WORKERS: String(availableParallelism()) } : {})
+  }
+}
+
+/** Keyward's scenarios in one mode; the first mode with a list also captures the bodies the bare routes answer. */
+async function benchMode (mode: Mode, rows: Row[], fixtures: Record<string, unknown>) {
+  const dataDir = await mkdtemp(join(tmpdir(), 'keyward-bench-'))
+  // The cluster's workers share one port, so it is a fixed free one.
+  const server = await start(mode === 'cluster' ? 'cluster.ts' : 'server.ts', environment(mode, dataDir, mode === 'cluster' ? await freePort() : 0))
+  try {
+    const seeded = await seed(server.url)
+    if (fixtures.list === undefined && mode !== 'cluster' && mode !== 'metrics-off') {
+      const backend = { authorization: `Bearer ${seeded.root}`, 'content-type': 'application/json' }
+      fixtures.verify = await (await fetch(`${server.url}/api/keys/verify`, { method: 'POST', headers: backend, body: JSON.stringify({ key: seeded.valid }) })).json()
+      fixtures.list = await api(server.url, 'GET', '/api/keys?limit=20', undefined, seeded.accessToken)
+      fixtures.health = await api(server.url, 'GET', '/api/health')
+    }
+    console.log(`${mode}:`)
+    for (const scenario of scenarios(mode, seeded)) {
+      const m = await bench(server, scenario, mode !== 'cluster')
+      rows.push({ scenario: scenario.name, mode, ...m, ratio: null, cpuRatio: null, reference: scenario.reference ?? 'bare hello', target: '' })
+    }
+  } finally {
+    await stop(server.proc)
+    await rm(dataDir, { recursive: true, force: true })
+  }
+}
+
+async function benchReferences (rows: Row[], fixtures: Record<string, unknown>) {
+  const file = join(await mkdtemp(join(tmpdir(), 'keyward-bench-')), 'fixtures.json')
+  await writeFile(file, JSON.stringify(fixtures))
+  console.log('bare Fastify references:')
+  for (const shape of ['bare', 'production'] as const) {
+    const server = await start('bench/baseline.ts', { BASELINE_SHAPE: shape, BASELINE_FIXTURES: file })
+    try {
+      for (const reference of references(fixtures.list !== undefined).filter((r) => r.shape === shape)) {
+        const m = await bench(server, reference, true)
+        rows.push({ scenario: reference.name, mode: 'baseline', ...m, ratio: 1, cpuRatio: 1, reference: reference.reference, target: '' })
+      }
+    } finally {
+      await stop(server.proc)
+    }
+  }
+}
+
+/** Ratios to each row's reference, and the targets met or missed. */
+function judge (rows: Row[], all: Scenario[]) {
+  const refs = new Map(rows.filter((r) => r.mode === 'baseline').map((r) => [r.reference, r]))
+  for (const row of rows.filter((r) => r.mode !== 'baseline')) {
+    const ref = refs.get(row.reference)
+    if (ref === undefined) continue
+    row.ratio = row.requestsPerSecond / ref.requestsPerSecond
+    row.cpuRatio = row.cpuUs === null || ref.cpuUs === null ? null : row.cpuUs / ref.cpuUs
+    const target = all.find((s) => s.name === row.scenario && s.mode === row.mode)?.target
+    if (target === undefined) continue
+    const checks: Array<[boolean, string]> = []
+    if (target.ratio !== undefined) checks.push([row.ratio >= target.ratio, `>= ${target.ratio}x req/s`])
+    if (target.p99Ms !== undefined) checks.push([row.p99Ms <= target.p99Ms, `p99 <= ${target.p99Ms} ms`])
+    if (target.cpuUs !== undefined) checks.push([row.cpuUs !== null && row.cpuUs <= target.cpuUs, `CPU <= ${target.cpuUs} µs`])
+    if (target.cpuRatio !== undefined) checks.push([row.cpuRatio !== null && row.cpuRatio <= target.cpuRatio, `CPU <= ${target.cpuRatio}x`])
+    row.target = checks.map(([ok, what]) => `${ok ? 'met' : 'MISSED'} (${what})`).join(', ')
+  }
+}
+
+function summarise (rows: Row[]) {
+  const verify = (mode: string) => rows.find((r) => r.mode === mode && r.scenario.startsWith('verify (valid'))
+  const single = verify('embedded')
+  const many = verify('cluster')
+  if (single !== undefined && many !== undefined) {
+    console.log(`verify with 1 process: ${Math.round(single.requestsPerSecond)} req/s; with ${availableParallelism()} cluster workers: ${Math.round(many.requestsPerSecond)} req/s (x${(many.requestsPerSecond / single.requestsPerSecond).toFixed(2)})`)
+  }
+  const without = verify('metrics-off')
+  if (single?.cpuUs != null && without?.cpuUs != null) {
+    const cost = single.cpuUs / without.cpuUs - 1
+    console.log(`metrics cost on verify: ${(cost * 100).toFixed(1)}% of CPU per request (target <= 5%): ${cost <= 0.05 ? 'met' : 'MISSED'}`)
+  }
+  const shared = verify('redis')
+  if (single?.cpuUs != null && shared?.cpuUs != null) {
+    const extra = shared.cpuUs / single.cpuUs - 1
+    console.log(`Redis mode's extra CPU on verify: ${(extra * 100).toFixed(1)}% (target <= 10%): ${extra <= 0.1 ? 'met' : 'MISSED'}`)
   }
 }
 
 async function main () {
   const rows: Row[] = []
-  console.log(`Keyward benchmark: ${DURATION}s per scenario, ${CONNECTIONS} connections, on ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`)
+  const all: Scenario[] = []
+  const fixtures: Record<string, unknown> = {}
+  console.log(`Keyward benchmark: ${DURATION}s per scenario, ${CONNECTIONS} connections; CPU per request over ${CPU_REQUESTS} requests x ${CPU_RUNS} runs, ${CPU_CONNECTIONS} connections; on ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`)
   console.log('Rate-limit tiers are raised for the bench (auth, key creation, heavy, general, verify failures), so the limiter does not refuse bench traffic.\n')
+  for (const mode of MODES as Mode[]) await benchMode(mode, rows, fixtures)
+  await benchReferences(rows, fixtures)
+  for (const mode of MODES as Mode[]) all.push(...scenarios(mode, { accessToken: '', root: '', valid: '', limited: '', unknown: '', keyId: '' }))
+  judge(rows, all)
 
-  const baseline = await start('bench/baseline.ts', {})
-  let base: Awaited<ReturnType<typeof measure>>
-  try {
-    await measure(baseline.url, { name: 'warm-up', method: 'GET', path: '/', expect: 200 }, WARMUP)
-    base = await measure(baseline.url, { name: 'baseline', method: 'GET', path: '/', expect: 200 })
-  } finally {
-    await stop(baseline.proc)
-  }
-  rows.push({ scenario: 'bare Fastify hello world', mode: 'baseline', ...base, ratio: 1, target: '' })
-
-  for (const mode of MODES as Mode[]) {
-    const dataDir = await mkdtemp(join(tmpdir(), 'keyward-bench-'))
-    const env: Record<string, string> = {
-      NODE_ENV: 'production',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      DATA_DIR: dataDir,
-      JWT_SECRET: 'bench-jwt-secret-0123456789abcdefghijklmnopq',
-      KEY_HASH_SECRET: 'bench-key-hash-secret-0123456789abcdefghij',
-      ...RAISED_TIERS,
-      ...(mode === 'redis' ? { REDIS_URL, REDIS_PREFIX: `kwbench:${Date.now()}:` } : {}),
-      ...(mode === 'metrics-off' ? { METRICS_ENABLED: 'false' } : {}),
-      // The cluster's workers share one port, so it is a fixed free one.
-      ...(mode === 'cluster' ? { PORT: String(await freePort()), WORKERS: String(availableParallelism()) } : {})
-    }
-    const server = await start(mode === 'cluster' ? 'cluster.ts' : 'server.ts', env)
-    try {
-      const seeded = await seed(server.url)
-      for (const scenario of scenarios(mode, seeded)) {
-        await measure(server.url, scenario, WARMUP)
-        const m = await measure(server.url, scenario)
-        const ratio = m.requestsPerSecond / base.requestsPerSecond
-        let target = ''
-        if (scenario.target !== undefined) {
-          const ok = ratio >= scenario.target.ratio && (scenario.target.p99Ms === undefined || m.p99Ms <= scenario.target.p99Ms)
-          target = `${ok ? 'met' : 'MISSED'} (>= ${scenario.target.ratio}${scenario.target.p99Ms === undefined ? '' : `, p99 <= ${scenario.target.p99Ms} ms`})`
-        }
-        rows.push({ scenario: scenario.name, mode, ...m, ratio, target })
-        console.log(`  ${mode.padEnd(8)} ${scenario.name.padEnd(28)} ${Math.round(m.requestsPerSecond).toString().padStart(7)} req/s  p99 ${m.p99Ms} ms`)
-      }
-    } finally {
-      await stop(server.proc)
-      await rm(dataDir, { recursive: true, force: true })
-    }
-  }
-
-  console.log('\n| scenario | mode | req/s (median) | p50 ms | p99 ms | ratio to baseline | errors | unexpected status | target |')
-  console.log('|---|---|---:|---:|---:|---:|---:|---:|---|')
+  console.log('\n| scenario | mode | CPU µs/request | CPU ratio | req/s (median) | p50 ms | p99 ms | req/s ratio | reference | errors | unexpected status | target |')
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|')
+  const fixed = (n: number | null, digits: number) => (n === null ? '' : n.toFixed(digits))
   for (const r of rows) {
-    console.log(`| ${r.scenario} | ${r.mode} | ${Math.round(r.requestsPerSecond)} | ${r.p50Ms} | ${r.p99Ms} | ${r.ratio === null ? '' : r.ratio.toFixed(2)} | ${r.errors} | ${r.unexpected} | ${r.target} |`)
+    console.log(`| ${r.scenario} | ${r.mode} | ${fixed(r.cpuUs, 1)} | ${fixed(r.cpuRatio, 2)} | ${Math.round(r.requestsPerSecond)} | ${r.p50Ms} | ${r.p99Ms} | ${fixed(r.ratio, 2)} | ${r.reference} | ${r.errors} | ${r.unexpected} | ${r.target} |`)
   }
   await mkdir(join(ROOT, 'bench/results'), { recursive: true })
   const file = join(ROOT, 'bench/results', `${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
@@ -222,21 +347,12 @@ async function main () {
     machine: { cpus: cpus().length, model: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
     durationSeconds: DURATION,
     connections: CONNECTIONS,
+    cpu: { requests: CPU_REQUESTS, runs: CPU_RUNS, connections: CPU_CONNECTIONS, clockTicks: CLOCK_TICKS },
     raisedTiers: RAISED_TIERS,
     rows
   }, null, 2))
   console.log(`\nwritten to ${file}`)
-  const single = rows.find((r) => r.mode === 'embedded' && r.scenario.startsWith('verify (valid'))
-  const many = rows.find((r) => r.mode === 'cluster')
-  if (single !== undefined && many !== undefined) {
-    console.log(`verify with 1 process: ${Math.round(single.requestsPerSecond)} req/s; with ${availableParallelism()} cluster workers: ${Math.round(many.requestsPerSecond)} req/s (x${(many.requestsPerSecond / single.requestsPerSecond).toFixed(2)})`)
-  }
-  const withMetrics = rows.find((r) => r.mode === 'embedded' && r.scenario.startsWith('verify (valid'))
-  const without = rows.find((r) => r.mode === 'metrics-off')
-  if (withMetrics !== undefined && without !== undefined) {
-    const cost = 1 - withMetrics.requestsPerSecond / without.requestsPerSecond
-    console.log(`metrics cost on verify: ${(cost * 100).toFixed(1)}% of throughput (target <= 5%): ${cost <= 0.05 ? 'met' : 'MISSED'}`)
-  }
+  summarise(rows)
   const failed = rows.filter((r) => r.errors > 0 || r.unexpected > 0)
   if (failed.length > 0) {
     console.error(`scenarios with errors or unexpected answers: ${failed.map((r) => `${r.mode}/${r.scenario}`).join(', ')}`)

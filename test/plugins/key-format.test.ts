@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { createHmac } from 'node:crypto'
 import fc from 'fast-check'
 import { DEFAULT_PREFIX, generateKey, isWellFormed, lookupHash, normalisePrefix } from '../../plugins/app/keys/format.ts'
 
@@ -47,5 +48,12 @@ describe('issued key format', () => {
     assert.equal(lookupHash('a', 'p1'), lookupHash('a', 'p1'))
     assert.notEqual(lookupHash('a', 'p1'), lookupHash('a', 'p2'))
     assert.match(lookupHash('a', 'p1'), /^[0-9a-f]{64}$/)
+  })
+
+  it('computes exactly HMAC-SHA256 for any secret and pepper (short, block-sized, longer than a block, non-ASCII)', () => {
+    const peppers = ['p', 'x'.repeat(64), 'y'.repeat(65), 'é'.repeat(40)]
+    fc.assert(fc.property(fc.constantFrom(...peppers), fc.string({ unit: 'binary', maxLength: 500 }), (pepper, secret) => {
+      assert.equal(lookupHash(secret, pepper), createHmac('sha256', pepper).update(secret).digest('hex'))
+    }))
   })
 })

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
 import { after, before, describe, it } from 'node:test'
 import { DEFAULT_PREFIX, generateKey } from '../../plugins/app/keys/format.ts'
 import { createTestApp, ManualClock, registerUser, type TestApp } from '../helpers/app.ts'
-import { dropPrefix, REDIS_URL, testPrefix } from '../helpers/redis.ts'
+import { dropPrefix, REDIS_URL, startRedis, testPrefix } from '../helpers/redis.ts'
+import { freePort } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -337,6 +339,61 @@ describe('verification across instances and restarts', () => {
       await a.app.close()
       await b.app.close()
       await tmp.remove()
+    }
+  })
+
+  it('with Redis, a monthly limit holds exactly across instances under concurrency', async () => {
+    const tmp = await tempDir('verify-monthly-shared')
+    const prefix = testPrefix('monthly')
+    // Both instances share the test runner's event loop: 2,000 calls in flight hold Redis's replies
+    // past the 300 ms default, which would (rightly) fall back to each process's own view.
+    const env = { REDIS_URL, REDIS_PREFIX: prefix, USAGE_FLUSH_INTERVAL_MS: '60000', REDIS_COMMAND_TIMEOUT_MS: '10000' }
+    const a = await createTestApp(env, { dataDir: tmp.dir })
+    const b = await createTestApp(env, { dataDir: tmp.dir })
+    try {
+      const user = await registerUser(a.app)
+      const { key, secret } = await issue(a, user, { monthlyLimit: 200 })
+      const answers = await Promise.all(Array.from({ length: 2000 }, (_, i) => verify(i % 2 === 0 ? a : b, user.headers, { key: secret })))
+      const codes = answers.map((r) => r.json().code)
+      assert.equal(codes.filter((c) => c === 'VALID').length, 200, 'exactly the limit, not the limit per instance')
+      assert.equal(codes.filter((c) => c === 'USAGE_EXCEEDED').length, 1800)
+      await a.app.meter.flush()
+      await b.app.meter.flush()
+      const now = new Date()
+      const month = await a.app.store.monthlyUsage(user.user.id, Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1), [key.id])
+      assert.equal(month[0]?.units, 200, 'the store, written behind, holds every VALID charge')
+    } finally {
+      await a.app.close()
+      await b.app.close()
+      await tmp.remove()
+      await dropPrefix(prefix)
+    }
+  })
+
+  it('with Redis down, the monthly limit is kept from memory; back up, the shared counter starts from what the process knows', async () => {
+    const port = await freePort()
+    let redis = await startRedis(port)
+    const t = await createTestApp({ REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_PREFIX: 'kwmonthly:', USAGE_FLUSH_INTERVAL_MS: '60000' })
+    try {
+      const user = await registerUser(t.app)
+      const { secret } = await issue(t, user, { monthlyLimit: 5 })
+      const codes = async (n: number) => {
+        const out: string[] = []
+        for (let i = 0; i < n; i++) out.push((await verify(t, user.headers, { key: secret })).json().code)
+        return out
+      }
+      assert.deepEqual(await codes(2), ['VALID', 'VALID'])
+      redis.kill('SIGKILL')
+      await once(redis, 'exit')
+      await wait(100)
+      assert.deepEqual(await codes(2), ['VALID', 'VALID'], 'decided from memory, counting the 2 charged through Redis')
+      redis = await startRedis(port)
+      const restarted = Date.now()
+      while (t.app.redis?.status !== 'ready' && Date.now() - restarted < 5000) await wait(100)
+      assert.deepEqual(await codes(2), ['VALID', 'USAGE_EXCEEDED'], 'the empty counter starts from the 4 this process charged')
+    } finally {
+      await t.close()
+      redis.kill('SIGKILL')
     }
   })
 

@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.ts'
-import { hourStart, monthStart } from '../store/shared.ts'
+import { hourStart, monthStart, nextMonthStart } from '../store/shared.ts'
 import type { UsageDelta, UsageStore, UsageTotal } from '../store/types/index.ts'
 
 interface Known {
@@ -34,6 +34,8 @@ export class UsageMeter {
   private timer: NodeJS.Timeout | null = null
   private flushing: Promise<void> | null = null
   private counters = { flushes: 0, flushFailures: 0, flushedUnits: 0 }
+  /** The current UTC month's bounds: every verify asks twice, the Date work happens once a month. */
+  private month = { start: 0, next: 0 }
 
   constructor (
     private readonly store: UsageStore,
@@ -60,10 +62,15 @@ export class UsageMeter {
     }
   }
 
+  private monthOf (now: number): number {
+    if (now < this.month.start || now >= this.month.next) this.month = { start: monthStart(now), next: nextMonthStart(now) }
+    return this.month.start
+  }
+
   /** What `used` answers, read now (after any refresh a caller waited for). */
   usedNow (keyId: string): number {
     const known = this.known.get(keyId)
-    const month = monthStart(this.clock.now())
+    const month = this.monthOf(this.clock.now())
     return (known !== undefined && known.month === month ? known.units : 0) + this.pendingUnits(keyId, month)
   }
 
@@ -74,7 +81,7 @@ export class UsageMeter {
    */
   used (ownerId: string, keyId: string): number | Promise<number> {
     const now = this.clock.now()
-    const month = monthStart(now)
+    const month = this.monthOf(now)
     let known = this.known.get(keyId)
     if (known === undefined || known.month !== month) {
       known = { month, units: 0, syncedAt: 0, refreshing: null }
@@ -106,7 +113,7 @@ export class UsageMeter {
     const now = this.clock.now()
     const hour = hourStart(now)
     const slot = `${keyId}:${hour}`
-    const monthSlot = `${keyId}:${monthStart(now)}`
+    const monthSlot = `${keyId}:${this.monthOf(now)}`
     this.pendingUnitsByMonth.set(monthSlot, (this.pendingUnitsByMonth.get(monthSlot) ?? 0) + units)
     const pending = this.pending.get(slot)
     if (pending === undefined) {

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { VerifyFailures } from './failures.ts'
 import { Verifier } from './service.ts'
+import { RedisMonthlyUsage } from './monthly-usage.ts'
 import { MemoryBuckets, RedisBuckets } from './token-bucket.ts'
 
 declare module 'fastify' {
@@ -13,7 +14,8 @@ declare module 'fastify' {
 /** Verification of issued keys: the hot path, its caller limits and what it keeps in memory. */
 export default fp(async function verifyPlugin (fastify: FastifyInstance) {
   const { config, limiter, tierPolicies } = fastify
-  const buckets = fastify.redis === null ? new MemoryBuckets() : new RedisBuckets(fastify.redis, config.redis?.prefix ?? 'kw:')
+  const prefix = config.redis?.prefix ?? 'kw:'
+  const buckets = fastify.redis === null ? new MemoryBuckets() : new RedisBuckets(fastify.redis, prefix)
   const verifier = new Verifier({
     store: fastify.store,
     cache: fastify.cache,
@@ -21,6 +23,7 @@ export default fp(async function verifyPlugin (fastify: FastifyInstance) {
     auth: fastify.auth,
     meter: fastify.meter,
     buckets,
+    monthly: fastify.redis === null ? null : new RedisMonthlyUsage(fastify.redis, prefix),
     hashSecret: config.keys.hashSecret,
     limiter,
     perCaller: tierPolicies.verify,

@@ -5,11 +5,12 @@ import type { AuthService } from '../auth/service.ts'
 import type { TwoLayerCache } from '../cache/cache.ts'
 import type { Clock } from '../clock.ts'
 import { isWellFormed, lookupHash } from '../keys/format.ts'
-import { nextMonthStart } from '../store/shared.ts'
+import { monthStart, nextMonthStart } from '../store/shared.ts'
 import type { Environment, KeyRateLimit, KeyRecord, KeysStore } from '../store/types/index.ts'
 import type { TierLimiter } from '../rate-limit/tiers.ts'
 import type { UsageMeter } from '../usage/meter.ts'
 import { rateLimited, type VerifyFailures } from './failures.ts'
+import type { MonthlyCharge, RedisMonthlyUsage } from './monthly-usage.ts'
 import type { BucketResult, MemoryBuckets, RedisBuckets } from './token-bucket.ts'
 import type { Static } from 'typebox'
 import type { VerifyBody } from '../../../schemas/verify.ts'
@@ -82,6 +83,8 @@ export interface VerifierDependencies {
   auth: AuthService
   meter: UsageMeter
   buckets: MemoryBuckets | RedisBuckets
+  /** Monthly limits charged in Redis across instances; null in embedded mode (decision 006's per-process bound). */
+  monthly: RedisMonthlyUsage | null
   hashSecret: string
   /** Counts each caller credential's calls (the verify tier; a max of 0 turns it off). */
   limiter: TierLimiter
@@ -100,7 +103,7 @@ export class Verifier {
     VALID: 0, MALFORMED: 0, NOT_FOUND: 0, DISABLED: 0, REVOKED: 0, EXPIRED: 0, INSUFFICIENT_SCOPES: 0, RATE_LIMITED: 0, USAGE_EXCEEDED: 0
   }
 
-  private resetCache = { until: 0, text: '' }
+  private resetCache = { month: 0, until: 0, text: '' }
 
   constructor (private readonly deps: VerifierDependencies) {}
 
@@ -240,18 +243,34 @@ export class Verifier {
 
   private charge (ownerId: string, t: Target, input: VerifyInput, now: number, described: Described, ratelimit: VerifyAnswer['ratelimit']) {
     const used = this.deps.meter.used(ownerId, t.keyId)
+    this.resetAt(now)
+    if (t.monthlyLimit !== null && this.deps.monthly !== null) return this.chargeShared(ownerId, t, input, now, described, ratelimit, used)
     // After waiting, re-read: calls that waited on the same refresh must see each other's charges.
     return used instanceof Promise
-      ? used.then(() => this.settle(ownerId, t, input, now, described, ratelimit, this.deps.meter.usedNow(t.keyId)))
-      : this.settle(ownerId, t, input, now, described, ratelimit, used)
+      ? used.then(() => this.settleHere(ownerId, t, input, described, ratelimit, this.deps.meter.usedNow(t.keyId)))
+      : this.settleHere(ownerId, t, input, described, ratelimit, used)
   }
 
-  private settle (ownerId: string, t: Target, input: VerifyInput, now: number, described: Described, ratelimit: VerifyAnswer['ratelimit'], used: number): VerifyAnswer {
+  /** A limited key with Redis: the shared counter decides; this process's view only if Redis is unreachable. */
+  private async chargeShared (ownerId: string, t: Target, input: VerifyInput, now: number, described: Described, ratelimit: VerifyAnswer['ratelimit'], used: number | Promise<number>) {
+    const known = used instanceof Promise ? await used : used
+    const shared: MonthlyCharge | null = await (this.deps.monthly as RedisMonthlyUsage).charge(t.keyId, this.resetCache.month, this.resetCache.until, input.cost ?? 1, t.monthlyLimit as number, known, now)
+    if (shared === null) return this.settleHere(ownerId, t, input, described, ratelimit, this.deps.meter.usedNow(t.keyId))
+    return this.settle(ownerId, t, input, described, ratelimit, shared.allowed, shared.used)
+  }
+
+  /** The monthly decision from this process's view (embedded mode, and Redis unreachable). */
+  private settleHere (ownerId: string, t: Target, input: VerifyInput, described: Described, ratelimit: VerifyAnswer['ratelimit'], used: number): VerifyAnswer {
+    const allowed = t.monthlyLimit === null || used + (input.cost ?? 1) <= t.monthlyLimit
+    return this.settle(ownerId, t, input, described, ratelimit, allowed, used)
+  }
+
+  private settle (ownerId: string, t: Target, input: VerifyInput, described: Described, ratelimit: VerifyAnswer['ratelimit'], allowed: boolean, used: number): VerifyAnswer {
     const cost = input.cost ?? 1
-    const resetAt = this.resetAt(now)
+    const resetAt = this.resetCache.text
     const limit = t.monthlyLimit
-    if (limit !== null && used + cost > limit) {
-      return this.count({ valid: false, code: 'USAGE_EXCEEDED', ...described, usage: { used, limit, remaining: Math.max(0, limit - used), resetAt }, ratelimit })
+    if (!allowed) {
+      return this.count({ valid: false, code: 'USAGE_EXCEEDED', ...described, usage: { used, limit, remaining: Math.max(0, (limit as number) - used), resetAt }, ratelimit })
     }
     this.deps.meter.charge(ownerId, t.keyId, cost)
     return this.count({
@@ -270,7 +289,7 @@ export class Verifier {
   private resetAt (now: number): string {
     if (now >= this.resetCache.until) {
       const next = nextMonthStart(now)
-      this.resetCache = { until: next, text: new Date(next).toISOString() }
+      this.resetCache = { month: monthStart(now), until: next, text: new Date(next).toISOString() }
     }
     return this.resetCache.text
   }

@@ -355,6 +355,13 @@ export function createConfig (source: Record<string, string | undefined> = proce
 
 export type Config = ReturnType<typeof createConfig>
 
+/** For entry points: a configuration error found past parsing (a standalone MongoDB) is one line and exit code 78, like any other. */
+export function exitIfConfigError (err: unknown): void {
+  if (!(err instanceof ConfigError)) return
+  console.error(err.message)
+  process.exit(78)
+}
+
 /** For entry points: the configuration, or one line naming what is wrong and exit code 78. */
 export function configOrExit (source: Record<string, string | undefined> = process.env): Config {
   try {

@@ -1,4 +1,5 @@
 import type { ClientSession, Collection, Db, MongoClient, ReadPreferenceLike, TransactionOptions } from 'mongodb'
+import { ConfigError } from '../../../../config.ts'
 import type {
   AuditAnchorDoc, AuditDoc, AuditSealDoc, DeliveryDoc, IdempotencyDoc, JobRunDoc, KeyDoc, KeyVersionDoc, LeaseDoc, MigrationDoc,
   NotificationDoc, RefreshTokenDoc, SessionDoc, StatsSnapshotDoc, UsageDailyDoc, UsageHourlyDoc, UsageMonthlyDoc, UserDoc,
@@ -42,6 +43,18 @@ export class CreateConflict extends RetryableConflict {
     super(`${id} was created by a concurrent write; try again`, { cause })
     this.name = 'CreateConflict'
   }
+}
+
+/**
+ * Stops start-up on a server that cannot run transactions: a standalone mongod accepts every
+ * connection and ping, then refuses the first multi-document change. `hello` names a replica set
+ * member by `setName` and a mongos by `msg: 'isdbgrid'`. A ConfigError, so the process exits 78.
+ */
+export async function requireTransactions (db: Db): Promise<void> {
+  const hello = await db.admin().command({ hello: 1 })
+  if (typeof hello.setName === 'string' || hello.msg === 'isdbgrid') return
+  throw new ConfigError('Invalid configuration: MONGODB_URI names a standalone MongoDB server, but Keyward needs transactions, which only a replica set or mongos has; ' +
+    'start a one-node replica set with `mongod --replSet rs0`, run `rs.initiate()` once in mongosh, and add `?replicaSet=rs0` to MONGODB_URI')
 }
 
 // Duck-typed rather than instanceof so an error from a second copy of the driver (another package's) still counts.

@@ -5,7 +5,8 @@ import type {
   AuditStore, KeysStore, NotificationsStore, OpsStore, SessionsStore, Store, StoreHealth, UsageStore, UsersStore, VaultStore
 } from '../types/index.ts'
 import { auditAppender, MongoAudit } from './audit.ts'
-import { MongoConnection } from './connection.ts'
+import { MongoConnection, requireTransactions } from './connection.ts'
+import { withUnavailability } from './errors.ts'
 import { MongoKeys } from './keys.ts'
 import { applyMigrations } from './migrations.ts'
 import { MongoNotifications } from './notifications.ts'
@@ -37,21 +38,26 @@ export function createMongoStore (db: Db, options: MongoStoreOptions): Store {
   let closed = false
   return {
     kind: 'mongo',
-    init: async () => { await applyMigrations(mongo, options.auditChain) },
+    init: async () => {
+      await requireTransactions(db)
+      await applyMigrations(mongo, options.auditChain)
+    },
     close: async () => {
       if (closed) return
       closed = true
       if (options.closeClient === true) await options.client.close()
     },
     ping: async () => await ping(db),
-    ...methodsOf<UsersStore>(new MongoUsers(mongo, appendAudit)),
-    ...methodsOf<VaultStore>(new MongoVault(mongo, appendAudit)),
-    ...methodsOf<SessionsStore>(new MongoSessions(mongo, appendAudit)),
-    ...methodsOf<KeysStore>(new MongoKeys(mongo, appendAudit)),
-    ...methodsOf<UsageStore>(new MongoUsage(mongo)),
-    ...methodsOf<AuditStore>(new MongoAudit(mongo, appendAudit)),
-    ...methodsOf<NotificationsStore>(new MongoNotifications(mongo)),
-    ...methodsOf<OpsStore>(new MongoOps(mongo))
+    ...withUnavailability({
+      ...methodsOf<UsersStore>(new MongoUsers(mongo, appendAudit)),
+      ...methodsOf<VaultStore>(new MongoVault(mongo, appendAudit)),
+      ...methodsOf<SessionsStore>(new MongoSessions(mongo, appendAudit)),
+      ...methodsOf<KeysStore>(new MongoKeys(mongo, appendAudit)),
+      ...methodsOf<UsageStore>(new MongoUsage(mongo)),
+      ...methodsOf<AuditStore>(new MongoAudit(mongo, appendAudit)),
+      ...methodsOf<NotificationsStore>(new MongoNotifications(mongo)),
+      ...methodsOf<OpsStore>(new MongoOps(mongo))
+    })
   }
 }
 

@@ -113,6 +113,8 @@ export interface UsageHourlyDoc {
   hour: Date
   units: number
   requests: number
+  /** Ids of the last flush batches applied here (recordUsage): a batch sent again is not counted twice. Absent on older counters. */
+  batches?: string[]
 }
 
 export interface UsageMonthlyDoc {
@@ -124,6 +126,8 @@ export interface UsageMonthlyDoc {
   month: Date
   units: number
   requests: number
+  /** Ids of the last flush batches applied here (recordUsage): a batch sent again is not counted twice. Absent on older counters. */
+  batches?: string[]
 }
 
 export interface IdempotencyDoc {

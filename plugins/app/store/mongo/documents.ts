@@ -10,6 +10,8 @@ export interface UserDoc {
   passwordHash: string
   createdAt: Date
   updatedAt: Date
+  /** Set when the account is marked deleted; the document goes when the purge finishes. */
+  deletedAt?: Date | null
 }
 
 export interface SessionDoc {

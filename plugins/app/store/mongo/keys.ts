@@ -156,7 +156,10 @@ export class MongoKeys implements KeysStore {
 
   async findCredentialByHash (hash: string): Promise<KeyRecord | null> {
     const doc = await this.mongo.keys.findOne({ hash: { $eq: hash, $type: 'string' }, kind: 'issued' }, KEY_READ)
-    return doc === null ? null : toKey(doc)
+    if (doc === null) return null
+    // A key of an account marked deleted no longer resolves, though its documents wait for the purge.
+    const owner = await this.mongo.users.findOne({ _id: doc.ownerId, deletedAt: null }, { projection: { _id: 1 } })
+    return owner === null ? null : toKey(doc)
   }
 
   async keyStats (ownerId: string, now: number): Promise<KeyStats> {

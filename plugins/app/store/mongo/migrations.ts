@@ -17,7 +17,8 @@ const INDEX_NOT_FOUND = 27
 
 async function ensureIndexes (m: MongoConnection): Promise<void> {
   await Promise.all([
-    ensure(m.users, [{ key: { email: 1 }, unique: true }]),
+    // deletedAt: the purge job's scan for accounts marked deleted and not yet purged (few at a time, so partial).
+    ensure(m.users, [{ key: { email: 1 }, unique: true }, { key: { deletedAt: 1 }, partialFilterExpression: { deletedAt: { $type: 'date' } } }]),
     ensure(m.sessions, [{ key: { userId: 1, createdAt: -1 } }, { key: { expiresAt: 1 } }]),
     ensure(m.refreshTokens, [{ key: { sessionId: 1 } }, { key: { userId: 1 } }]),
     ensure(m.keys, [

@@ -52,7 +52,7 @@ export class MongoOps implements OpsStore {
   async systemCounts (now: number): Promise<SystemCounts> {
     const m = this.mongo
     const [users, keys, activeKeys, sessions, unreadNotifications, pendingDeliveries] = await Promise.all([
-      m.users.countDocuments({}),
+      m.users.countDocuments({ deletedAt: null }),
       m.keys.countDocuments({}),
       m.keys.countDocuments({ status: 'active' }),
       m.sessions.countDocuments({ revokedAt: null, expiresAt: { $gt: toDate(now) } }),

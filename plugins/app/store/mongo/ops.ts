@@ -51,15 +51,17 @@ export class MongoOps implements OpsStore {
 
   async systemCounts (now: number): Promise<SystemCounts> {
     const m = this.mongo
-    const [users, keys, activeKeys, sessions, unreadNotifications, pendingDeliveries] = await Promise.all([
-      m.users.countDocuments({ deletedAt: null }),
-      m.keys.countDocuments({}),
+    // Whole-collection totals from the collection's metadata: counting them would scan every document.
+    const [allUsers, deletedUsers, keys, activeKeys, sessions, unreadNotifications, pendingDeliveries] = await Promise.all([
+      m.users.estimatedDocumentCount(),
+      m.users.countDocuments({ deletedAt: { $type: 'date' } }),
+      m.keys.estimatedDocumentCount(),
       m.keys.countDocuments({ status: 'active' }),
       m.sessions.countDocuments({ revokedAt: null, expiresAt: { $gt: toDate(now) } }),
       m.notifications.countDocuments({ readAt: null }),
       m.deliveries.countDocuments({ status: 'pending' })
     ])
-    return { users, keys, activeKeys, sessions, unreadNotifications, pendingDeliveries }
+    return { users: allUsers - deletedUsers, keys, activeKeys, sessions, unreadNotifications, pendingDeliveries }
   }
 
   async acquireLease (name: string, holder: string, ttlMs: number, now: number): Promise<boolean> {

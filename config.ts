@@ -227,7 +227,12 @@ function storesConfig (env: Env) {
     sqliteBusyTimeoutMs: env.SQLITE_BUSY_TIMEOUT_MS,
     mongo: env.MONGODB_URI === undefined
       ? undefined
-      : { uri: env.MONGODB_URI, database: databaseFromUri(env.MONGODB_URI) ?? env.MONGODB_DB, connectTimeoutMs: env.MONGODB_CONNECT_TIMEOUT_MS },
+      : {
+          uri: env.MONGODB_URI,
+          database: databaseFromUri(env.MONGODB_URI) ?? env.MONGODB_DB,
+          connectTimeoutMs: env.MONGODB_CONNECT_TIMEOUT_MS,
+          staleReads: { mode: env.MONGODB_READ_PREFERENCE, maxStalenessSeconds: env.MONGODB_MAX_STALENESS_SECONDS }
+        },
     redis: env.REDIS_URL === undefined ? undefined : { url: env.REDIS_URL, prefix: env.REDIS_PREFIX, commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS }
   }
 }

@@ -112,7 +112,7 @@ describe('MongoDB: every query shape is served by an index', { skip: uri === und
   before(async () => {
     client = new MongoClient(uri as string, { serverSelectionTimeoutMS: 5000 })
     await client.connect()
-    store = createMongoStore(client.db(dbName), { client, closeClient: false, listReadPreference: 'primary', auditChain: new AuditChain('explain-audit-chain-secret') })
+    store = createMongoStore(client.db(dbName), { client, closeClient: false, staleReadPreference: 'primary', auditChain: new AuditChain('explain-audit-chain-secret') })
     await store.init()
     await seed(store)
     for (const info of await client.db(dbName).listCollections().toArray()) collections[info.name] = client.db(dbName).collection(info.name)

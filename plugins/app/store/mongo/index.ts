@@ -21,8 +21,8 @@ export interface MongoStoreOptions {
   client: MongoClient
   /** Whether close() closes the client too; leave unset when the caller owns the client. */
   closeClient?: boolean
-  /** Where listKeys reads; a lagging secondary may miss a key written a moment ago. */
-  listReadPreference?: ReadPreferenceLike
+  /** Where reads that tolerate staleness go (key lists, usage series, stats); a lagging secondary may miss a write of a moment ago. */
+  staleReadPreference?: ReadPreferenceLike
   /** Links audit events under the server's key. */
   auditChain: AuditChain
 }
@@ -33,7 +33,7 @@ export interface MongoStoreOptions {
  * cascade) commit in one transaction.
  */
 export function createMongoStore (db: Db, options: MongoStoreOptions): Store {
-  const mongo = new MongoConnection(options.client, db, options.listReadPreference)
+  const mongo = new MongoConnection(options.client, db, options.staleReadPreference)
   const appendAudit = auditAppender(mongo, options.auditChain)
   let closed = false
   return {

@@ -163,7 +163,7 @@ export class MongoKeys implements KeysStore {
   }
 
   async keyStats (ownerId: string, now: number): Promise<KeyStats> {
-    const [facets] = await this.mongo.keys.aggregate<StatsFacets>(keyStatsPipeline(ownerId, now)).toArray()
+    const [facets] = await this.mongo.keys.aggregate<StatsFacets>(keyStatsPipeline(ownerId, now), this.mongo.staleRead).toArray()
     return toKeyStats(facets)
   }
 

@@ -154,7 +154,7 @@ export class MongoUsage implements UsageStore {
 
   async usageSeries (ownerId: string, keyId: string, fromHour: number, toHour: number): Promise<UsagePoint[]> {
     const docs = await this.mongo.usageHourly
-      .find({ keyId, ownerId, hour: { $gte: toDate(fromHour), $lt: toDate(toHour) } }, { projection: { hour: 1, units: 1, requests: 1 } })
+      .find({ keyId, ownerId, hour: { $gte: toDate(fromHour), $lt: toDate(toHour) } }, { projection: { hour: 1, units: 1, requests: 1 }, ...this.mongo.staleRead })
       .sort({ hour: 1 })
       .toArray()
     return docs.map((doc) => ({ hour: doc.hour.getTime(), units: doc.units, requests: doc.requests }))
@@ -162,7 +162,7 @@ export class MongoUsage implements UsageStore {
 
   async usageDaily (ownerId: string, keyId: string, fromDay: number, toDay: number): Promise<UsagePoint[]> {
     const docs = await this.mongo.dailyUsage
-      .find({ keyId, ownerId, day: { $gte: toDate(fromDay), $lt: toDate(toDay) } }, { projection: { day: 1, units: 1, requests: 1 } })
+      .find({ keyId, ownerId, day: { $gte: toDate(fromDay), $lt: toDate(toDay) } }, { projection: { day: 1, units: 1, requests: 1 }, ...this.mongo.staleRead })
       .sort({ day: 1 })
       .toArray()
     return docs.map((doc) => ({ hour: doc.day.getTime(), units: doc.units, requests: doc.requests }))

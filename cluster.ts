@@ -5,7 +5,7 @@ import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { AggregatorRegistry, type PrometheusContentType } from 'prom-client'
 import pino, { type Logger } from 'pino'
-import { configOrExit, type Config } from './config.ts'
+import { configOrExit, exitIfConfigError, type Config } from './config.ts'
 import { listenScope } from './plugins/app/listen.ts'
 import { answerMetricsRequest } from './plugins/app/metrics/cluster-metrics.ts'
 import { listenMetrics, metricsListener, metricsStartupLine } from './plugins/app/metrics/listener.ts'
@@ -173,7 +173,10 @@ async function primary () {
   const config: Config = configOrExit()
   const log = pino({ level: config.logLevel })
   const count = workerCount()
-  await migrate(config)
+  await migrate(config).catch((err: unknown) => {
+    exitIfConfigError(err)
+    couldNotStart((err as Error).message)
+  })
   const aggregator = new AggregatorRegistry<PrometheusContentType>()
   const metricsServer = await serveMetrics(config, log, aggregator)
 

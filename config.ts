@@ -227,7 +227,12 @@ function storesConfig (env: Env) {
     sqliteBusyTimeoutMs: env.SQLITE_BUSY_TIMEOUT_MS,
     mongo: env.MONGODB_URI === undefined
       ? undefined
-      : { uri: env.MONGODB_URI, database: databaseFromUri(env.MONGODB_URI) ?? env.MONGODB_DB, connectTimeoutMs: env.MONGODB_CONNECT_TIMEOUT_MS },
+      : {
+          uri: env.MONGODB_URI,
+          database: databaseFromUri(env.MONGODB_URI) ?? env.MONGODB_DB,
+          connectTimeoutMs: env.MONGODB_CONNECT_TIMEOUT_MS,
+          staleReads: { mode: env.MONGODB_READ_PREFERENCE, maxStalenessSeconds: env.MONGODB_MAX_STALENESS_SECONDS }
+        },
     redis: env.REDIS_URL === undefined ? undefined : { url: env.REDIS_URL, prefix: env.REDIS_PREFIX, commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS }
   }
 }
@@ -354,6 +359,13 @@ export function createConfig (source: Record<string, string | undefined> = proce
 }
 
 export type Config = ReturnType<typeof createConfig>
+
+/** For entry points: a configuration error found past parsing (a standalone MongoDB) is one line and exit code 78, like any other. */
+export function exitIfConfigError (err: unknown): void {
+  if (!(err instanceof ConfigError)) return
+  console.error(err.message)
+  process.exit(78)
+}
 
 /** For entry points: the configuration, or one line naming what is wrong and exit code 78. */
 export function configOrExit (source: Record<string, string | undefined> = process.env): Config {

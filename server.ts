@@ -1,6 +1,6 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.ts'
-import { configOrExit } from './config.ts'
+import { configOrExit, exitIfConfigError } from './config.ts'
 import { listenFailure, listenScope } from './plugins/app/listen.ts'
 
 /** One HTTP process: validated config, the app, listen, and a bounded graceful shutdown. */
@@ -11,6 +11,7 @@ async function main () {
   try {
     app = await buildApp(config)
   } catch (err) {
+    exitIfConfigError(err)
     console.error(`Keyward could not start: ${(err as Error).message}`)
     process.exit(1)
   }
@@ -29,6 +30,7 @@ async function main () {
   try {
     await app.ready()
   } catch (err) {
+    exitIfConfigError(err)
     return fail((err as Error).message)
   }
   // Start-up work blocks the event loop; under-pressure's first sample would count it and shed

@@ -24,6 +24,11 @@ export const EnvSchema = Type.Object({
   MONGODB_URI: Type.Optional(Type.String({ pattern: '^mongodb(\\+srv)?://', allowed: 'a mongodb:// or mongodb+srv:// URL', maxLength: 4096, description: 'MongoDB connection string; unset = embedded SQLite' })),
   MONGODB_DB: Type.String({ pattern: '^[A-Za-z0-9_-]{1,63}$', allowed: '1 to 63 letters, digits, _ or -', default: 'keyward', description: 'Database name when MONGODB_URI names none' }),
   MONGODB_CONNECT_TIMEOUT_MS: Int(500, 60000, 5000, 'Server selection timeout at start-up'),
+  MONGODB_READ_PREFERENCE: Type.Union(['primary', 'primaryPreferred', 'secondaryPreferred', 'secondary', 'nearest'].map((m) => Type.Literal(m)), {
+    default: 'primary',
+    description: 'Where reads that tolerate staleness go (key lists, usage series, key stats, system stats and reports); sign-in, verify, quotas and every read followed by a write stay on the primary'
+  }),
+  MONGODB_MAX_STALENESS_SECONDS: Int(90, 86_400, 90, 'How far behind the primary a secondary may be and still serve those reads (the driver refuses less than 90; unused with primary)'),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', allowed: 'a redis:// or rediss:// URL', maxLength: 4096, description: 'Redis URL; unset = in-memory cache and limits' })),
   REDIS_COMMAND_TIMEOUT_MS: Int(50, 60_000, 300, 'A Redis command unanswered this long fails (the caller falls back to memory or the store) and the connection is reopened, so a frozen Redis cannot hang requests'),
   REDIS_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_-]{1,64}$', allowed: '1 to 64 letters, digits, :, _ or -', default: 'kw:', description: 'Prefix of every Redis key Keyward writes' }),

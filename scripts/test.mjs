@@ -2,12 +2,13 @@
 // globs, so the files are listed here; extra arguments (a file or folder) narrow the run.
 // Suites that measure a whole cluster under traffic run afterwards, alone, so the other suites'
 // load on this machine's two cores does not decide their timing. Suites under test/stress run
-// for minutes and only when named (`npm run test:stress`).
+// for minutes and only when named (`npm run test:stress`). The MongoDB step-down runs alone too: it
+// takes the shared replica set's primary away from every suite connected to it.
 import { spawn } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 
-const ALONE = ['test/e2e/cluster.test.ts', 'test/e2e/connections.test.ts']
+const ALONE = ['test/e2e/cluster.test.ts', 'test/e2e/connections.test.ts', 'test/e2e/mongo-stepdown.test.ts']
 const STRESS = join('test', 'stress')
 
 function collect (path, named) {

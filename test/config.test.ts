@@ -3,6 +3,7 @@ import { describe, it } from 'node:test'
 import proxyAddr from '@fastify/proxy-addr'
 import { ConfigError, createConfig, FD_RESERVE, openFileLimit } from '../config.ts'
 import { nextRun } from '../plugins/app/jobs/embedded.ts'
+import { staleReadPreference } from '../plugins/app/store/mongo/connection.ts'
 import { EnvSchema } from '../schemas/env.ts'
 
 const SECRETS = {
@@ -92,6 +93,20 @@ describe('createConfig', () => {
     assert.equal(database({ MONGODB_URI: 'mongodb+srv://u:p@cluster.example.net/k%2Dw?retryWrites=true' }), 'k-w')
     assert.equal(database({ MONGODB_URI: 'mongodb://db:27017/?replicaSet=rs0', MONGODB_DB: 'other' }), 'other')
     assert.equal(database({ MONGODB_URI: 'mongodb://db:27017' }), 'keyward')
+  })
+
+  it('MONGODB_READ_PREFERENCE and MONGODB_MAX_STALENESS_SECONDS: primary and 90 s by default, refused in one line otherwise', () => {
+    const staleReads = (env: Record<string, string>) => createConfig({ NODE_ENV: 'test', MONGODB_URI: 'mongodb://db:27017/kw', ...env }).mongo?.staleReads
+    assert.deepEqual(staleReads({}), { mode: 'primary', maxStalenessSeconds: 90 })
+    assert.deepEqual(staleReads({ MONGODB_READ_PREFERENCE: 'secondaryPreferred', MONGODB_MAX_STALENESS_SECONDS: '120' }), { mode: 'secondaryPreferred', maxStalenessSeconds: 120 })
+    assert.throws(() => staleReads({ MONGODB_READ_PREFERENCE: 'secondaryOnly' }), (err: Error) =>
+      /^Invalid configuration: MONGODB_READ_PREFERENCE must be one of primary, primaryPreferred, secondaryPreferred, secondary, nearest \(got "secondaryOnly"\)$/.test(err.message))
+    assert.throws(() => staleReads({ MONGODB_MAX_STALENESS_SECONDS: '30' }), (err: Error) =>
+      /^Invalid configuration: MONGODB_MAX_STALENESS_SECONDS must be an integer from 90 to 86400 \(got "30"\)$/.test(err.message))
+    assert.equal(staleReadPreference('primary', 90).mode, 'primary')
+    assert.equal(staleReadPreference('primary', 90).maxStalenessSeconds, undefined, 'the driver refuses a bound with primary')
+    const secondary = staleReadPreference('secondaryPreferred', 120)
+    assert.deepEqual([secondary.mode, secondary.maxStalenessSeconds], ['secondaryPreferred', 120])
   })
 
   it('refuses to start in production without secrets, or with short or placeholder ones', () => {

@@ -95,6 +95,8 @@ export function toErrorBody (error: FastifyError | AppError | Error, request: Fa
   // Conflicts detected inside a store transaction.
   if (error.name === 'KeyRevokedError') return { body: errorBody(request, 409, 'KEY_REVOKED', 'The key is revoked; revoked keys cannot change') }
   if (error.name === 'StoreBusyError') return { body: errorBody(request, 503, 'STORE_BUSY', 'The store is busy; nothing was changed, retry shortly'), headers: { 'retry-after': '1' } }
+  // A MongoDB primary stepping down (an election takes a few seconds) or an exhausted pool.
+  if (error.name === 'StoreUnavailableError') return { body: errorBody(request, 503, 'STORE_UNAVAILABLE', 'The store is unavailable; retry shortly'), headers: { 'retry-after': '2' } }
   if (error.name === 'DuplicateError') return { body: errorBody(request, 409, 'CONFLICT', 'A concurrent change got there first; try again') }
   const fe = error as FastifyError
   if (fe.validation !== undefined) {
@@ -116,7 +118,7 @@ export function toErrorBody (error: FastifyError | AppError | Error, request: Fa
 
 export function sendError (error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) {
   const { body, headers } = toErrorBody(error, request)
-  if (body.code === 'STORE_BUSY') {
+  if (body.code === 'STORE_BUSY' || body.code === 'STORE_UNAVAILABLE') {
     request.log.warn({ code: body.code, statusCode: body.statusCode }, body.message)
   } else if (body.statusCode >= 500) {
     request.log.error({ err: error }, 'request failed')

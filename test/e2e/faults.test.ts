@@ -12,6 +12,7 @@ import { TEST_SECRETS } from '../helpers/app.ts'
 import { startRedis } from '../helpers/redis.ts'
 import { freePort, startServer, type RunningServer } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
+import { SQLITE_ONLY } from '../helpers/store-env.ts'
 
 // Suite 2 of the reliability issue: faults while traffic runs. The service keeps answering
 // (degraded where it must, never past its timeouts) and loses no acknowledged write.
@@ -232,7 +233,7 @@ describe('faults under traffic', { timeout: 240_000 }, () => {
     survived.push(`Redis frozen 4 s with SIGSTOP (frozen: ${summary(frozen)}; thawed: ${summary(thawed)})`)
   })
 
-  it('SQLite held busy by another connection for longer than the busy timeout: reads and verification go on, writes wait or get a 503, nothing hangs', async () => {
+  it('SQLite held busy by another connection for longer than the busy timeout: reads and verification go on, writes wait or get a 503, nothing hangs', { skip: SQLITE_ONLY }, async () => {
     const other = new Database(join(tmp.dir, 'keyward.db'))
     other.exec('BEGIN IMMEDIATE')
     try {

@@ -3,6 +3,7 @@ import { buildApp, type App } from '../../app.ts'
 import { createConfig } from '../../config.ts'
 import type { Clock } from '../../plugins/app/clock.ts'
 import { tempDir } from './tmp.ts'
+import { testStoreEnv } from './store-env.ts'
 
 /** Every log line an app wrote, kept so tests can search them for secrets. */
 export class LogCapture extends Writable {
@@ -36,7 +37,7 @@ export async function createTestApp (env: Record<string, string> = {}, options: 
   // In-process apps share the test runner's event loop, whose delay on this 2-core machine under
   // the other suites' load says nothing about the app: no shedding on it unless a test asks.
   // (Spawned servers keep the default and wait for a clean sample before they listen.)
-  const config = createConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info', DATA_DIR: dataDir, PASSWORD_HASH_COST: '10', VAULT_KDF_COST: '10', AUTH_RATE_LIMIT_MAX: '100000', MAX_EVENT_LOOP_DELAY_MS: '0', ...TEST_SECRETS, ...env })
+  const config = createConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info', DATA_DIR: dataDir, PASSWORD_HASH_COST: '10', VAULT_KDF_COST: '10', AUTH_RATE_LIMIT_MAX: '100000', MAX_EVENT_LOOP_DELAY_MS: '0', ...TEST_SECRETS, ...testStoreEnv(), ...env })
   const logs = new LogCapture()
   const app = await buildApp(config, { logStream: logs, clock: options.clock })
   await app.ready()

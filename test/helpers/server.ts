@@ -4,6 +4,7 @@ import { createServer as createHttpServer, request as httpRequest } from 'node:h
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { TEST_SECRETS } from './app.ts'
+import { testStoreEnv } from './store-env.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -20,7 +21,7 @@ export interface RunningServer {
 export async function startServer (env: Record<string, string>, entry = 'server.ts', ready = /Keyward listening at http:\/\/127\.0\.0\.1:(\d+)/, startMs = 20_000): Promise<RunningServer> {
   const proc = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...TEST_SECRETS, ...env },
+    env: { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...TEST_SECRETS, ...testStoreEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const output: string[] = []
@@ -65,7 +66,7 @@ export async function startServer (env: Record<string, string>, entry = 'server.
 export async function runToExit (env: Record<string, string>, entry = 'server.ts', timeoutMs = 20_000, args: string[] = []) {
   const proc = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', ...TEST_SECRETS, ...env },
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', ...TEST_SECRETS, ...testStoreEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let output = ''

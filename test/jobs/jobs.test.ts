@@ -8,6 +8,7 @@ import { findJob } from '../../jobs/schedule.ts'
 import { verifySignature } from '../../plugins/app/notifications/webhooks.ts'
 import { createTestApp, ManualClock, registerUser, type TestApp } from '../helpers/app.ts'
 import { dropPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.ts'
+import { keyFixture } from '../store/contract/fixtures.ts'
 
 const DAY = 86_400_000
 type User = Awaited<ReturnType<typeof registerUser>>
@@ -83,6 +84,33 @@ describe('maintenance jobs (embedded mode, seeded store)', () => {
     assert.ok((result.sessions as number) >= 1)
     assert.equal(await t.app.store.getKey(user.user.id, key.key.id), null)
     assert.equal((await run(t, 'data-cleanup')).revokedKeys, 0, 'nothing left to do the second time')
+  })
+
+  it('data-cleanup finishes the purge of a large account marked deleted, in bounded batches', async () => {
+    const user = await registerUser(t.app)
+    const target = await issue(t, user, {})
+    const root = await issue(t, user, { scopes: ['keyward:verify'] })
+    const verify = () => t.app.inject({ method: 'POST', url: '/api/keys/verify', headers: { authorization: `Bearer ${root.secret}` }, payload: { key: target.secret } })
+    assert.equal((await verify()).json().code, 'VALID')
+    const hour = clock.now() - (clock.now() % 3_600_000)
+    for (let i = 0; i < 1500; i++) {
+      const key = keyFixture()
+      await t.app.store.createKey(user.user.id, key, { hash: key.hash, start: key.start, ciphertext: null })
+      await t.app.store.recordUsage([{ ownerId: user.user.id, keyId: key.id, hour, units: 1, requests: 1, lastUsedAt: hour }])
+    }
+    // As a deleteAccount whose purge was cut short leaves it: marked, its data all there.
+    assert.equal(await t.app.store.markUserDeleted(user.user.id, clock.now()), true)
+    assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { email: user.email, password: user.password } })).statusCode, 401)
+    await new Promise((resolve) => setTimeout(resolve, 1100)) // the verify caller cache's bound, with no deletion broadcast
+    assert.equal((await verify()).statusCode, 401, 'its keys stop verifying before any purge')
+    assert.ok(await t.app.store.getKey(user.user.id, target.key.id))
+
+    const result = await run(t, 'data-cleanup')
+    assert.ok((result.deletedAccountRows as number) >= 4 * 1500, `purged ${String(result.deletedAccountRows)} rows`)
+    assert.deepEqual(await t.app.store.listDeletedUsers(100), [])
+    assert.equal(await t.app.store.getKey(user.user.id, target.key.id), null)
+    assert.deepEqual(await t.app.store.monthlyUsage(user.user.id, Date.UTC(2026, 10, 1)), [])
+    assert.equal((await run(t, 'data-cleanup')).deletedAccountRows, 0, 'nothing left to do the second time')
   })
 
   it('stats-report stores one snapshot per hour', async () => {

@@ -4,7 +4,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import fc from 'fast-check'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
+import { MongoServerError } from 'mongodb'
 import errors, { AppError, frameworkErrorHandler } from '../../plugins/app/errors.ts'
+import { StoreUnavailableError } from '../../plugins/app/store/errors.ts'
 import { validatorCompiler } from '../../plugins/app/validation.ts'
 
 const KEYS = ['code', 'error', 'message', 'requestId', 'statusCode']
@@ -29,6 +31,9 @@ async function probeApp () {
     return { ok: true, limit: request.query.limit ?? null }
   })
   app.get('/boom', async () => { throw new Error('db password is hunter2 at /srv/app.ts:12') })
+  app.get('/stepdown', async () => {
+    throw new StoreUnavailableError(new MongoServerError({ code: 10107, codeName: 'NotWritablePrimary', errmsg: 'not primary at rs0/10.0.0.7' }))
+  })
   app.get('/conflict', async () => { throw new AppError(409, 'EMAIL_TAKEN', 'That email is already registered') })
   await app.ready()
   return { app, received }
@@ -93,6 +98,14 @@ describe('error shape and validation', () => {
     assert.equal(res.statusCode, 500)
     assert.equal(res.json().code, 'INTERNAL_ERROR')
     assert.doesNotMatch(res.body, /hunter2|app\.ts|stack/)
+  })
+
+  it('a store that is unavailable (a MongoDB step-down) is a 503 STORE_UNAVAILABLE with Retry-After, without the driver\'s message', async () => {
+    const res = await app.inject({ method: 'GET', url: '/stepdown' })
+    assert.equal(res.statusCode, 503)
+    assert.equal(res.json().code, 'STORE_UNAVAILABLE')
+    assert.equal(res.headers['retry-after'], '2')
+    assert.doesNotMatch(res.body, /10\.0\.0\.7|not primary/)
   })
 
   it('domain errors keep their status and code', async () => {

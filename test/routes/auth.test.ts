@@ -253,6 +253,51 @@ describe('auth routes', () => {
     })
   })
 
+  describe('account deletion in two phases', () => {
+    const issue = async (headers: Record<string, string>, body: Record<string, unknown> = {}) => {
+      const res = await t.app.inject({ method: 'POST', url: '/api/keys', headers, payload: { kind: 'issued', name: 'k', ...body } })
+      assert.equal(res.statusCode, 201, res.body)
+      return res.json() as { key: { id: string }, secret: string }
+    }
+    const verify = (secret: string, key: string) => t.app.inject({ method: 'POST', url: '/api/keys/verify', headers: { authorization: `Bearer ${secret}` }, payload: { key } })
+
+    it('a deleted account\'s verify key stops at once, and its email registers a new, empty account', async () => {
+      const user = await registerUser(t.app)
+      const target = await issue(user.headers)
+      const root = await issue(user.headers, { scopes: ['keyward:verify'] })
+      assert.equal((await verify(root.secret, target.secret)).json().code, 'VALID')
+
+      const res = await t.app.inject({ method: 'DELETE', url: '/api/auth/me', headers: user.headers, payload: { password: user.password } })
+      assert.equal(res.statusCode, 204)
+      assert.equal((await verify(root.secret, target.secret)).statusCode, 401, 'its keys no longer verify')
+      assert.deepEqual(await t.app.store.listDeletedUsers(100), [], 'deleteAccount purged at once')
+
+      const again = await registerUser(t.app, { email: user.email, password: 'another long passphrase' })
+      assert.notEqual(again.user.id, user.user.id)
+      assert.equal((await post('/api/auth/login', { email: user.email, password: user.password })).statusCode, 401, 'the old password opens nothing')
+      assert.equal((await post('/api/auth/login', { email: user.email, password: 'another long passphrase' })).statusCode, 200)
+      const keys = await t.app.inject({ method: 'GET', url: '/api/keys', headers: again.headers })
+      assert.deepEqual(keys.json().items, [], 'nothing of the deleted account')
+      assert.equal((await verify(root.secret, target.secret)).statusCode, 401)
+    })
+
+    it('an account marked deleted but not yet purged cannot sign in, refresh or verify, and does not hold its email', async () => {
+      const user = await registerUser(t.app)
+      const target = await issue(user.headers)
+      const root = await issue(user.headers, { scopes: ['keyward:verify'] })
+      assert.equal(await t.app.store.markUserDeleted(user.user.id, Date.now()), true)
+      assert.equal((await post('/api/auth/login', { email: user.email, password: user.password })).statusCode, 401)
+      assert.equal((await post('/api/auth/refresh', { refreshToken: user.refreshToken })).statusCode, 401)
+      assert.equal((await verify(root.secret, target.secret)).statusCode, 401)
+      assert.ok(await t.app.store.getKey(user.user.id, target.key.id), 'its data waits for the purge')
+      const again = await registerUser(t.app, { email: user.email })
+      assert.notEqual(again.user.id, user.user.id)
+      assert.deepEqual(await t.app.store.listDeletedUsers(100), [user.user.id])
+      assert.ok(await t.app.store.purgeDeletedUser(user.user.id, 1_000) > 0, 'one batch holds it all, and finishes the purge')
+      assert.deepEqual(await t.app.store.listDeletedUsers(100), [])
+    })
+  })
+
   describe('roles', () => {
     it('admin routes refuse users with 403 and admit admins; a demotion applies at once', async () => {
       const user = await registerUser(t.app)

@@ -22,7 +22,7 @@ async function open (url: string): Promise<StoreHarness> {
   const dbName = `keyward_test_${process.pid}_${Date.now()}`
   const client = await connect(url)
   // Primary for listing too: the contract reads its own writes, which a lagging secondary would break at random.
-  const store = createMongoStore(client.db(dbName), { client, closeClient: true, listReadPreference: 'primary', auditChain })
+  const store = createMongoStore(client.db(dbName), { client, closeClient: true, staleReadPreference: 'primary', auditChain })
   try {
     await store.init()
   } catch (err) {
@@ -34,7 +34,7 @@ async function open (url: string): Promise<StoreHarness> {
     auditChain,
     reopen: async () => {
       const other = await connect(url)
-      return createMongoStore(other.db(dbName), { client: other, closeClient: true, listReadPreference: 'primary', auditChain })
+      return createMongoStore(other.db(dbName), { client: other, closeClient: true, staleReadPreference: 'primary', auditChain })
     },
     cleanup: async () => {
       try {

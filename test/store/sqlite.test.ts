@@ -98,7 +98,7 @@ it('sqlite: chains written before link versions (v1, SHA-256) still verify after
   const file = join(tmp.dir, 'keyward.db')
   try {
     // A file as the previous release left it: no link_version column, no seals, v1 events (the last two
-    // migrations are the ones that added link versions and sealed v1 chains; a later migration must be undone here too).
+    // migrations before users.deleted_at added link versions and sealed v1 chains; later migrations are undone here too).
     const old = createSqliteStore({ dataDir: tmp.dir, auditChain })
     await old.init()
     const user = await old.createUser({ email: 'v1@example.com', name: null, role: 'user', passwordHash: 'x' })
@@ -106,7 +106,8 @@ it('sqlite: chains written before link versions (v1, SHA-256) still verify after
     const current = old.schemaVersion()
     await old.close()
     const raw = new Database(file)
-    raw.exec(`DROP TABLE audit_seals; ALTER TABLE audit_events DROP COLUMN link_version; DELETE FROM schema_migrations WHERE version > ${current - 2}`)
+    raw.exec(`DROP INDEX users_deleted; ALTER TABLE users DROP COLUMN deleted_at;
+      DROP TABLE audit_seals; ALTER TABLE audit_events DROP COLUMN link_version; DELETE FROM schema_migrations WHERE version > ${current - 3}`)
     const e1 = v1Event(user.id, null, { action: 'auth.register', ip: '198.51.100.7', sessionId: 's1', detail: { email: user.email } })
     const e2 = v1Event(user.id, e1, { action: 'key.created', keyId: 'k1' })
     const e3 = v1Event(user.id, e2, { action: 'key.revealed', keyId: 'k1', detail: { version: 1 } })

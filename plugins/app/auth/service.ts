@@ -6,7 +6,7 @@ import { auditView } from '../audit/view.ts'
 import type { TwoLayerCache } from '../cache/cache.ts'
 import type { Clock } from '../clock.ts'
 import { keyView } from '../keys/view.ts'
-import { listAllKeys } from '../store/shared.ts'
+import { listAllKeys, PURGE_BATCH, purgeAccount } from '../store/shared.ts'
 import { iso } from '../time.ts'
 import type { AuditInput, AuditStore, KeysStore, Role, SessionRecord, SessionsStore, UserRecord, UsersStore } from '../store/types/index.ts'
 import type { ScryptParams } from '../kdf.ts'
@@ -320,9 +320,11 @@ export class AuthService {
         if (version.hash !== null) hashes.push(version.hash)
       }
     }
-    await this.deps.store.deleteUser(user.id)
+    await this.deps.store.markUserDeleted(user.id, this.deps.clock.now())
     await this.forgetSessions(user.id)
     for (const listener of this.accountDeletedListeners) await listener(user.id, hashes)
+    // The account is already gone for every reader; a purge stopped here is resumed by the data-cleanup job.
+    await purgeAccount(this.deps.store, user.id, PURGE_BATCH).catch(() => 0)
   }
 
   async sessions (principal: Principal): Promise<SessionRecord[]> {

@@ -23,3 +23,15 @@ export class DuplicateError extends Error {
     this.name = 'DuplicateError'
   }
 }
+
+/**
+ * The store cannot answer now but will soon: a MongoDB primary stepping down, no writable
+ * primary, a timeout or an exhausted connection pool. A write may or may not have been applied
+ * (the request is safe to retry where the API is idempotent); the cause is kept for the log.
+ */
+export class StoreUnavailableError extends Error {
+  constructor (cause: unknown) {
+    super('the store is unavailable', { cause })
+    this.name = 'StoreUnavailableError'
+  }
+}

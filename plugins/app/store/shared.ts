@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { KeyListQuery, KeyRecord, KeySortField, KeysStore, Page } from './types/index.ts'
+import type { KeyListQuery, KeyRecord, KeySortField, KeysStore, Page, UsersStore } from './types/index.ts'
 
 /** The lower-cased text that `q` searches: name, service, description and tags. */
 export function searchText (key: Pick<KeyRecord, 'name' | 'service' | 'description' | 'tags'>): string {
@@ -34,6 +34,21 @@ export function canonicalJson (value: unknown): string {
 export const GENESIS_HASH = '0'.repeat(64)
 
 const ANONYMOUS_PREFIX = 'deleted:'
+
+/** The email a deleted account keeps until purged: unique per account, never a valid address, so the real one is free again. */
+export function tombstoneEmail (userId: string): string {
+  return `deleted:${userId}`
+}
+
+/** Rows one purge batch removes: each batch is a short transaction, whatever the account's size. */
+export const PURGE_BATCH = 500
+
+/** Purges a marked account batch by batch to the end; the total removed. */
+export async function purgeAccount (users: Pick<UsersStore, 'purgeDeletedUser'>, userId: string, batch: number): Promise<number> {
+  let total = 0
+  for (let n = await users.purgeDeletedUser(userId, batch); n > 0; n = await users.purgeDeletedUser(userId, batch)) total += n
+  return total
+}
 
 /** An anonymised owner id for a deleted account's events (a one-way tag, not the id itself). */
 export function anonymousOwner (userId: string): string {

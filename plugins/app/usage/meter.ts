@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { Clock } from '../clock.ts'
 import { hourStart, monthStart, nextMonthStart } from '../store/shared.ts'
 import type { UsageDelta, UsageStore, UsageTotal } from '../store/types/index.ts'
@@ -33,6 +34,8 @@ export class UsageMeter {
   private known = new Map<string, Known>()
   private timer: NodeJS.Timeout | null = null
   private flushing: Promise<void> | null = null
+  /** The batch whose last write failed, sent again under the same id before anything newer. */
+  private unsent: { batchId: string, deltas: UsageDelta[] } | null = null
   private counters = { flushes: 0, flushFailures: 0, flushedUnits: 0 }
   /** The current UTC month's bounds: every verify asks twice, the Date work happens once a month. */
   private month = { start: 0, next: 0 }
@@ -53,7 +56,7 @@ export class UsageMeter {
   async stop () {
     if (this.timer !== null) clearInterval(this.timer)
     this.timer = null
-    for (let attempt = 0; this.pending.size > 0 || this.flushing !== null; attempt++) {
+    for (let attempt = 0; this.pending.size > 0 || this.unsent !== null || this.flushing !== null; attempt++) {
       try {
         await this.flush()
       } catch (err) {
@@ -132,28 +135,38 @@ export class UsageMeter {
   }
 
   private async flushOnce () {
+    // A failed batch goes again first, alone and under its own id, so a store that applied it before failing counts it once.
+    if (this.unsent !== null) {
+      const { batchId, deltas } = this.unsent
+      this.settle(deltas, await this.send(deltas, batchId))
+      this.unsent = null
+    }
     if (this.pending.size === 0) return
     const batch = [...this.pending.values()]
     this.pending = new Map()
+    const batchId = randomUUID()
     let totals: UsageTotal[]
     try {
-      totals = await this.store.recordUsage(batch)
+      totals = await this.send(batch, batchId)
+    } catch (err) {
+      // Kept whole until it is written, so nothing acknowledged is lost.
+      this.unsent = { batchId, deltas: batch }
+      throw err
+    }
+    this.settle(batch, totals)
+  }
+
+  private async send (batch: UsageDelta[], batchId: string): Promise<UsageTotal[]> {
+    try {
+      return await this.store.recordUsage(batch, batchId)
     } catch (err) {
       this.counters.flushFailures++
-      // Put the batch back (merged with anything charged meanwhile) so nothing acknowledged is lost.
-      for (const d of batch) {
-        const slot = `${d.keyId}:${d.hour}`
-        const current = this.pending.get(slot)
-        if (current === undefined) this.pending.set(slot, d)
-        else {
-          current.units += d.units
-          current.requests += d.requests
-          current.lastUsedAt = Math.max(current.lastUsedAt, d.lastUsedAt)
-        }
-      }
       this.options.onError?.(err)
       throw err
     }
+  }
+
+  private settle (batch: UsageDelta[], totals: UsageTotal[]) {
     this.counters.flushes++
     const now = this.clock.now()
     for (const d of batch) {
@@ -179,6 +192,6 @@ export class UsageMeter {
   }
 
   stats (): MeterStats {
-    return { pendingKeys: this.pending.size, ...this.counters }
+    return { pendingKeys: this.pending.size + (this.unsent?.deltas.length ?? 0), ...this.counters }
   }
 }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import { DuplicateError } from '../../../plugins/app/store/errors.ts'
 import { newId } from '../../../plugins/app/store/ids.ts'
+import { anonymousOwner, purgeAccount } from '../../../plugins/app/store/shared.ts'
 import type { Store } from '../../../plugins/app/store/types/index.ts'
 import { keyFixture, type ContractContext } from './fixtures.ts'
 
@@ -55,6 +56,36 @@ export function usersContract (c: ContractContext): void {
       assert.deepEqual(await store.listSessions(a.id), [])
       assert.deepEqual(await store.getKey(b.id, keyB.id), keyB)
       assert.deepEqual(await store.getSession(b.id, sessionB.id), sessionB)
+    })
+
+    it('marks a user deleted in one step (hidden, email free, verify keys refused), then purges it batch by batch, resumably', async () => {
+      const a = await newUser()
+      const keys = [await store.createKey(a.id, keyFixture({ scopes: ['keyward:verify'] })), await store.createKey(a.id, keyFixture()), await store.createKey(a.id, keyFixture())]
+      await store.appendAudit(a.id, { action: 'auth.account_deleted', ip: '198.51.100.9' })
+      await store.createSession({ userId: a.id, expiresAt: Date.now() + 60_000, userAgent: null, ip: null }, `rt-${newId()}`)
+      assert.equal(await store.purgeDeletedUser(a.id, 10), 0, 'a live account is never purged')
+      assert.equal(await store.markUserDeleted(a.id, Date.now()), true)
+      assert.equal(await store.markUserDeleted(a.id, Date.now()), false)
+      assert.equal(await store.getUser(a.id), null)
+      assert.equal(await store.findUserByEmail(a.email), null)
+      assert.equal(await store.findCredentialByHash(keys[0]!.hash as string), null)
+      assert.deepEqual(await store.listSessions(a.id), [])
+      const again = await store.createUser({ email: a.email, name: null, role: 'user', passwordHash: 'x' })
+      assert.ok((await store.listDeletedUsers(1000)).includes(a.id))
+
+      assert.equal(await store.purgeDeletedUser(a.id, 2), 2, 'a batch stops at its bound')
+      const reopened = await c.harness.reopen()
+      try {
+        await reopened.init()
+        assert.equal(await purgeAccount(reopened, a.id, 2), 1, 'and the rest is purged from another store over the same data')
+        assert.equal(await reopened.purgeDeletedUser(a.id, 2), 0)
+      } finally {
+        await reopened.close()
+      }
+      assert.ok(!(await store.listDeletedUsers(1000)).includes(a.id))
+      assert.equal(await store.getKey(a.id, keys[1]!.id), null)
+      assert.equal((await store.getUser(again.id))?.email, a.email)
+      await c.verifyChain(anonymousOwner(a.id), 1)
     })
   })
 }

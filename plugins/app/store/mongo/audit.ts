@@ -84,6 +84,8 @@ export class MongoAudit implements AuditStore {
     return await this.mongo.transaction(async (session) => {
       const docs = await audit.find({ createdAt: { $lt: toDate(before) } }, { projection: { ownerId: 1, seq: 1, hash: 1 }, session })
         .sort({ ownerId: 1, seq: 1 })
+        // The planner could pick the createdAt index and sort in memory; this one serves the sort and checks the range in the index.
+        .hint({ ownerId: 1, seq: 1, createdAt: 1 })
         .limit(limit)
         .toArray()
       if (docs.length === 0) return 0

@@ -1,4 +1,5 @@
-import type { ClientSession, Collection, Db, MongoClient, ReadPreferenceLike, TransactionOptions } from 'mongodb'
+import { ReadPreference, type ClientSession, type Collection, type Db, type MongoClient, type ReadPreferenceLike, type ReadPreferenceMode, type TransactionOptions } from 'mongodb'
+import { ConfigError } from '../../../../config.ts'
 import type {
   AuditAnchorDoc, AuditDoc, AuditSealDoc, DeliveryDoc, IdempotencyDoc, JobRunDoc, KeyDoc, KeyVersionDoc, LeaseDoc, MigrationDoc,
   NotificationDoc, RefreshTokenDoc, SessionDoc, StatsSnapshotDoc, UsageDailyDoc, UsageHourlyDoc, UsageMonthlyDoc, UserDoc,
@@ -44,9 +45,26 @@ export class CreateConflict extends RetryableConflict {
   }
 }
 
+/**
+ * Stops start-up on a server that cannot run transactions: a standalone mongod accepts every
+ * connection and ping, then refuses the first multi-document change. `hello` names a replica set
+ * member by `setName` and a mongos by `msg: 'isdbgrid'`. A ConfigError, so the process exits 78.
+ */
+export async function requireTransactions (db: Db): Promise<void> {
+  const hello = await db.admin().command({ hello: 1 })
+  if (typeof hello.setName === 'string' || hello.msg === 'isdbgrid') return
+  throw new ConfigError('Invalid configuration: MONGODB_URI names a standalone MongoDB server, but Keyward needs transactions, which only a replica set or mongos has; ' +
+    'start a one-node replica set with `mongod --replSet rs0`, run `rs.initiate()` once in mongosh, and add `?replicaSet=rs0` to MONGODB_URI')
+}
+
 // Duck-typed rather than instanceof so an error from a second copy of the driver (another package's) still counts.
 export function isDuplicateKey (err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 11000
+}
+
+/** MONGODB_READ_PREFERENCE with its staleness bound; the driver refuses a bound with primary, which needs none. */
+export function staleReadPreference (mode: ReadPreferenceMode, maxStalenessSeconds: number): ReadPreference {
+  return mode === 'primary' ? ReadPreference.primary : new ReadPreference(mode, undefined, { maxStalenessSeconds })
 }
 
 /**
@@ -58,8 +76,10 @@ export class MongoConnection {
   readonly sessions: Collection<SessionDoc>
   readonly refreshTokens: Collection<RefreshTokenDoc>
   readonly keys: Collection<KeyDoc>
-  /** The keys collection read with the list read preference (listKeys only). */
+  /** The keys collection read with the stale-read preference (listKeys only). */
   readonly keysForList: Collection<KeyDoc>
+  /** Options of reads that tolerate staleness (usage series, stats): MONGODB_READ_PREFERENCE. */
+  readonly staleRead: { readPreference: ReadPreferenceLike }
   readonly keyVersions: Collection<KeyVersionDoc>
   readonly vaults: Collection<VaultDoc>
   readonly audit: Collection<AuditDoc>
@@ -77,7 +97,8 @@ export class MongoConnection {
   readonly auditSeals: Collection<AuditSealDoc>
   readonly migrations: Collection<MigrationDoc>
 
-  constructor (readonly client: MongoClient, readonly db: Db, listReadPreference: ReadPreferenceLike = 'primary') {
+  constructor (readonly client: MongoClient, readonly db: Db, staleReadPreference: ReadPreferenceLike = 'primary') {
+    this.staleRead = { readPreference: staleReadPreference }
     // Primary reads even if the connection string asks otherwise: most reads follow a write of the same caller.
     // Inside a transaction the driver ignores the collection's write concern and uses the transaction's.
     const primary = { writeConcern: { w: 'majority' as const }, readPreference: 'primary' as const }
@@ -85,7 +106,7 @@ export class MongoConnection {
     this.sessions = db.collection<SessionDoc>('sessions', primary)
     this.refreshTokens = db.collection<RefreshTokenDoc>('refresh_tokens', primary)
     this.keys = db.collection<KeyDoc>('keys', primary)
-    this.keysForList = db.collection<KeyDoc>('keys', { readPreference: listReadPreference })
+    this.keysForList = db.collection<KeyDoc>('keys', this.staleRead)
     this.keyVersions = db.collection<KeyVersionDoc>('key_versions', primary)
     this.vaults = db.collection<VaultDoc>('vaults', primary)
     this.audit = db.collection<AuditDoc>('audit_events', primary)

@@ -10,6 +10,8 @@ export interface UserDoc {
   passwordHash: string
   createdAt: Date
   updatedAt: Date
+  /** Set when the account is marked deleted; the document goes when the purge finishes. */
+  deletedAt?: Date | null
 }
 
 export interface SessionDoc {
@@ -113,6 +115,8 @@ export interface UsageHourlyDoc {
   hour: Date
   units: number
   requests: number
+  /** Ids of the last flush batches applied here (recordUsage): a batch sent again is not counted twice. Absent on older counters. */
+  batches?: string[]
 }
 
 export interface UsageMonthlyDoc {
@@ -124,6 +128,8 @@ export interface UsageMonthlyDoc {
   month: Date
   units: number
   requests: number
+  /** Ids of the last flush batches applied here (recordUsage): a batch sent again is not counted twice. Absent on older counters. */
+  batches?: string[]
 }
 
 export interface IdempotencyDoc {

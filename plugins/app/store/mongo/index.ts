@@ -5,7 +5,8 @@ import type {
   AuditStore, KeysStore, NotificationsStore, OpsStore, SessionsStore, Store, StoreHealth, UsageStore, UsersStore, VaultStore
 } from '../types/index.ts'
 import { auditAppender, MongoAudit } from './audit.ts'
-import { MongoConnection } from './connection.ts'
+import { MongoConnection, requireTransactions } from './connection.ts'
+import { withUnavailability } from './errors.ts'
 import { MongoKeys } from './keys.ts'
 import { applyMigrations } from './migrations.ts'
 import { MongoNotifications } from './notifications.ts'
@@ -20,8 +21,8 @@ export interface MongoStoreOptions {
   client: MongoClient
   /** Whether close() closes the client too; leave unset when the caller owns the client. */
   closeClient?: boolean
-  /** Where listKeys reads; a lagging secondary may miss a key written a moment ago. */
-  listReadPreference?: ReadPreferenceLike
+  /** Where reads that tolerate staleness go (key lists, usage series, stats); a lagging secondary may miss a write of a moment ago. */
+  staleReadPreference?: ReadPreferenceLike
   /** Links audit events under the server's key. */
   auditChain: AuditChain
 }
@@ -32,26 +33,31 @@ export interface MongoStoreOptions {
  * cascade) commit in one transaction.
  */
 export function createMongoStore (db: Db, options: MongoStoreOptions): Store {
-  const mongo = new MongoConnection(options.client, db, options.listReadPreference)
+  const mongo = new MongoConnection(options.client, db, options.staleReadPreference)
   const appendAudit = auditAppender(mongo, options.auditChain)
   let closed = false
   return {
     kind: 'mongo',
-    init: async () => { await applyMigrations(mongo, options.auditChain) },
+    init: async () => {
+      await requireTransactions(db)
+      await applyMigrations(mongo, options.auditChain)
+    },
     close: async () => {
       if (closed) return
       closed = true
       if (options.closeClient === true) await options.client.close()
     },
     ping: async () => await ping(db),
-    ...methodsOf<UsersStore>(new MongoUsers(mongo, appendAudit)),
-    ...methodsOf<VaultStore>(new MongoVault(mongo, appendAudit)),
-    ...methodsOf<SessionsStore>(new MongoSessions(mongo, appendAudit)),
-    ...methodsOf<KeysStore>(new MongoKeys(mongo, appendAudit)),
-    ...methodsOf<UsageStore>(new MongoUsage(mongo)),
-    ...methodsOf<AuditStore>(new MongoAudit(mongo, appendAudit)),
-    ...methodsOf<NotificationsStore>(new MongoNotifications(mongo)),
-    ...methodsOf<OpsStore>(new MongoOps(mongo))
+    ...withUnavailability({
+      ...methodsOf<UsersStore>(new MongoUsers(mongo, appendAudit)),
+      ...methodsOf<VaultStore>(new MongoVault(mongo, appendAudit)),
+      ...methodsOf<SessionsStore>(new MongoSessions(mongo, appendAudit)),
+      ...methodsOf<KeysStore>(new MongoKeys(mongo, appendAudit)),
+      ...methodsOf<UsageStore>(new MongoUsage(mongo)),
+      ...methodsOf<AuditStore>(new MongoAudit(mongo, appendAudit)),
+      ...methodsOf<NotificationsStore>(new MongoNotifications(mongo)),
+      ...methodsOf<OpsStore>(new MongoOps(mongo))
+    })
   }
 }
 

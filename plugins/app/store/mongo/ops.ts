@@ -40,7 +40,7 @@ export class MongoOps implements OpsStore {
 
   async statsSnapshots (from: number, to: number, limit: number): Promise<StatsSnapshot[]> {
     if (limit <= 0) return []
-    const docs = await this.mongo.snapshots.find({ _id: { $gte: toDate(from), $lt: toDate(to) } }).sort({ _id: 1 }).limit(limit).toArray()
+    const docs = await this.mongo.snapshots.find({ _id: { $gte: toDate(from), $lt: toDate(to) } }, this.mongo.staleRead).sort({ _id: 1 }).limit(limit).toArray()
     return docs.map((doc) => ({ at: doc._id.getTime(), data: doc.data ?? {} }))
   }
 
@@ -51,15 +51,18 @@ export class MongoOps implements OpsStore {
 
   async systemCounts (now: number): Promise<SystemCounts> {
     const m = this.mongo
-    const [users, keys, activeKeys, sessions, unreadNotifications, pendingDeliveries] = await Promise.all([
-      m.users.countDocuments({}),
-      m.keys.countDocuments({}),
-      m.keys.countDocuments({ status: 'active' }),
-      m.sessions.countDocuments({ revokedAt: null, expiresAt: { $gt: toDate(now) } }),
-      m.notifications.countDocuments({ readAt: null }),
-      m.deliveries.countDocuments({ status: 'pending' })
+    const stale = m.staleRead
+    // Whole-collection totals from the collection's metadata: counting them would scan every document.
+    const [allUsers, deletedUsers, keys, activeKeys, sessions, unreadNotifications, pendingDeliveries] = await Promise.all([
+      m.users.estimatedDocumentCount(stale),
+      m.users.countDocuments({ deletedAt: { $type: 'date' } }, stale),
+      m.keys.estimatedDocumentCount(stale),
+      m.keys.countDocuments({ status: 'active' }, stale),
+      m.sessions.countDocuments({ revokedAt: null, expiresAt: { $gt: toDate(now) } }, stale),
+      m.notifications.countDocuments({ readAt: null }, stale),
+      m.deliveries.countDocuments({ status: 'pending' }, stale)
     ])
-    return { users, keys, activeKeys, sessions, unreadNotifications, pendingDeliveries }
+    return { users: allUsers - deletedUsers, keys, activeKeys, sessions, unreadNotifications, pendingDeliveries }
   }
 
   async acquireLease (name: string, holder: string, ttlMs: number, now: number): Promise<boolean> {

@@ -1,4 +1,4 @@
-import type { Filter } from 'mongodb'
+import type { ClientSession, Filter } from 'mongodb'
 import { newId } from '../ids.ts'
 import type { AuditInput, NewSession, RefreshOutcome, SessionRecord, SessionsStore } from '../types/index.ts'
 import type { AppendAudit } from './audit.ts'
@@ -11,26 +11,23 @@ const INVALID: RefreshOutcome = { status: 'invalid' }
 export class MongoSessions implements SessionsStore {
   constructor (private readonly mongo: MongoConnection, private readonly appendAudit: AppendAudit) {}
 
+  /** The session and its first refresh token commit together: no session is ever left that no token can refresh. */
   async createSession (session: NewSession, refreshHash: string): Promise<SessionRecord> {
     const now = Date.now()
     const record: SessionRecord = { id: newId(now), ...session, createdAt: now, lastUsedAt: now, revokedAt: null }
-    await this.mongo.sessions.insertOne({
-      _id: record.id,
-      userId: record.userId,
-      createdAt: toDate(record.createdAt),
-      expiresAt: toDate(record.expiresAt),
-      lastUsedAt: toDate(record.lastUsedAt),
-      revokedAt: null,
-      userAgent: record.userAgent,
-      ip: record.ip
+    await this.mongo.transaction(async (tx) => {
+      await this.mongo.sessions.insertOne({
+        _id: record.id,
+        userId: record.userId,
+        createdAt: toDate(record.createdAt),
+        expiresAt: toDate(record.expiresAt),
+        lastUsedAt: toDate(record.lastUsedAt),
+        revokedAt: null,
+        userAgent: record.userAgent,
+        ip: record.ip
+      }, { session: tx })
+      await this.mongo.refreshTokens.insertOne({ _id: refreshHash, sessionId: record.id, userId: record.userId, createdAt: toDate(now), usedAt: null }, { session: tx })
     })
-    try {
-      await this.mongo.refreshTokens.insertOne({ _id: refreshHash, sessionId: record.id, userId: record.userId, createdAt: toDate(now), usedAt: null })
-    } catch (err) {
-      // No transaction here, so undo the session by hand rather than leave one no token can refresh.
-      await this.mongo.sessions.deleteOne({ _id: record.id }).catch(() => {})
-      throw err
-    }
     return record
   }
 
@@ -44,44 +41,38 @@ export class MongoSessions implements SessionsStore {
     return docs.map(toSession)
   }
 
+  /**
+   * One transaction: the claim of the old token, the insert of its successor and the session's
+   * lastUsedAt commit together or not at all, so a failure between them can never leave a claimed
+   * token without a successor (which the next refresh would take for reuse). Two concurrent
+   * exchanges of one token write the same document: one commits, the other is retried by the
+   * driver and then finds the token used.
+   */
   async rotateRefreshToken (oldHash: string, newHash: string, now: number): Promise<RefreshOutcome> {
     const { refreshTokens, sessions } = this.mongo
     const usedAt = toDate(now)
-    // Claiming the token is the one atomic step: of two concurrent exchanges exactly one gets it.
-    const claimed = await refreshTokens.findOneAndUpdate({ _id: oldHash, usedAt: null }, { $set: { usedAt } })
-    if (claimed === null) {
-      const token = await refreshTokens.findOne({ _id: oldHash })
-      // Unused yet unclaimable means another exchange claimed it and released it, which it only does for a dead session.
-      if (token === null || token.usedAt === null) return INVALID
-      const session = await this.#revokeForReuse(token.sessionId, now)
-      return session === null ? INVALID : { status: 'reused', session }
-    }
-
-    const release = async () => {
-      await refreshTokens.updateOne({ _id: oldHash, usedAt }, { $set: { usedAt: null } })
-    }
-    const current = await sessions.findOne({ _id: claimed.sessionId })
-    if (current === null || current.revokedAt !== null || current.expiresAt.getTime() <= now) {
+    return await this.mongo.transaction(async (tx): Promise<RefreshOutcome> => {
+      const token = await refreshTokens.findOne({ _id: oldHash }, { session: tx })
+      if (token === null) return INVALID
+      if (token.usedAt !== null) {
+        const session = await this.#revokeForReuse(tx, token.sessionId, now)
+        return session === null ? INVALID : { status: 'reused', session }
+      }
+      const current = await sessions.findOne({ _id: token.sessionId }, { session: tx })
       // As in SQLite, refusing a token for a dead session leaves it unused, so presenting it again is not "reuse".
-      await release()
-      return INVALID
-    }
-    try {
-      await refreshTokens.insertOne({ _id: newHash, sessionId: current._id, userId: current.userId, createdAt: usedAt, usedAt: null })
-    } catch (err) {
-      await release().catch(() => {})
-      throw err
-    }
-    const session = await sessions.findOneAndUpdate(
-      { _id: current._id }, { $set: { lastUsedAt: usedAt } }, { returnDocument: 'after' })
-    return session === null ? INVALID : { status: 'rotated', session: toSession(session) }
+      if (current === null || current.revokedAt !== null || current.expiresAt.getTime() <= now) return INVALID
+      await refreshTokens.updateOne({ _id: oldHash, usedAt: null }, { $set: { usedAt } }, { session: tx })
+      await refreshTokens.insertOne({ _id: newHash, sessionId: current._id, userId: current.userId, createdAt: usedAt, usedAt: null }, { session: tx })
+      const session = await sessions.findOneAndUpdate({ _id: current._id }, { $set: { lastUsedAt: usedAt } }, { returnDocument: 'after', session: tx })
+      return session === null ? INVALID : { status: 'rotated', session: toSession(session) }
+    })
   }
 
-  async #revokeForReuse (sessionId: string, now: number): Promise<SessionRecord | null> {
+  async #revokeForReuse (tx: ClientSession, sessionId: string, now: number): Promise<SessionRecord | null> {
     const revoked = await this.mongo.sessions.findOneAndUpdate(
-      { _id: sessionId, revokedAt: null }, { $set: { revokedAt: toDate(now) } }, { returnDocument: 'after' })
+      { _id: sessionId, revokedAt: null }, { $set: { revokedAt: toDate(now) } }, { returnDocument: 'after', session: tx })
     if (revoked !== null) return toSession(revoked)
-    const doc = await this.mongo.sessions.findOne({ _id: sessionId })
+    const doc = await this.mongo.sessions.findOne({ _id: sessionId }, { session: tx })
     return doc === null ? null : toSession(doc)
   }
 

@@ -1,8 +1,9 @@
-import type { ClientSession, Filter, WithId } from 'mongodb'
+import { randomUUID } from 'node:crypto'
+import type { AnyBulkWriteOperation, ClientSession, Collection, Filter, UpdateFilter, WithId } from 'mongodb'
 import { monthStart } from '../shared.ts'
 import type { UsageDelta, UsagePoint, UsageStore, UsageTotal } from '../types/index.ts'
 import { CreateConflict, isDuplicateKey, type MongoConnection } from './connection.ts'
-import type { UsageMonthlyDoc } from './documents.ts'
+import type { KeyDoc, UsageHourlyDoc, UsageMonthlyDoc } from './documents.ts'
 import { toDate, toUsageTotal } from './mappers.ts'
 
 const DAY_MS = 86_400_000
@@ -12,6 +13,52 @@ interface DailyGroup {
   _id: { keyId: string, ownerId: string, day: Date }
   units: number
   requests: number
+}
+
+/** Batch ids a usage counter remembers: a batch retried after more than this many other flushes touched the counter could count twice. */
+const BATCHES_KEPT = 100
+
+type Counter = UsageHourlyDoc | UsageMonthlyDoc
+
+/** Adds a delta to one counter unless this batch already did (its id is then in `batches`). */
+function counterUpsert<T extends Counter> (_id: string, batchId: string, d: UsageDelta, period: Partial<T>): AnyBulkWriteOperation<T> {
+  return {
+    updateOne: {
+      filter: { _id, batches: { $ne: batchId } } as Filter<T>,
+      update: {
+        $inc: { units: d.units, requests: d.requests },
+        $setOnInsert: { keyId: d.keyId, ownerId: d.ownerId, ...period },
+        $push: { batches: { $each: [batchId], $slice: -BATCHES_KEPT } }
+      } as unknown as UpdateFilter<T>,
+      upsert: true
+    }
+  }
+}
+
+/**
+ * An upsert whose filter misses an existing counter tries to insert its _id and fails with a
+ * duplicate key: either the batch was applied already or a concurrent flush created the counter
+ * first. Sent again without upsert, the update tells the two apart (it matches only in the second case).
+ */
+async function applyCounters<T extends Counter> (collection: Collection<T>, ops: Array<AnyBulkWriteOperation<T>>): Promise<void> {
+  try {
+    await collection.bulkWrite(ops, { ordered: false })
+  } catch (err) {
+    const failed = writeErrorsOf(err)
+    if (failed === null || failed.length === 0 || failed.some((e) => e.code !== 11000)) throw err
+    await collection.bulkWrite(failed.map((e) => {
+      const op = ops[e.index] as { updateOne: { filter: Filter<T>, update: UpdateFilter<T> } }
+      return { updateOne: { filter: op.updateOne.filter, update: op.updateOne.update } }
+    }), { ordered: false })
+  }
+}
+
+/** The per-operation failures of an unordered bulkWrite (MongoBulkWriteError), or null for any other error. */
+function writeErrorsOf (err: unknown): Array<{ index: number, code: number }> | null {
+  const writeErrors = (err as { writeErrors?: unknown }).writeErrors
+  if (writeErrors === undefined || writeErrors === null) return null
+  const list = Array.isArray(writeErrors) ? writeErrors : [writeErrors]
+  return list.map((e: { index: number, code: number }) => ({ index: e.index, code: e.code }))
 }
 
 export class MongoUsage implements UsageStore {
@@ -44,16 +91,34 @@ export class MongoUsage implements UsageStore {
     return toUsageTotal(total)
   }
 
-  async recordUsage (deltas: UsageDelta[]): Promise<UsageTotal[]> {
+  /**
+   * Unordered upserts with $inc, no transaction: increments commute, so flushes of several
+   * instances never conflict and one slow counter does not hold the others. Each counter keeps the
+   * ids of the last BATCHES_KEPT batches it took, and a batch applies only where its id is absent,
+   * so a batch sent again after an unknown outcome is counted once per counter.
+   */
+  async recordUsage (deltas: UsageDelta[], batchId: string = randomUUID()): Promise<UsageTotal[]> {
     if (deltas.length === 0) return []
-    return await this.mongo.transaction(async (session) => {
-      const totals = new Map<string, UsageTotal>()
-      for (const d of deltas) {
-        const total = await this.#addUsage(session, d)
-        totals.set(`${total.keyId}:${total.month}`, total)
-      }
-      return [...totals.values()]
-    })
+    const hourly: Array<AnyBulkWriteOperation<UsageHourlyDoc>> = []
+    const monthly: Array<AnyBulkWriteOperation<UsageMonthlyDoc>> = []
+    const lastUse: Array<AnyBulkWriteOperation<KeyDoc>> = []
+    const monthIds = new Set<string>()
+    for (const d of deltas) {
+      const month = toDate(monthStart(d.hour))
+      const monthId = `${d.keyId}:${month.getTime()}`
+      monthIds.add(monthId)
+      hourly.push(counterUpsert<UsageHourlyDoc>(`${d.keyId}:${d.hour}`, batchId, d, { hour: toDate(d.hour) }))
+      monthly.push(counterUpsert<UsageMonthlyDoc>(monthId, batchId, d, { month }))
+      // $max only ever moves forward, so it needs no batch id: applying it twice changes nothing.
+      lastUse.push({ updateOne: { filter: { _id: d.keyId, ownerId: d.ownerId }, update: { $max: { lastUsedAt: toDate(d.lastUsedAt) } } } })
+    }
+    await Promise.all([
+      applyCounters(this.mongo.usageHourly, hourly),
+      applyCounters(this.mongo.usageMonthly, monthly),
+      this.mongo.keys.bulkWrite(lastUse, { ordered: false })
+    ])
+    const totals = await this.mongo.usageMonthly.find({ _id: { $in: [...monthIds] } }).toArray()
+    return totals.map(toUsageTotal)
   }
 
   async recordUsageOnce (ownerId: string, idempotencyKey: string, delta: UsageDelta): Promise<{ duplicate: boolean, total: UsageTotal }> {
@@ -89,7 +154,7 @@ export class MongoUsage implements UsageStore {
 
   async usageSeries (ownerId: string, keyId: string, fromHour: number, toHour: number): Promise<UsagePoint[]> {
     const docs = await this.mongo.usageHourly
-      .find({ keyId, ownerId, hour: { $gte: toDate(fromHour), $lt: toDate(toHour) } }, { projection: { hour: 1, units: 1, requests: 1 } })
+      .find({ keyId, ownerId, hour: { $gte: toDate(fromHour), $lt: toDate(toHour) } }, { projection: { hour: 1, units: 1, requests: 1 }, ...this.mongo.staleRead })
       .sort({ hour: 1 })
       .toArray()
     return docs.map((doc) => ({ hour: doc.hour.getTime(), units: doc.units, requests: doc.requests }))
@@ -97,7 +162,7 @@ export class MongoUsage implements UsageStore {
 
   async usageDaily (ownerId: string, keyId: string, fromDay: number, toDay: number): Promise<UsagePoint[]> {
     const docs = await this.mongo.dailyUsage
-      .find({ keyId, ownerId, day: { $gte: toDate(fromDay), $lt: toDate(toDay) } }, { projection: { day: 1, units: 1, requests: 1 } })
+      .find({ keyId, ownerId, day: { $gte: toDate(fromDay), $lt: toDate(toDay) } }, { projection: { day: 1, units: 1, requests: 1 }, ...this.mongo.staleRead })
       .sort({ day: 1 })
       .toArray()
     return docs.map((doc) => ({ hour: doc.day.getTime(), units: doc.units, requests: doc.requests }))

@@ -192,7 +192,9 @@ export class SqliteKeys implements KeysStore {
   }
 
   async findCredentialByHash (hash: string): Promise<KeyRecord | null> {
-    const row = this.db.get("SELECT * FROM keys WHERE hash = ? AND kind = 'issued'", hash)
+    // A key of an account marked deleted no longer resolves, though its rows wait for the purge.
+    const row = this.db.get(`SELECT keys.* FROM keys JOIN users ON users.id = keys.owner_id
+      WHERE keys.hash = ? AND keys.kind = 'issued' AND users.deleted_at IS NULL`, hash)
     return row === undefined ? null : toKey(row)
   }
 

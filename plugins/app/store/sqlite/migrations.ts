@@ -210,7 +210,10 @@ const MIGRATIONS: Array<string | ((db: SqliteConnection, chain: AuditChain) => v
    CREATE INDEX usage_hourly_hour ON usage_hourly (hour);`,
   `ALTER TABLE audit_events ADD COLUMN link_version INTEGER NOT NULL DEFAULT 1;
    CREATE TABLE audit_seals (owner_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL, mac TEXT NOT NULL);`,
-  sealV1Chains
+  sealV1Chains,
+  // deleted_at: accounts marked deleted whose data the purge has not removed yet (few at a time, so partial).
+  `ALTER TABLE users ADD COLUMN deleted_at INTEGER;
+   CREATE INDEX users_deleted ON users (deleted_at) WHERE deleted_at IS NOT NULL;`
 ]
 
 /** Applies the migrations not yet recorded, all in one write transaction. */

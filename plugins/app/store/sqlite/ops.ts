@@ -38,7 +38,7 @@ export class SqliteOps implements OpsStore {
   async systemCounts (now: number): Promise<SystemCounts> {
     const n = (sql: string, ...params: unknown[]) => (this.db.get(sql, ...params) as Row).n as number
     return {
-      users: n('SELECT COUNT(*) AS n FROM users'),
+      users: n('SELECT COUNT(*) AS n FROM users WHERE deleted_at IS NULL'),
       keys: n('SELECT COUNT(*) AS n FROM keys'),
       activeKeys: n("SELECT COUNT(*) AS n FROM keys WHERE status = 'active'"),
       sessions: n('SELECT COUNT(*) AS n FROM sessions WHERE revoked_at IS NULL AND expires_at > ?', now),

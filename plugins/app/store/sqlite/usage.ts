@@ -24,6 +24,7 @@ export class SqliteUsage implements UsageStore {
     return { keyId: d.keyId, month, units: total.units as number, requests: total.requests as number }
   }
 
+  // No batch id needed: the batch is one local transaction whose outcome the caller always learns, so a batch sent again was never committed.
   async recordUsage (deltas: UsageDelta[]): Promise<UsageTotal[]> {
     if (deltas.length === 0) return []
     return this.db.write(() => {

@@ -1,10 +1,13 @@
 import { DuplicateError } from '../errors.ts'
 import { newId } from '../ids.ts'
-import { anonymousOwner } from '../shared.ts'
+import { anonymousOwner, PURGE_BATCH, purgeAccount, tombstoneEmail } from '../shared.ts'
 import type { AuditInput, NewUser, UserPatch, UserRecord, UsersStore } from '../types/index.ts'
 import type { AppendAudit } from './audit.ts'
 import { isUniqueViolation, type SqliteConnection } from './connection.ts'
 import { toUser } from './mappers.ts'
+
+/** Tables holding an account's data by owner_id, purged in this order (versions before their keys). */
+const OWNED_TABLES = ['key_versions', 'keys', 'usage_hourly', 'usage_monthly', 'idempotency', 'usage_daily', 'notifications', 'webhooks', 'deliveries']
 
 const USER_COLUMNS = 'id, email, name, role, password_hash, created_at, updated_at'
 
@@ -25,12 +28,12 @@ export class SqliteUsers implements UsersStore {
   }
 
   async getUser (id: string): Promise<UserRecord | null> {
-    const row = this.db.get(`SELECT ${USER_COLUMNS} FROM users WHERE id = ?`, id)
+    const row = this.db.get(`SELECT ${USER_COLUMNS} FROM users WHERE id = ? AND deleted_at IS NULL`, id)
     return row === undefined ? null : toUser(row)
   }
 
   async findUserByEmail (email: string): Promise<UserRecord | null> {
-    const row = this.db.get(`SELECT ${USER_COLUMNS} FROM users WHERE email = ?`, email)
+    const row = this.db.get(`SELECT ${USER_COLUMNS} FROM users WHERE email = ? AND deleted_at IS NULL`, email)
     return row === undefined ? null : toUser(row)
   }
 
@@ -43,34 +46,53 @@ export class SqliteUsers implements UsersStore {
     sets.push('updated_at = ?')
     params.push(Date.now(), id)
     const changed = this.db.write(() => {
-      const n = this.db.run(`UPDATE users SET ${sets.join(', ')} WHERE id = ?`, ...params)
+      const n = this.db.run(`UPDATE users SET ${sets.join(', ')} WHERE id = ? AND deleted_at IS NULL`, ...params)
       if (n > 0 && audit !== undefined) this.appendAudit(id, audit)
       return n
     })
     return changed === 0 ? null : this.getUser(id)
   }
 
-  /** The account-deletion cascade: every table holding the user's data, in one transaction. */
-  async deleteUser (id: string): Promise<boolean> {
+  async markUserDeleted (id: string, now: number): Promise<boolean> {
     const db = this.db
     return db.write(() => {
-      db.run('DELETE FROM key_versions WHERE owner_id = ?', id)
-      db.run('DELETE FROM keys WHERE owner_id = ?', id)
-      db.run('DELETE FROM usage_hourly WHERE owner_id = ?', id)
-      db.run('DELETE FROM usage_monthly WHERE owner_id = ?', id)
-      db.run('DELETE FROM idempotency WHERE owner_id = ?', id)
-      db.run('DELETE FROM usage_daily WHERE owner_id = ?', id)
-      db.run('DELETE FROM notifications WHERE owner_id = ?', id)
-      db.run('DELETE FROM webhooks WHERE owner_id = ?', id)
-      db.run('DELETE FROM deliveries WHERE owner_id = ?', id)
-      db.run('UPDATE audit_anchors SET owner_id = ? WHERE owner_id = ?', anonymousOwner(id), id)
-      db.run('UPDATE audit_seals SET owner_id = ? WHERE owner_id = ?', anonymousOwner(id), id)
-      db.run('DELETE FROM vaults WHERE user_id = ?', id)
+      const marked = db.run("UPDATE users SET deleted_at = ?, email = ?, name = NULL, password_hash = '', updated_at = ? WHERE id = ? AND deleted_at IS NULL",
+        now, tombstoneEmail(id), now, id)
+      if (marked === 0) return false
       db.run('DELETE FROM refresh_tokens WHERE user_id = ?', id)
       db.run('DELETE FROM sessions WHERE user_id = ?', id)
-      db.run("UPDATE audit_events SET owner_id = ?, session_id = NULL, ip = NULL, detail = '{}', anonymised = 1 WHERE owner_id = ?",
-        anonymousOwner(id), id)
-      return db.run('DELETE FROM users WHERE id = ?', id) > 0
+      return true
     })
+  }
+
+  /** Each batch is its own short write transaction, so a purge stopped midway resumes where it stopped. */
+  async purgeDeletedUser (id: string, limit: number): Promise<number> {
+    const db = this.db
+    return db.write(() => {
+      if (db.get('SELECT 1 AS marked FROM users WHERE id = ? AND deleted_at IS NOT NULL', id) === undefined) return 0
+      let removed = 0
+      for (const table of OWNED_TABLES) {
+        removed += db.run(`DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE owner_id = ? LIMIT ?)`, id, limit - removed)
+        if (removed >= limit) return removed
+      }
+      removed += db.run('DELETE FROM vaults WHERE user_id = ?', id)
+      // Last, with the user row: the anchor and seal follow the events to their anonymous owner, so the chain still verifies.
+      const owner = anonymousOwner(id)
+      db.run('UPDATE audit_anchors SET owner_id = ? WHERE owner_id = ?', owner, id)
+      db.run('UPDATE audit_seals SET owner_id = ? WHERE owner_id = ?', owner, id)
+      db.run("UPDATE audit_events SET owner_id = ?, session_id = NULL, ip = NULL, detail = '{}', anonymised = 1 WHERE owner_id = ?", owner, id)
+      db.run('DELETE FROM users WHERE id = ?', id)
+      return removed
+    })
+  }
+
+  async listDeletedUsers (limit: number): Promise<string[]> {
+    return this.db.all('SELECT id FROM users WHERE deleted_at IS NOT NULL ORDER BY deleted_at LIMIT ?', limit).map((r) => r.id as string)
+  }
+
+  async deleteUser (id: string): Promise<boolean> {
+    if (!(await this.markUserDeleted(id, Date.now()))) return false
+    await purgeAccount(this, id, PURGE_BATCH)
+    return true
   }
 }

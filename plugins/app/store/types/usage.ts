@@ -15,11 +15,12 @@ export interface UsagePoint { hour: number, units: number, requests: number }
 /** Usage counters (hourly, daily, monthly) and the idempotency records of metered calls. */
 export interface UsageStore {
   /**
-   * Adds usage deltas (hourly and monthly counters, and lastUsedAt) in one transaction and
-   * returns the new monthly totals of the keys touched. Increments commute, so every process
-   * flushes only its own deltas.
+   * Adds usage deltas (hourly and monthly counters, and lastUsedAt) and returns the new monthly
+   * totals of the keys touched. Increments commute, so every process flushes only its own deltas.
+   * A batch sent again under the same `batchId` (a flush retried after a failure whose outcome
+   * was unknown) is counted once.
    */
-  recordUsage (deltas: UsageDelta[]): Promise<UsageTotal[]>
+  recordUsage (deltas: UsageDelta[], batchId?: string): Promise<UsageTotal[]>
   /**
    * Records usage once per idempotency key: a retry with the same key changes nothing and
    * answers duplicate: true.

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { promisify } from 'node:util'
 import { buildApp } from '../app.ts'
 import { createConfig } from '../config.ts'
 import { createTestApp, TEST_SECRETS, type TestApp } from './helpers/app.ts'
-import { tempDir } from './helpers/tmp.ts'
+import { onScopeEnd } from './helpers/scope.ts'
+import { testDir } from './helpers/tmp.ts'
+import { until } from './helpers/until.ts'
 
 describe('application shell', () => {
   let t: TestApp
@@ -70,45 +73,37 @@ describe('application shell', () => {
     assert.equal(denied.headers['access-control-allow-origin'], undefined)
   })
 
-  it('caps open connections and sets server timeouts from config', async () => {
-    const tmp = await tempDir()
-    const config = createConfig({ NODE_ENV: 'test', DATA_DIR: tmp.dir, ...TEST_SECRETS, MAX_CONNECTIONS: '123', HEADERS_TIMEOUT_MS: '7000', KEEP_ALIVE_TIMEOUT_MS: '61000', REQUEST_TIMEOUT_MS: '9000' })
+  it('caps open connections and sets server timeouts from config', async (ctx) => {
+    const config = createConfig({ NODE_ENV: 'test', DATA_DIR: await testDir(ctx), ...TEST_SECRETS, MAX_CONNECTIONS: '123', HEADERS_TIMEOUT_MS: '7000', KEEP_ALIVE_TIMEOUT_MS: '61000', REQUEST_TIMEOUT_MS: '9000' })
     const app = await buildApp(config, { logStream: { write () {} } })
-    try {
-      assert.equal(app.server.maxConnections, 123)
-      assert.equal((app.server as import('node:http').Server).headersTimeout, 7000)
-      assert.equal((app.server as import('node:http').Server).keepAliveTimeout, 61000)
-      assert.equal((app.server as import('node:http').Server).requestTimeout, 9000)
-    } finally {
-      await app.close()
-      await tmp.remove()
-    }
+    onScopeEnd(ctx, () => app.close())
+    assert.equal(app.server.maxConnections, 123)
+    assert.equal((app.server as import('node:http').Server).headersTimeout, 7000)
+    assert.equal((app.server as import('node:http').Server).keepAliveTimeout, 61000)
+    assert.equal((app.server as import('node:http').Server).requestTimeout, 9000)
   })
 
-  it('refuses connections past MAX_CONNECTIONS and keeps serving', async () => {
-    const local = await createTestApp({ MAX_CONNECTIONS: '2' })
+  it('refuses connections past MAX_CONNECTIONS and keeps serving', async (ctx) => {
+    const local = await createTestApp(ctx, { MAX_CONNECTIONS: '2' })
     const net = await import('node:net')
-    try {
-      await local.app.listen({ port: 0, host: '127.0.0.1' })
-      const { port } = local.app.server.address() as import('node:net').AddressInfo
-      const open = (): Promise<import('node:net').Socket> => new Promise((resolve, reject) => {
-        const s = net.connect(port, '127.0.0.1', () => resolve(s))
-        s.on('error', reject)
-      })
-      const held = [await open(), await open()]
-      const extra = await open()
-      const closed = await new Promise<boolean>((resolve) => {
-        extra.on('close', () => resolve(true))
-        extra.write('GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n')
-        setTimeout(() => resolve(false), 2000)
-      })
-      assert.equal(closed, true, 'the third connection is closed by the server')
-      for (const s of held) s.destroy()
-      await new Promise((resolve) => setTimeout(resolve, 100))
-      const res = await fetch(`http://127.0.0.1:${port}/api/health`)
-      assert.equal(res.status, 200)
-    } finally {
-      await local.close()
-    }
+    await local.app.listen({ port: 0, host: '127.0.0.1' })
+    const { port } = local.app.server.address() as import('node:net').AddressInfo
+    const open = (): Promise<import('node:net').Socket> => new Promise((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(s))
+      s.on('error', reject)
+    })
+    const held = [await open(), await open()]
+    const extra = await open()
+    const closed = await new Promise<boolean>((resolve) => {
+      extra.on('close', () => resolve(true))
+      extra.write('GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n')
+      setTimeout(() => resolve(false), 2000)
+    })
+    assert.equal(closed, true, 'the third connection is closed by the server')
+    for (const s of held) s.destroy()
+    const connections = promisify(local.app.server.getConnections.bind(local.app.server))
+    await until(async () => await connections() < 2, 2000, 'the server sees the held connections closed')
+    const res = await fetch(`http://127.0.0.1:${port}/api/health`)
+    assert.equal(res.status, 200)
   })
 })

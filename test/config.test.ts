@@ -31,22 +31,18 @@ describe('createConfig', () => {
     assert.ok(config.warnings.every((w) => !w.includes(config.auth.jwtSecret)), 'warnings never print the secret')
   })
 
-  it('development keeps its generated secrets in DATA_DIR across restarts', async () => {
-    const { tempDir } = await import('./helpers/tmp.ts')
+  it('development keeps its generated secrets in DATA_DIR across restarts', async (ctx) => {
+    const { testDir } = await import('./helpers/tmp.ts')
     const { statSync } = await import('node:fs')
-    const tmp = await tempDir('config')
-    try {
-      const first = createConfig({ DATA_DIR: tmp.dir })
-      assert.equal(first.env, 'development')
-      const second = createConfig({ DATA_DIR: tmp.dir })
-      assert.equal(second.auth.jwtSecret, first.auth.jwtSecret)
-      assert.equal(second.keys.hashSecret, first.keys.hashSecret)
-      assert.notEqual(first.auth.jwtSecret, first.keys.hashSecret)
-      assert.equal(statSync(`${tmp.dir}/.dev-secrets.json`).mode & 0o777, 0o600)
-      assert.match(first.warnings[0] as string, /generated development secret/)
-    } finally {
-      await tmp.remove()
-    }
+    const dataDir = await testDir(ctx, 'config')
+    const first = createConfig({ DATA_DIR: dataDir })
+    assert.equal(first.env, 'development')
+    const second = createConfig({ DATA_DIR: dataDir })
+    assert.equal(second.auth.jwtSecret, first.auth.jwtSecret)
+    assert.equal(second.keys.hashSecret, first.keys.hashSecret)
+    assert.notEqual(first.auth.jwtSecret, first.keys.hashSecret)
+    assert.equal(statSync(`${dataDir}/.dev-secrets.json`).mode & 0o777, 0o600)
+    assert.match(first.warnings[0] as string, /generated development secret/)
   })
 
   it('coerces and bounds numbers', () => {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { after, before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { freePort, requestOnce, startServer, type RunningServer } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
-
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+import { until } from '../helpers/until.ts'
 
 /** One GET on a fresh connection (no keep-alive), so each is routed by the cluster anew. */
 function get (port: number, path: string, headers: Record<string, string> = {}) {
@@ -112,13 +112,10 @@ describe('cluster mode', { timeout: 240_000 }, () => {
     const pids = [...await pidsOf(20)]
     process.kill(pids[0] as number, 'SIGKILL')
     let now = new Set<number>()
-    for (let i = 0; i < 50; i++) {
-      await wait(200)
+    await until(async () => {
       now = await pidsOf(10)
-      if (now.size === 2 && !now.has(pids[0] as number)) break
-    }
-    assert.equal(now.size, 2, 'two workers again')
-    assert.ok(!now.has(pids[0] as number), 'the killed one is gone')
+      return now.size === 2 && !now.has(pids[0] as number)
+    }, 20_000, () => `two workers again, the killed one (${pids[0]}) gone: answered by ${[...now].join(', ')}`, 200)
     assert.ok(cluster.output.some((l) => l.includes('worker died; restarting it')))
   })
 
@@ -140,13 +137,12 @@ describe('cluster mode', { timeout: 240_000 }, () => {
         }
       }
     })
-    await wait(300)
+    await sleep(300) // steady traffic before the reload
     process.kill(cluster.proc.pid as number, 'SIGHUP')
-    for (let i = 0; i < 100 && !cluster.output.some((l) => l.includes('reload finished')); i++) await wait(200)
-    await wait(300)
+    await until(() => cluster.output.some((l) => l.includes('reload finished')), 20_000, 'the reload finished', 200)
+    await sleep(300) // and after it
     traffic.running = false
     await Promise.all(loops)
-    assert.ok(cluster.output.some((l) => l.includes('reload finished')), 'the reload finished')
     assert.equal(failures, 0, `${failures} of ${served + failures} requests failed during the reload: ${JSON.stringify([...reasons])}`)
     assert.ok(served > 50)
     const afterPids = await pidsOf(20)
@@ -162,9 +158,13 @@ describe('cluster mode', { timeout: 240_000 }, () => {
     socket.on('data', (c) => { response += c.toString() })
     const body = JSON.stringify({ email: 'late@example.com', password: 'written during shutdown' })
     socket.write(`POST /api/auth/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`)
-    await wait(200)
+    // In flight: a worker has routed it (the gauge counts from onRequest, before the body is read).
+    const inFlight = async () => Number(/^keyward_http_requests_in_flight(?:\{[^}]*\})? (\S+)$/m.exec(await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text()))?.[1] ?? 0)
+    await until(async () => await inFlight() >= 1, 5000, 'the registration is in flight in a worker')
+    const shuttingDown = () => cluster.output.filter((l) => l.includes('shutting down: finishing in-flight requests')).length
+    const before = shuttingDown()
     const exit = cluster.stop('SIGTERM')
-    await wait(300)
+    await until(() => shuttingDown() >= before + 2, 5000, 'both workers begin their shutdown')
     socket.write(body.slice(5))
     assert.equal(await exit, 0)
     assert.match(response, /^HTTP\/1\.1 201/)

@@ -5,12 +5,14 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { openFileLimit } from '../../config.ts'
 import type { HolderCommand, HolderReport, OpenReport, ProbeReport, StatusReport } from '../helpers/connection-holder.ts'
 import { startServer, type RunningServer } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
+import { until } from '../helpers/until.ts'
 
 // One process may open 20,000 files on this machine. The server needs ~40 descriptors of its own
 // (store files, pipes, epoll), so its cap is 19,200 and the test holds 19,000 idle connections,
@@ -25,7 +27,6 @@ const VERIFY_CONNECTIONS = 10
 const SLOW_HEADERS_TIMEOUT_MS = 2000
 const HOLDER = fileURLToPath(new URL('../helpers/connection-holder.ts', import.meta.url))
 
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const mib = (kib: number) => (kib / 1024).toFixed(0)
 const ms = (value: number) => value < 1 ? '<1' : String(value)
 
@@ -157,7 +158,7 @@ describe('many connections on one process', { timeout: 280_000, skip: unsupporte
     assert.equal(warm.errors + warm.unexpected, 0)
     const alone = await verifyLoad(server.url, root, client, 5)
     figures.baseline = alone
-    await wait(500)
+    await sleep(500) // the load's connections wind down before the idle figures
     figures.idleSockets = socketCount(pid)
     figures.rssIdle = rssKiB(pid)
     const slabBefore = slabKiB()
@@ -170,7 +171,7 @@ describe('many connections on one process', { timeout: 280_000, skip: unsupporte
     assert.deepEqual(opened.failures, {}, 'every connection was answered and kept')
     assert.equal(opened.held, HOLD)
 
-    await wait(1000)
+    await sleep(1000) // held idle a while: none may be closed
     const status = await askAll<StatusReport>(holders, () => ({ op: 'status' }))
     figures.held = status.reduce((s, r) => s + r.held, 0)
     assert.equal(figures.held, HOLD, 'none was closed while idle')
@@ -193,7 +194,7 @@ describe('many connections on one process', { timeout: 280_000, skip: unsupporte
   })
 
   it('refuses connections past the cap, keeps serving held ones and stays healthy', async () => {
-    await wait(500)
+    await sleep(500) // the verify load's connections wind down
     const extra = merge(await askAll<OpenReport>(holders, () => ({
       op: 'open', port: server.port, addresses: SOURCE_ADDRESSES, count: PAST_CAP, batch: 50, path: '/api/health'
     })))
@@ -211,7 +212,7 @@ describe('many connections on one process', { timeout: 280_000, skip: unsupporte
 
     const released = await ask<StatusReport>(holders[0]!, { op: 'release', count: 100 })
     assert.ok(released.held > 0)
-    await wait(200)
+    await until(() => socketCount(pid) - figures.idleSockets < CAP, 5000, 'the server sees released connections close: room under the cap')
     const fresh = await fetch(`${server.url}/api/health`)
     assert.equal(fresh.status, 200)
     assert.equal(((await fresh.json()) as { status: string }).status, 'ok')
@@ -223,9 +224,8 @@ describe('many connections on one process', { timeout: 280_000, skip: unsupporte
     assert.ok(!server.output.some((l) => /EMFILE|"level":(50|60)/.test(l)), server.output.filter((l) => /EMFILE|"level":(50|60)/.test(l)).slice(0, 3).join('\n'))
 
     for (const h of holders) await ask<StatusReport>(h, { op: 'release', count: CAP })
-    await wait(2000)
+    await until(() => socketCount(pid) - figures.idleSockets <= 20, 10_000, () => `released connections are gone from the server (${socketCount(pid) - figures.idleSockets} left)`, 100)
     figures.rssAfter = rssKiB(pid)
-    assert.ok(socketCount(pid) - figures.idleSockets <= 20, 'released connections are gone from the server')
   })
 
   it('cuts slow-header connections at the headers timeout, so half-open requests cannot hold the cap', async () => {
@@ -276,7 +276,7 @@ describe('many connections on one process', { timeout: 280_000, skip: unsupporte
         assert.ok(c.ms >= SLOW_HEADERS_TIMEOUT_MS - 100 && c.ms <= SLOW_HEADERS_TIMEOUT_MS + 1500, `closed after ${c.ms} ms`)
       }
       figures.slowCutMs = all.map((c) => c.ms)
-      const stillOpen = await Promise.race([idleClosed.then(() => false), wait(1000).then(() => true)])
+      const stillOpen = await Promise.race([idleClosed.then(() => false), sleep(1000).then(() => true)])
       assert.ok(stillOpen, 'the idle keep-alive connection outlives the headers timeout')
       idle.destroy()
       const health = await fetch(`${slow.url}/api/health`)

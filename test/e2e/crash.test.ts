@@ -1,17 +1,19 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { AuditChain } from '../../plugins/app/store/audit-chain.ts'
 import { createSqliteStore } from '../../plugins/app/store/sqlite/index.ts'
 import { TEST_SECRETS } from '../helpers/app.ts'
+import { onScopeEnd } from '../helpers/scope.ts'
 import { freePort, requestOnce, startServer } from '../helpers/server.ts'
-import { tempDir } from '../helpers/tmp.ts'
+import { testDir } from '../helpers/tmp.ts'
+import { until } from '../helpers/until.ts'
 
 // Suite 3 of the reliability issue: kill -9 in the middle of a stream of writes, then prove that
 // every write the service acknowledged is still there.
 
 const EMAIL = 'crash@example.com'
 const PASSWORD = 'crash test password'
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** A JSON request on a connection of its own (so under the cluster the stream reaches every worker). */
 async function call (url: string, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number, json: any }> {
@@ -59,7 +61,7 @@ function stream (url: string, token: string, control: { stop: boolean }, cluster
       } catch {
         ack.failed++
         if (!cluster) return // the only process is gone
-        await wait(20) // a worker died under this request; the others go on serving
+        await sleep(20) // a worker died under this request; the others go on serving
       }
     }
   }
@@ -112,81 +114,67 @@ async function integrity (dataDir: string) {
 }
 
 describe('crash durability', { timeout: 180_000 }, () => {
-  it('kill -9 of the server mid-stream loses no acknowledged write: keys, rotations and usage survive, the audit chain verifies, the file is sound', async () => {
-    const tmp = await tempDir('crash')
-    const env = { DATA_DIR: tmp.dir, GENERAL_RATE_LIMIT_MAX: '10000000', KEY_CREATE_RATE_LIMIT_MAX: '1000000', HEAVY_RATE_LIMIT_MAX: '1000000' }
-    try {
-      const server = await startServer(env)
-      const register = await call(server.url, 'POST', '/api/auth/register', { email: EMAIL, password: PASSWORD })
-      assert.equal(register.status, 201)
-      const control = { stop: false }
-      const { ack, done } = stream(server.url, register.json.accessToken, control, false)
-      await wait(1500)
-      server.proc.kill('SIGKILL')
-      control.stop = true
-      await done
-      await server.stop('SIGKILL')
-      assert.ok(ack.created.length > 10, `${ack.created.length} keys acknowledged before the crash`)
+  it('kill -9 of the server mid-stream loses no acknowledged write: keys, rotations and usage survive, the audit chain verifies, the file is sound', async (ctx) => {
+    const dataDir = await testDir(ctx, 'crash')
+    const env = { DATA_DIR: dataDir, GENERAL_RATE_LIMIT_MAX: '10000000', KEY_CREATE_RATE_LIMIT_MAX: '1000000', HEAVY_RATE_LIMIT_MAX: '1000000' }
+    const server = await startServer(env)
+    onScopeEnd(ctx, () => server.stop('SIGKILL'))
+    const register = await call(server.url, 'POST', '/api/auth/register', { email: EMAIL, password: PASSWORD })
+    assert.equal(register.status, 201)
+    const control = { stop: false }
+    const { ack, done } = stream(server.url, register.json.accessToken, control, false)
+    await sleep(1500) // the stream runs a while before the kill
+    server.proc.kill('SIGKILL')
+    control.stop = true
+    await done
+    await server.stop('SIGKILL')
+    assert.ok(ack.created.length > 10, `${ack.created.length} keys acknowledged before the crash`)
 
-      const events = await verifyAfterRestart(env, ack)
-      await integrity(tmp.dir)
-      console.log(`crash durability (server): ${ack.created.length} keys, ${ack.rotated.size} rotations, ${ack.usage} usage records acknowledged before kill -9; all present after restart; audit chain of ${events} events verifies; integrity ok`)
-    } finally {
-      await tmp.remove()
-    }
+    const events = await verifyAfterRestart(env, ack)
+    await integrity(dataDir)
+    console.log(`crash durability (server): ${ack.created.length} keys, ${ack.rotated.size} rotations, ${ack.usage} usage records acknowledged before kill -9; all present after restart; audit chain of ${events} events verifies; integrity ok`)
   })
 
-  it('kill -9 of one cluster worker mid-stream loses no acknowledged write; the cluster keeps serving and replaces it', async () => {
-    const tmp = await tempDir('crash-cluster')
-    const env = { DATA_DIR: tmp.dir, GENERAL_RATE_LIMIT_MAX: '10000000', KEY_CREATE_RATE_LIMIT_MAX: '1000000', HEAVY_RATE_LIMIT_MAX: '1000000', AUTH_RATE_LIMIT_MAX: '1000', ADMIN_EMAILS: EMAIL }
-    try {
-      const port = await freePort()
-      const cluster = await startServer({ ...env, PORT: String(port), WORKERS: '2', SHUTDOWN_TIMEOUT_MS: '5000' }, 'cluster.ts', /cluster ready/)
-      const url = `http://127.0.0.1:${port}`
-      let ack: Acknowledged
-      let victim: number
-      let servedBeforeKill: number
-      try {
-        const register = await call(url, 'POST', '/api/auth/register', { email: EMAIL, password: PASSWORD })
-        assert.equal(register.status, 201)
-        const token = register.json.accessToken as string
-        const pids = await workerPids(url, token)
-        assert.equal(pids.size, 2, 'both workers serve')
+  it('kill -9 of one cluster worker mid-stream loses no acknowledged write; the cluster keeps serving and replaces it', async (ctx) => {
+    const dataDir = await testDir(ctx, 'crash-cluster')
+    const env = { DATA_DIR: dataDir, GENERAL_RATE_LIMIT_MAX: '10000000', KEY_CREATE_RATE_LIMIT_MAX: '1000000', HEAVY_RATE_LIMIT_MAX: '1000000', AUTH_RATE_LIMIT_MAX: '1000', ADMIN_EMAILS: EMAIL }
+    const port = await freePort()
+    const cluster = await startServer({ ...env, PORT: String(port), WORKERS: '2', SHUTDOWN_TIMEOUT_MS: '5000' }, 'cluster.ts', /cluster ready/)
+    onScopeEnd(ctx, () => cluster.stop('SIGKILL'))
+    const url = `http://127.0.0.1:${port}`
+    const register = await call(url, 'POST', '/api/auth/register', { email: EMAIL, password: PASSWORD })
+    assert.equal(register.status, 201)
+    const token = register.json.accessToken as string
+    const pids = await workerPids(url, token)
+    assert.equal(pids.size, 2, 'both workers serve')
 
-        const control = { stop: false }
-        const running = stream(url, token, control, true)
-        ack = running.ack
-        await wait(1500)
-        // Kill the worker that has answered the stream most: it is the one in the middle of it.
-        const busiest = [...ack.servedBy].sort((a, b) => b[1] - a[1])[0]
-        assert.ok(busiest !== undefined, 'the stream reached the workers')
-        victim = busiest[0]
-        servedBeforeKill = busiest[1]
-        const before = ack.created.length + ack.rotated.size + ack.usage
-        process.kill(victim, 'SIGKILL')
-        await wait(2500) // the survivor serves alone, then the replacement joins
-        control.stop = true
-        await running.done
-        const after = ack.created.length + ack.rotated.size + ack.usage
-        assert.ok(before > 10, `${before} writes acknowledged before the kill`)
-        assert.ok(after > before, `the cluster went on acknowledging writes after the kill (${before} -> ${after})`)
-        assert.ok(cluster.output.some((l) => l.includes('worker died; restarting it')))
-        let now = await workerPids(url, token)
-        for (let waited = 0; now.size < 2 && waited < 20_000; waited += 500) {
-          await wait(500)
-          now = await workerPids(url, token)
-        }
-        assert.equal(now.size, 2, 'two workers serve again')
-        assert.ok(!now.has(victim), 'the killed worker was replaced')
-      } finally {
-        await cluster.stop('SIGKILL')
-      }
+    const control = { stop: false }
+    const running = stream(url, token, control, true)
+    const ack = running.ack
+    await sleep(1500) // the stream runs a while before the kill
+    // Kill the worker that has answered the stream most: it is the one in the middle of it.
+    const busiest = [...ack.servedBy].sort((a, b) => b[1] - a[1])[0]
+    assert.ok(busiest !== undefined, 'the stream reached the workers')
+    const [victim, servedBeforeKill] = busiest
+    const before = ack.created.length + ack.rotated.size + ack.usage
+    process.kill(victim, 'SIGKILL')
+    await sleep(2500) // the survivor serves alone, then the replacement joins
+    control.stop = true
+    await running.done
+    const after = ack.created.length + ack.rotated.size + ack.usage
+    assert.ok(before > 10, `${before} writes acknowledged before the kill`)
+    assert.ok(after > before, `the cluster went on acknowledging writes after the kill (${before} -> ${after})`)
+    await until(() => cluster.output.some((l) => l.includes('worker died; restarting it')), 10_000, 'the primary saw the worker die and restarts it')
+    let now = new Set<number>()
+    await until(async () => {
+      now = await workerPids(url, token)
+      return now.size === 2
+    }, 20_000, () => `two workers serve again (${now.size})`, 500)
+    assert.ok(!now.has(victim), 'the killed worker was replaced')
+    await cluster.stop('SIGKILL')
 
-      const events = await verifyAfterRestart(env, ack)
-      await integrity(tmp.dir)
-      console.log(`crash durability (cluster worker): ${ack.created.length} keys, ${ack.rotated.size} rotations, ${ack.usage} usage records acknowledged around kill -9 of worker ${victim} (it had answered ${servedBeforeKill} of the stream's probes; ${ack.failed} requests broken by the kill, none counted as acknowledged); all present after restart; audit chain of ${events} events verifies; integrity ok`)
-    } finally {
-      await tmp.remove()
-    }
+    const events = await verifyAfterRestart(env, ack)
+    await integrity(dataDir)
+    console.log(`crash durability (cluster worker): ${ack.created.length} keys, ${ack.rotated.size} rotations, ${ack.usage} usage records acknowledged around kill -9 of worker ${victim} (it had answered ${servedBeforeKill} of the stream's probes; ${ack.failed} requests broken by the kill, none counted as acknowledged); all present after restart; audit chain of ${events} events verifies; integrity ok`)
   })
 })

@@ -68,8 +68,10 @@ describe('the operators dashboard in headless Chromium', { skip }, () => {
     assert.equal(jobs, 5)
     await page.screenshot({ path: `${ARTIFACTS}dashboard.png`, fullPage: true })
 
+    // The charts take the new width when they next draw: wait for that poll, not for a time.
+    const drawn = await page.evaluate(() => Number(document.getElementById('c-rps')?.dataset.points ?? 0))
     await page.setViewportSize({ width: 390, height: 844 })
-    await page.waitForTimeout(3500)
+    await page.waitForFunction((before) => Number(document.getElementById('c-rps')?.dataset.points ?? 0) > before, drawn, { timeout: 10_000 })
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
     assert.ok(overflow <= 1, `no horizontal scrolling on a phone (${overflow}px)`)
     await page.screenshot({ path: `${ARTIFACTS}dashboard-phone.png`, fullPage: true })

@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Queue, QueueEvents } from 'bullmq'
 import Database from 'libsql'
 import { MAINTENANCE_QUEUE } from '../../jobs/queue.ts'
@@ -13,11 +14,11 @@ import { startRedis } from '../helpers/redis.ts'
 import { freePort, startServer, type RunningServer } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
 import { SQLITE_ONLY } from '../helpers/store-env.ts'
+import { until } from '../helpers/until.ts'
 
 // Suite 2 of the reliability issue: faults while traffic runs. The service keeps answering
 // (degraded where it must, never past its timeouts) and loses no acknowledged write.
 
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const CLIENT_TIMEOUT_MS = 10_000
 const json = { 'content-type': 'application/json' }
 
@@ -135,14 +136,13 @@ function assertAllAnswered (phases: Record<string, PhaseStats>) {
   }
 }
 
-/** Health's status once it reports Redis answering again, or the last one seen after 10 s. */
-async function healthOnceRedisAnswers (url: string) {
+/** Waits until health reports Redis answering again ('ok'), at most 10 s. */
+async function healthOnceRedisAnswers (url: string, message: string) {
   let status = ''
-  for (let waited = 0; status !== 'ok' && waited < 10_000; waited += 250) {
-    await wait(250)
+  await until(async () => {
     status = ((await (await fetch(`${url}/api/health`)).json()) as { status: string }).status
-  }
-  return status
+    return status === 'ok'
+  }, 10_000, () => `${message} (health still ${status})`, 250)
 }
 
 describe('faults under traffic', { timeout: 240_000 }, () => {
@@ -187,7 +187,7 @@ describe('faults under traffic', { timeout: 240_000 }, () => {
     usageKeyId = (keys.pop() as { id: string }).id
     traffic = new Traffic(server.url, token, keys, usageKeyId)
     traffic.start()
-    await wait(1500)
+    await sleep(1500) // traffic warms up
     const warm = traffic.next()
     assert.deepEqual(failures(warm), [], summary(warm))
     assert.deepEqual(warm.broken, [])
@@ -203,15 +203,15 @@ describe('faults under traffic', { timeout: 240_000 }, () => {
   it('Redis killed and restarted: every request is answered, none with a 5xx; health says degraded, then ok', async () => {
     redis.kill('SIGKILL')
     await once(redis, 'exit')
-    await wait(3000)
+    await sleep(3000) // traffic runs with Redis down
     const down = traffic.next()
     const health = await fetch(`${server.url}/api/health`)
     assert.equal(health.status, 200)
     assert.equal(((await health.json()) as { status: string }).status, 'degraded')
 
     redis = await startRedis(redisPort)
-    assert.equal(await healthOnceRedisAnswers(server.url), 'ok', 'Redis is used again once it is back')
-    await wait(1500)
+    await healthOnceRedisAnswers(server.url, 'Redis is used again once it is back')
+    await sleep(1500) // traffic runs with Redis back
     const back = traffic.next()
     assertAllAnswered({ 'Redis down': down, 'Redis back': back })
     survived.push(`Redis kill -9 + restart (down: ${summary(down)}; back: ${summary(back)})`)
@@ -220,13 +220,13 @@ describe('faults under traffic', { timeout: 240_000 }, () => {
   it('Redis frozen (SIGSTOP: connections accepted, nothing answered): requests fall back within the Redis command timeout instead of hanging', async () => {
     redis.kill('SIGSTOP')
     try {
-      await wait(4000)
+      await sleep(4000) // traffic runs against the frozen Redis
     } finally {
       redis.kill('SIGCONT')
     }
     const frozen = traffic.next()
-    assert.equal(await healthOnceRedisAnswers(server.url), 'ok', 'Redis is used again once it answers')
-    await wait(1500)
+    await healthOnceRedisAnswers(server.url, 'Redis is used again once it answers')
+    await sleep(1500) // traffic runs with Redis thawed
     const thawed = traffic.next()
     assertAllAnswered({ 'Redis frozen': frozen, 'Redis thawed': thawed })
     assert.ok(frozen.maxMs < 2000, `no request waited long on the frozen Redis: ${summary(frozen)}`)
@@ -237,18 +237,18 @@ describe('faults under traffic', { timeout: 240_000 }, () => {
     const other = new Database(join(tmp.dir, 'keyward.db'))
     other.exec('BEGIN IMMEDIATE')
     try {
-      await wait(1000)
+      await sleep(1000) // traffic meets the lock
       const refused = await fetch(`${server.url}/api/keys`, { method: 'POST', headers: { ...json, authorization: `Bearer ${token}` }, body: JSON.stringify({ kind: 'issued', name: 'while busy' }) })
       assert.equal(refused.status, 503)
       assert.equal(refused.headers.get('retry-after'), '1')
       assert.equal(((await refused.json()) as { code: string }).code, 'STORE_BUSY')
-      await wait(6000)
+      await sleep(6000) // the lock outlasts the busy timeout many times over
     } finally {
       other.exec('ROLLBACK')
       other.close()
     }
     const busy = traffic.next()
-    await wait(1500)
+    await sleep(1500) // traffic runs once the lock is gone
     const after = traffic.next()
     assert.deepEqual(busy.broken, [], summary(busy))
     const unexpected = failures(busy).filter(([label]) => !/^(create|usage) 503$/.test(label))
@@ -281,13 +281,11 @@ describe('faults under traffic', { timeout: 240_000 }, () => {
 
       const second = await startServer({ ...env, JOBS_CONCURRENCY: '1' }, 'worker.ts', /worker ready()/)
       try {
-        for (let waited = 0; waited < 20_000; waited += 250) {
-          const now = await Promise.all(jobs.map((job) => queue.getJobState(job.id as string)))
-          if (now.every((s) => s === 'completed')) break
-          await wait(250)
-        }
-        const final = await Promise.all(jobs.map((job) => queue.getJobState(job.id as string)))
-        assert.deepEqual(final, names.map(() => 'completed'))
+        let now: string[] = []
+        await until(async () => {
+          now = await Promise.all(jobs.map((job) => queue.getJobState(job.id as string)))
+          return now.every((s) => s === 'completed')
+        }, 20_000, () => `the new worker completes the rest: ${now.join(',')}`, 250)
       } finally {
         assert.equal(await second.stop('SIGTERM'), 0)
       }

@@ -6,63 +6,62 @@ import { after, before, describe, it } from 'node:test'
 import { AuditChain } from '../../plugins/app/store/audit-chain.ts'
 import { createSqliteStore } from '../../plugins/app/store/sqlite/index.ts'
 import { TEST_SECRETS } from '../helpers/app.ts'
+import { onScopeEnd } from '../helpers/scope.ts'
 import { freePort, runToExit, startServer } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
+import { until } from '../helpers/until.ts'
 
 describe('the server process', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>
   before(async () => { tmp = await tempDir('e2e') })
   after(async () => { await tmp.remove() })
 
-  it('serves health and docs, finishes an in-flight write on SIGTERM, exits 0, and reads it back after a restart', async () => {
-    const server = await startServer({ DATA_DIR: tmp.dir })
-    try {
-      const health = await fetch(`${server.url}/api/health`)
-      assert.equal(health.status, 200)
-      assert.equal(((await health.json()) as { status: string }).status, 'ok')
-      const docs = await fetch(`${server.url}/docs`)
-      assert.equal(docs.status, 200)
-      assert.match(await docs.text(), /swagger/i)
+  it('serves health and docs, finishes an in-flight write on SIGTERM, exits 0, and reads it back after a restart', async (ctx) => {
+    // Request logging on: the log line of the request shows it is in flight before SIGTERM lands.
+    const server = await startServer({ DATA_DIR: tmp.dir, LOG_REQUESTS: 'true' })
+    onScopeEnd(ctx, () => server.stop('SIGKILL'))
+    const health = await fetch(`${server.url}/api/health`)
+    assert.equal(health.status, 200)
+    assert.equal(((await health.json()) as { status: string }).status, 'ok')
+    const docs = await fetch(`${server.url}/docs`)
+    assert.equal(docs.status, 200)
+    assert.match(await docs.text(), /swagger/i)
 
-      // A registration whose body is still arriving when SIGTERM lands must still be answered and kept.
-      const socket = net.connect(server.port, '127.0.0.1')
-      await new Promise((resolve) => socket.once('connect', resolve))
-      let response = ''
-      socket.on('data', (c) => { response += c.toString() })
-      const body = JSON.stringify({ email: 'inflight@example.com', password: 'written during shutdown' })
-      socket.write(`POST /api/auth/register HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`)
-      socket.write(body.slice(0, 10))
-      await new Promise((resolve) => setTimeout(resolve, 150))
-      const exit = server.stop('SIGTERM')
-      await new Promise((resolve) => setTimeout(resolve, 300))
-      socket.write(body.slice(10))
-      const code = await exit
-      await new Promise((resolve) => setTimeout(resolve, 50))
-      assert.match(response, /^HTTP\/1\.1 201/, `the in-flight request got its answer: ${response.slice(0, 200)}`)
-      assert.equal(code, 0)
-      assert.ok(server.output.some((l) => l.includes('shutting down')))
-    } finally {
-      await server.stop('SIGKILL')
-    }
+    // A registration whose body is still arriving when SIGTERM lands must still be answered and kept.
+    const socket = net.connect(server.port, '127.0.0.1')
+    onScopeEnd(ctx, () => socket.destroy())
+    await once(socket, 'connect')
+    let response = ''
+    socket.on('data', (c) => { response += c.toString() })
+    // Closed once the server has exited; a reset shows as a missing answer below, not as a throw here.
+    socket.on('error', () => {})
+    const answered = new Promise((resolve) => socket.once('close', resolve))
+    const body = JSON.stringify({ email: 'inflight@example.com', password: 'written during shutdown' })
+    socket.write(`POST /api/auth/register HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`)
+    socket.write(body.slice(0, 10))
+    const logged = (text: string) => server.output.some((l) => l.includes(text))
+    await until(() => logged('"msg":"incoming request"') && logged('"url":"/api/auth/register"'), 5000, 'the server has the registration in flight')
+    const exit = server.stop('SIGTERM')
+    await until(() => logged('shutting down'), 5000, 'the server starts shutting down')
+    socket.write(body.slice(10))
+    const code = await exit
+    await answered
+    assert.match(response, /^HTTP\/1\.1 201/, `the in-flight request got its answer: ${response.slice(0, 200)}`)
+    assert.equal(code, 0)
 
     const again = await startServer({ DATA_DIR: tmp.dir })
-    try {
-      assert.equal((await fetch(`${again.url}/api/health`)).status, 200)
-      const login = await fetch(`${again.url}/api/auth/login`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ email: 'inflight@example.com', password: 'written during shutdown' })
-      })
-      assert.equal(login.status, 200, 'what was written before the restart is read back')
-    } finally {
-      assert.equal(await again.stop('SIGINT'), 0)
-    }
+    onScopeEnd(ctx, () => again.stop('SIGKILL'))
+    assert.equal((await fetch(`${again.url}/api/health`)).status, 200)
+    const login = await fetch(`${again.url}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'inflight@example.com', password: 'written during shutdown' })
+    })
+    assert.equal(login.status, 200, 'what was written before the restart is read back')
+    assert.equal(await again.stop('SIGINT'), 0)
     const store = createSqliteStore({ dataDir: tmp.dir, auditChain: new AuditChain(TEST_SECRETS.KEY_HASH_SECRET) })
-    try {
-      assert.equal(store.integrityCheck(), 'ok')
-    } finally {
-      await store.close()
-    }
+    onScopeEnd(ctx, () => store.close())
+    assert.equal(store.integrityCheck(), 'ok')
   })
 
   it('a bad setting stops start-up with one clear line', async () => {

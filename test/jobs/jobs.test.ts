@@ -6,8 +6,9 @@ import { EmbeddedScheduler } from '../../plugins/app/jobs/embedded.ts'
 import { runJob } from '../../plugins/app/jobs/runner.ts'
 import { findJob } from '../../jobs/schedule.ts'
 import { verifySignature } from '../../plugins/app/notifications/webhooks.ts'
-import { createTestApp, ManualClock, registerUser, type TestApp } from '../helpers/app.ts'
-import { dropPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.ts'
+import { createInstances, createTestApp, ManualClock, registerUser, type TestApp } from '../helpers/app.ts'
+import { redisClient } from '../helpers/redis.ts'
+import { onScopeEnd } from '../helpers/scope.ts'
 import { keyFixture } from '../store/contract/fixtures.ts'
 
 const DAY = 86_400_000
@@ -153,41 +154,33 @@ describe('maintenance jobs (embedded mode, seeded store)', () => {
 })
 
 describe('the embedded scheduler', () => {
-  it('runs in one process at a time (a store lease), and another takes over', async () => {
-    const t = await createTestApp({ JOBS_EMBEDDED: 'false' })
-    try {
-      const a = new EmbeddedScheduler(t.app.jobs.context, [])
-      const b = new EmbeddedScheduler(t.app.jobs.context, [])
-      await a.tick()
-      await b.tick()
-      assert.deepEqual([a.leader, b.leader], [true, false])
-      await a.stop()
-      await b.tick()
-      assert.equal(b.leader, true, 'the lease is released on stop')
-      await b.stop()
-    } finally {
-      await t.close()
-    }
+  it('runs in one process at a time (a store lease), and another takes over', async (ctx) => {
+    const t = await createTestApp(ctx, { JOBS_EMBEDDED: 'false' })
+    const a = new EmbeddedScheduler(t.app.jobs.context, [])
+    const b = new EmbeddedScheduler(t.app.jobs.context, [])
+    await a.tick()
+    await b.tick()
+    assert.deepEqual([a.leader, b.leader], [true, false])
+    await a.stop()
+    await b.tick()
+    assert.equal(b.leader, true, 'the lease is released on stop')
+    await b.stop()
   })
 
-  it('runs a due job on its tick and waits for it on stop', async () => {
+  it('runs a due job on its tick and waits for it on stop', async (ctx) => {
     const clock = new ManualClock(Date.UTC(2026, 10, 26, 0, 59, 59))
-    const t = await createTestApp({ JOBS_EMBEDDED: 'false' }, { clock })
-    try {
-      const stats = findJob('stats-report')!
-      const scheduler = new EmbeddedScheduler(t.app.jobs.context, [stats])
-      scheduler.start()
-      await scheduler.tick()
-      assert.equal((await t.app.store.jobRuns('stats-report', 5)).length, 0, 'not due yet')
-      clock.advance(2000)
-      await scheduler.tick()
-      assert.equal((await t.app.store.jobRuns('stats-report', 5)).length, 1)
-      await scheduler.tick()
-      assert.equal((await t.app.store.jobRuns('stats-report', 5)).length, 1, 'once per tick of the schedule')
-      await scheduler.stop()
-    } finally {
-      await t.close()
-    }
+    const t = await createTestApp(ctx, { JOBS_EMBEDDED: 'false' }, { clock })
+    const stats = findJob('stats-report')!
+    const scheduler = new EmbeddedScheduler(t.app.jobs.context, [stats])
+    scheduler.start()
+    await scheduler.tick()
+    assert.equal((await t.app.store.jobRuns('stats-report', 5)).length, 0, 'not due yet')
+    clock.advance(2000)
+    await scheduler.tick()
+    assert.equal((await t.app.store.jobRuns('stats-report', 5)).length, 1)
+    await scheduler.tick()
+    assert.equal((await t.app.store.jobRuns('stats-report', 5)).length, 1, 'once per tick of the schedule')
+    await scheduler.stop()
   })
 })
 
@@ -211,92 +204,74 @@ describe('webhooks', () => {
   })
   after(async () => { server.close() })
 
-  it('refuses loopback, link-local and private addresses when they are set', async () => {
-    const t = await createTestApp({ JOBS_EMBEDDED: 'false' })
-    try {
-      const user = await registerUser(t.app)
-      for (const target of ['http://127.0.0.1/x', 'http://localhost:8080/', 'http://10.1.2.3/', 'http://169.254.169.254/latest', 'http://[::1]/', 'http://192.168.0.10/', 'ftp://example.com/', 'http://user:pw@example.com/']) {
-        const res = await t.app.inject({ method: 'PUT', url: '/api/auth/me/webhook', headers: user.headers, payload: { url: target } })
-        assert.equal(res.statusCode, 400, target)
-        assert.equal(res.json().code, 'WEBHOOK_URL_FORBIDDEN', target)
-      }
-      assert.equal((await t.app.inject({ method: 'GET', url: '/api/auth/me/webhook', headers: user.headers })).json().configured, false)
-    } finally {
-      await t.close()
+  it('refuses loopback, link-local and private addresses when they are set', async (ctx) => {
+    const t = await createTestApp(ctx, { JOBS_EMBEDDED: 'false' })
+    const user = await registerUser(t.app)
+    for (const target of ['http://127.0.0.1/x', 'http://localhost:8080/', 'http://10.1.2.3/', 'http://169.254.169.254/latest', 'http://[::1]/', 'http://192.168.0.10/', 'ftp://example.com/', 'http://user:pw@example.com/']) {
+      const res = await t.app.inject({ method: 'PUT', url: '/api/auth/me/webhook', headers: user.headers, payload: { url: target } })
+      assert.equal(res.statusCode, 400, target)
+      assert.equal(res.json().code, 'WEBHOOK_URL_FORBIDDEN', target)
     }
+    assert.equal((await t.app.inject({ method: 'GET', url: '/api/auth/me/webhook', headers: user.headers })).json().configured, false)
   })
 
-  it('refuses at delivery a stored URL that the set-time check refuses (localhost.)', async () => {
-    const t = await createTestApp({ JOBS_EMBEDDED: 'false' })
-    try {
-      const user = await registerUser(t.app)
-      received = []
-      // Stored directly, past the route's check. (Names that resolve to private addresses: test/plugins/webhooks.test.ts.)
-      const port = new URL(url).port
-      await t.app.store.setWebhook(user.user.id, { url: `http://localhost.:${port}/hook`, secret: t.app.notifications.secrets.seal(user.user.id, 'whsec_rebinding_test_secret') })
-      await t.app.notifier.notify(user.user.id, { type: 'expired', keyId: null, title: 'x', detail: {}, dedupeKey: 'rebind' })
-      const result = await t.app.notifier.deliverDue()
-      assert.equal(result.delivered, 0)
-      assert.deepEqual(received, [], 'nothing reached the loopback receiver')
-    } finally {
-      await t.close()
-    }
+  it('refuses at delivery a stored URL that the set-time check refuses (localhost.)', async (ctx) => {
+    const t = await createTestApp(ctx, { JOBS_EMBEDDED: 'false' })
+    const user = await registerUser(t.app)
+    received = []
+    // Stored directly, past the route's check. (Names that resolve to private addresses: test/plugins/webhooks.test.ts.)
+    const port = new URL(url).port
+    await t.app.store.setWebhook(user.user.id, { url: `http://localhost.:${port}/hook`, secret: t.app.notifications.secrets.seal(user.user.id, 'whsec_rebinding_test_secret') })
+    await t.app.notifier.notify(user.user.id, { type: 'expired', keyId: null, title: 'x', detail: {}, dedupeKey: 'rebind' })
+    const result = await t.app.notifier.deliverDue()
+    assert.equal(result.delivered, 0)
+    assert.deepEqual(received, [], 'nothing reached the loopback receiver')
   })
 
-  it('signs deliveries, retries a failing receiver with backoff, and delivers each event once', async () => {
+  it('signs deliveries, retries a failing receiver with backoff, and delivers each event once', async (ctx) => {
     const clock = new ManualClock()
-    const t = await createTestApp({ JOBS_EMBEDDED: 'false', WEBHOOK_ALLOW_PRIVATE: 'true' }, { clock })
-    try {
-      const user = await registerUser(t.app)
-      received = []
-      failNext = 1
-      const set = await t.app.inject({ method: 'PUT', url: '/api/auth/me/webhook', headers: user.headers, payload: { url } })
-      assert.equal(set.statusCode, 200)
-      const secret = set.json().secret as string
-      assert.match(secret, /^whsec_/)
-      const shown = (await t.app.inject({ method: 'GET', url: '/api/auth/me/webhook', headers: user.headers })).json()
-      assert.deepEqual([shown.configured, shown.url, shown.secret], [true, url, undefined], 'the secret is shown once')
-      assert.ok(!JSON.stringify(await t.app.store.getWebhook(user.user.id)).includes(secret), 'stored sealed')
+    const t = await createTestApp(ctx, { JOBS_EMBEDDED: 'false', WEBHOOK_ALLOW_PRIVATE: 'true' }, { clock })
+    const user = await registerUser(t.app)
+    received = []
+    failNext = 1
+    const set = await t.app.inject({ method: 'PUT', url: '/api/auth/me/webhook', headers: user.headers, payload: { url } })
+    assert.equal(set.statusCode, 200)
+    const secret = set.json().secret as string
+    assert.match(secret, /^whsec_/)
+    const shown = (await t.app.inject({ method: 'GET', url: '/api/auth/me/webhook', headers: user.headers })).json()
+    assert.deepEqual([shown.configured, shown.url, shown.secret], [true, url, undefined], 'the secret is shown once')
+    assert.ok(!JSON.stringify(await t.app.store.getWebhook(user.user.id)).includes(secret), 'stored sealed')
 
-      const n = await t.app.notifier.notify(user.user.id, { type: 'quota_80', keyId: 'k1', title: 'Quota', detail: { used: 8 }, dedupeKey: 'q' })
-      assert.equal(await t.app.notifier.notify(user.user.id, { type: 'quota_80', keyId: 'k1', title: 'Quota', detail: { used: 8 }, dedupeKey: 'q' }), null)
-      assert.deepEqual(await t.app.notifier.deliverDue(), { delivered: 0, retry: 1, failed: 0 })
-      assert.deepEqual(await t.app.notifier.deliverDue(), { delivered: 0, retry: 0, failed: 0 }, 'not due before the backoff')
-      clock.advance(30_000)
-      assert.deepEqual(await t.app.notifier.deliverDue(), { delivered: 1, retry: 0, failed: 0 })
-      assert.deepEqual(await t.app.notifier.deliverDue(), { delivered: 0, retry: 0, failed: 0 }, 'delivered once')
-      assert.equal(received.length, 2)
-      const last = received[1]!
-      assert.equal(JSON.parse(last.body).id, n!.id)
-      assert.ok(verifySignature(secret, last.body, last.signature, Math.floor(Date.now() / 1000)), 'the receiver checks the signature')
-      assert.ok(!verifySignature('whsec_wrong', last.body, last.signature, Math.floor(Date.now() / 1000)))
-      assert.ok(!verifySignature(secret, last.body + ' ', last.signature, Math.floor(Date.now() / 1000)))
-    } finally {
-      await t.close()
-    }
+    const n = await t.app.notifier.notify(user.user.id, { type: 'quota_80', keyId: 'k1', title: 'Quota', detail: { used: 8 }, dedupeKey: 'q' })
+    assert.equal(await t.app.notifier.notify(user.user.id, { type: 'quota_80', keyId: 'k1', title: 'Quota', detail: { used: 8 }, dedupeKey: 'q' }), null)
+    assert.deepEqual(await t.app.notifier.deliverDue(), { delivered: 0, retry: 1, failed: 0 })
+    assert.deepEqual(await t.app.notifier.deliverDue(), { delivered: 0, retry: 0, failed: 0 }, 'not due before the backoff')
+    clock.advance(30_000)
+    assert.deepEqual(await t.app.notifier.deliverDue(), { delivered: 1, retry: 0, failed: 0 })
+    assert.deepEqual(await t.app.notifier.deliverDue(), { delivered: 0, retry: 0, failed: 0 }, 'delivered once')
+    assert.equal(received.length, 2)
+    const last = received[1]!
+    assert.equal(JSON.parse(last.body).id, n!.id)
+    assert.ok(verifySignature(secret, last.body, last.signature, Math.floor(Date.now() / 1000)), 'the receiver checks the signature')
+    assert.ok(!verifySignature('whsec_wrong', last.body, last.signature, Math.floor(Date.now() / 1000)))
+    assert.ok(!verifySignature(secret, last.body + ' ', last.signature, Math.floor(Date.now() / 1000)))
   })
 })
 
 describe('cache-cleanup on the real Redis', () => {
-  it('removes cache entries of old generations with SCAN and keeps current ones', async () => {
-    const prefix = testPrefix('cachejob')
-    const t = await createTestApp({ JOBS_EMBEDDED: 'false', REDIS_URL, REDIS_PREFIX: prefix })
+  it('removes cache entries of old generations with SCAN and keeps current ones', async (ctx) => {
+    const { apps: [t], prefix } = await createInstances(ctx, 1, { JOBS_EMBEDDED: 'false' })
     const redis = redisClient()
-    try {
-      const user = await registerUser(t.app)
-      await t.app.inject({ method: 'GET', url: '/api/keys', headers: user.headers })
-      await issue(t, user, {})
-      await t.app.inject({ method: 'GET', url: '/api/keys', headers: user.headers })
-      const before = await redis.keys(`${prefix}cache:keys:list:*`)
-      assert.equal(before.length, 2, 'one list cached per generation')
-      const result = await run(t, 'cache-cleanup')
-      assert.equal(result.removed, 1)
-      const afterKeys = await redis.keys(`${prefix}cache:keys:list:*`)
-      assert.equal(afterKeys.length, 1)
-    } finally {
-      redis.disconnect()
-      await t.close()
-      await dropPrefix(prefix)
-    }
+    onScopeEnd(ctx, () => redis.disconnect())
+    const user = await registerUser(t.app)
+    await t.app.inject({ method: 'GET', url: '/api/keys', headers: user.headers })
+    await issue(t, user, {})
+    await t.app.inject({ method: 'GET', url: '/api/keys', headers: user.headers })
+    const before = await redis.keys(`${prefix}cache:keys:list:*`)
+    assert.equal(before.length, 2, 'one list cached per generation')
+    const result = await run(t, 'cache-cleanup')
+    assert.equal(result.removed, 1)
+    const afterKeys = await redis.keys(`${prefix}cache:keys:list:*`)
+    assert.equal(afterKeys.length, 1)
   })
 })

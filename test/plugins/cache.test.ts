@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { type CacheBus, TwoLayerCache } from '../../plugins/app/cache/cache.ts'
 import { dropPrefix, redisClient, testPrefix } from '../helpers/redis.ts'
-
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+import { until } from '../helpers/until.ts'
 
 describe('TwoLayerCache in memory', () => {
   it('serves L1 hits, counts misses and coalesces concurrent loads', async () => {
     const cache = new TwoLayerCache({ redis: null, prefix: 'x:' })
     let loads = 0
-    const loader = async () => { loads++; await wait(20); return { n: loads } }
+    const loader = async () => { loads++; await sleep(20); return { n: loads } }
     const results = await Promise.all(Array.from({ length: 10 }, () => cache.get('k', loader)))
     assert.equal(loads, 1, 'one load for ten concurrent misses')
     assert.ok(results.every((r) => r.n === 1))
@@ -28,7 +28,7 @@ describe('TwoLayerCache in memory', () => {
     const loader = async () => ++n
     assert.equal(await cache.get('ttl', loader, { ttlMs: 30 }), 1)
     assert.equal(await cache.get('ttl', loader, { ttlMs: 30 }), 1)
-    await wait(50)
+    await sleep(50) // past the TTL
     assert.equal(await cache.get('ttl', loader, { ttlMs: 30 }), 2)
     await cache.delete('ttl')
     assert.equal(await cache.get('ttl', loader), 3)
@@ -55,9 +55,10 @@ describe('TwoLayerCache in memory', () => {
     const options = { ttlMs: 60_000, ttlFor: (v: number | null) => (v === null ? 20 : 60_000) }
     assert.equal(await cache.get('neg', loader, options), null)
     assert.equal(await cache.get('neg', loader, options), null, 'the negative result is cached')
-    await wait(40)
+    // Time passing is what is tested here: the 20 ms entry expires, the 60 s one does not.
+    await sleep(40)
     assert.equal(await cache.get('neg', loader, options), 2, 'for its own shorter TTL')
-    await wait(40)
+    await sleep(40)
     assert.equal(await cache.get('neg', loader, options), 2)
   })
 
@@ -142,25 +143,26 @@ describe('TwoLayerCache on the real Redis', () => {
     let loads = 0
     const loader = async () => ({ version: ++loads })
     assert.deepEqual(await a.get('shared', loader), { version: 1 })
-    await wait(20)
+    // A writes L2 without waiting for it: wait for the write, not for a time.
+    const raw = redisClient()
+    clients.push(raw)
+    await until(async () => await raw.exists(`${prefix}cache:shared`) === 1, 2000, 'A\'s value reaches Redis')
     assert.deepEqual(await b.get('shared', loader), { version: 1 }, 'B reads A\'s value from Redis')
     assert.equal(b.stats().l2.hits, 1)
 
     await a.delete('shared')
-    await wait(50)
+    await until(() => b.stats().invalidationsReceived === 1, 2000, 'B receives A\'s delete over pub/sub')
     assert.deepEqual(await b.get('shared', loader), { version: 2 }, 'B dropped its L1 copy after A\'s delete')
-    assert.ok(b.stats().invalidationsReceived >= 1)
   })
 
   it('generations are shared: a bump in one process is seen by the other at once', async () => {
     const a = await instance()
     const b = await instance()
     assert.equal(await b.generation('scope'), 0)
+    // No wait: with Redis a generation is read from the shared counter every time.
     assert.equal(await a.bumpGeneration('scope'), 1)
-    await wait(50)
     assert.equal(await b.generation('scope'), 1)
     assert.equal(await b.bumpGeneration('scope'), 2)
-    await wait(50)
     assert.equal(await a.generation('scope'), 2)
   })
 
@@ -172,7 +174,6 @@ describe('TwoLayerCache on the real Redis', () => {
     const loader = async () => ({ session: 'valid', load: ++loads })
     await a.get(`session:${before}:s1`, loader, { l2: false })
     assert.equal(await b.bumpGeneration('lost'), before + 1, 'the session is revoked: its scope moves on')
-    await wait(50)
     assert.equal(await a.generation('lost'), before + 1)
 
     const raw = redisClient()

@@ -6,7 +6,9 @@ import { AlertEngine, defaultRules, type AlertInput, type AlertState } from '../
 import { bearerMatches } from '../../plugins/app/metrics/listener.ts'
 import { verifySignature } from '../../plugins/app/notifications/webhooks.ts'
 import { createTestApp, ManualClock, registerUser } from '../helpers/app.ts'
+import { onScopeEnd } from '../helpers/scope.ts'
 import { startReceiver } from '../helpers/server.ts'
+import { until } from '../helpers/until.ts'
 
 const TOKEN = 'metrics-token-0123456789abcdef'
 
@@ -24,49 +26,40 @@ function metricValue (text: string, name: string, labels: Record<string, string>
 }
 
 describe('/metrics', () => {
-  it('is served on the API port only with METRICS_TOKEN, as Prometheus text', async () => {
-    const off = await createTestApp()
-    const on = await createTestApp({ METRICS_TOKEN: TOKEN })
-    try {
-      assert.equal((await off.app.inject({ method: 'GET', url: '/metrics' })).statusCode, 404)
-      assert.equal((await on.app.inject({ method: 'GET', url: '/metrics' })).statusCode, 401)
-      assert.equal((await on.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer wrong-token-000000000' } })).statusCode, 401)
-      const ok = await on.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${TOKEN}` } })
-      assert.equal(ok.statusCode, 200)
-      assert.match(String(ok.headers['content-type']), /^text\/plain/)
-      assert.match(ok.body, /# TYPE keyward_http_request_duration_seconds histogram/)
-      assert.match(ok.body, /keyward_process_resident_memory_bytes/)
-      assert.match(ok.body, /keyward_nodejs_gc_duration_seconds/)
-      assert.match(ok.body, /keyward_nodejs_eventloop_lag_seconds/)
-    } finally {
-      await off.close()
-      await on.close()
-    }
+  it('is served on the API port only with METRICS_TOKEN, as Prometheus text', async (ctx) => {
+    const off = await createTestApp(ctx)
+    const on = await createTestApp(ctx, { METRICS_TOKEN: TOKEN })
+    assert.equal((await off.app.inject({ method: 'GET', url: '/metrics' })).statusCode, 404)
+    assert.equal((await on.app.inject({ method: 'GET', url: '/metrics' })).statusCode, 401)
+    assert.equal((await on.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer wrong-token-000000000' } })).statusCode, 401)
+    const ok = await on.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${TOKEN}` } })
+    assert.equal(ok.statusCode, 200)
+    assert.match(String(ok.headers['content-type']), /^text\/plain/)
+    assert.match(ok.body, /# TYPE keyward_http_request_duration_seconds histogram/)
+    assert.match(ok.body, /keyward_process_resident_memory_bytes/)
+    assert.match(ok.body, /keyward_nodejs_gc_duration_seconds/)
+    assert.match(ok.body, /keyward_nodejs_eventloop_lag_seconds/)
   })
 
-  it('with METRICS_PORT it is served there and not on the API port', async () => {
+  it('with METRICS_PORT it is served there and not on the API port', async (ctx) => {
     const probe = netServer().listen(0, '127.0.0.1')
     await once(probe, 'listening')
     const port = (probe.address() as { port: number }).port
     probe.close()
-    const t = await createTestApp({ METRICS_PORT: String(port), HOST: '127.0.0.1' })
-    try {
-      assert.equal((await t.app.inject({ method: 'GET', url: '/metrics' })).statusCode, 404)
-      const res = await fetch(`http://127.0.0.1:${port}/metrics`)
-      assert.equal(res.status, 200)
-      assert.match(await res.text(), /keyward_http_requests_in_flight/)
-    } finally {
-      await t.close()
-    }
+    const t = await createTestApp(ctx, { METRICS_PORT: String(port), HOST: '127.0.0.1' })
+    assert.equal((await t.app.inject({ method: 'GET', url: '/metrics' })).statusCode, 404)
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`)
+    assert.equal(res.status, 200)
+    assert.match(await res.text(), /keyward_http_requests_in_flight/)
   })
 
-  it('the METRICS_PORT listener answers everything but a good scrape in the one error shape', async () => {
+  it('the METRICS_PORT listener answers everything but a good scrape in the one error shape', async (ctx) => {
     const probe = netServer().listen(0, '127.0.0.1')
     await once(probe, 'listening')
     const port = (probe.address() as { port: number }).port
     probe.close()
     await once(probe, 'close')
-    const t = await createTestApp({ METRICS_PORT: String(port), METRICS_TOKEN: TOKEN })
+    await createTestApp(ctx, { METRICS_PORT: String(port), METRICS_TOKEN: TOKEN })
     const shape = async (res: Response, status: number, code: string) => {
       assert.equal(res.status, status)
       const body = await res.json() as Record<string, unknown>
@@ -74,17 +67,13 @@ describe('/metrics', () => {
       assert.equal(body.code, code)
       assert.match(String(body.requestId), /^[0-9a-f-]{36}$/)
     }
-    try {
-      await shape(await fetch(`http://127.0.0.1:${port}/nope`), 404, 'NOT_FOUND')
-      await shape(await fetch(`http://127.0.0.1:${port}/metrics`), 401, 'UNAUTHORIZED')
-      await shape(await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${TOKEN}x` } }), 401, 'UNAUTHORIZED')
-      await shape(await fetch(`http://127.0.0.1:${port}/%E0%A4%A`), 400, 'BAD_URL')
-      const ok = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })
-      assert.equal(ok.status, 200)
-      assert.match(await ok.text(), /keyward_http_requests_in_flight/)
-    } finally {
-      await t.close()
-    }
+    await shape(await fetch(`http://127.0.0.1:${port}/nope`), 404, 'NOT_FOUND')
+    await shape(await fetch(`http://127.0.0.1:${port}/metrics`), 401, 'UNAUTHORIZED')
+    await shape(await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${TOKEN}x` } }), 401, 'UNAUTHORIZED')
+    await shape(await fetch(`http://127.0.0.1:${port}/%E0%A4%A`), 400, 'BAD_URL')
+    const ok = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    assert.equal(ok.status, 200)
+    assert.match(await ok.text(), /keyward_http_requests_in_flight/)
   })
 
   it('the token is compared whole, whatever the lengths (hashed, then compared in constant time)', () => {
@@ -94,39 +83,35 @@ describe('/metrics', () => {
     }
   })
 
-  it('each metric moves when its event happens, and none carries key material or emails', async () => {
-    const t = await createTestApp({ METRICS_TOKEN: TOKEN, SLOW_REQUEST_MS: '1', GENERAL_RATE_LIMIT_MAX: '3', PASSWORD_HASH_COST: '12' })
+  it('each metric moves when its event happens, and none carries key material or emails', async (ctx) => {
+    const t = await createTestApp(ctx, { METRICS_TOKEN: TOKEN, SLOW_REQUEST_MS: '1', GENERAL_RATE_LIMIT_MAX: '3', PASSWORD_HASH_COST: '12' })
     const scrape = async () => (await t.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${TOKEN}` } })).body
-    try {
-      const before = await scrape()
-      const user = await registerUser(t.app, { email: 'distinctive.person@example.com' })
-      const created = await t.app.inject({ method: 'POST', url: '/api/keys', headers: user.headers, payload: { kind: 'issued', name: 'metered' } })
-      const secret = created.json().secret as string
-      for (const key of [secret, 'kw_bad']) await t.app.inject({ method: 'POST', url: '/api/keys/verify', headers: user.headers, payload: { key } })
-      await t.app.inject({ method: 'GET', url: `/api/no-such-route/${secret}` })
-      for (let i = 0; i < 5; i++) await t.app.inject({ method: 'GET', url: '/api/nope', remoteAddress: '203.0.113.50' })
-      await t.app.inject({ method: 'GET', url: '/api/keys', headers: user.headers })
-      await t.app.inject({ method: 'GET', url: '/api/keys', headers: user.headers })
-      const after = await scrape()
+    const before = await scrape()
+    const user = await registerUser(t.app, { email: 'distinctive.person@example.com' })
+    const created = await t.app.inject({ method: 'POST', url: '/api/keys', headers: user.headers, payload: { kind: 'issued', name: 'metered' } })
+    const secret = created.json().secret as string
+    for (const key of [secret, 'kw_bad']) await t.app.inject({ method: 'POST', url: '/api/keys/verify', headers: user.headers, payload: { key } })
+    await t.app.inject({ method: 'GET', url: `/api/no-such-route/${secret}` })
+    for (let i = 0; i < 5; i++) await t.app.inject({ method: 'GET', url: '/api/nope', remoteAddress: '203.0.113.50' })
+    await t.app.inject({ method: 'GET', url: '/api/keys', headers: user.headers })
+    await t.app.inject({ method: 'GET', url: '/api/keys', headers: user.headers })
+    const after = await scrape()
 
-      const count = 'keyward_http_request_duration_seconds_count'
-      assert.ok(metricValue(after, count, { route: '/api/keys/verify', status_class: '2xx' }) >= 2)
-      assert.ok(metricValue(after, count, { route: '/api/auth/register' }) >= 1)
-      assert.ok(metricValue(after, count, { status_class: '4xx' }) >= 1)
-      assert.ok(metricValue(after, 'keyward_http_slow_requests_total', { route: '/api/auth/register' }) >= 1, 'registration with scrypt is over 1 ms')
-      assert.ok(t.logs.text().includes('"msg":"slow request"'))
-      assert.equal(metricValue(after, 'keyward_verifications_total', { code: 'VALID' }), 1)
-      assert.equal(metricValue(after, 'keyward_verifications_total', { code: 'MALFORMED' }), 1)
-      assert.ok(metricValue(after, 'keyward_rate_limit_total', { event: 'refused' }) > (metricValue(before, 'keyward_rate_limit_total', { event: 'refused' }) || 0))
-      assert.ok(metricValue(after, 'keyward_cache_requests_total', { layer: 'l1', result: 'hit' }) >= 1)
-      assert.ok(metricValue(after, 'keyward_store_operation_duration_seconds_count', { operation: 'getUser' }) >= 1)
-      assert.equal(metricValue(after, 'keyward_redis_up'), 0)
+    const count = 'keyward_http_request_duration_seconds_count'
+    assert.ok(metricValue(after, count, { route: '/api/keys/verify', status_class: '2xx' }) >= 2)
+    assert.ok(metricValue(after, count, { route: '/api/auth/register' }) >= 1)
+    assert.ok(metricValue(after, count, { status_class: '4xx' }) >= 1)
+    assert.ok(metricValue(after, 'keyward_http_slow_requests_total', { route: '/api/auth/register' }) >= 1, 'registration with scrypt is over 1 ms')
+    assert.ok(t.logs.text().includes('"msg":"slow request"'))
+    assert.equal(metricValue(after, 'keyward_verifications_total', { code: 'VALID' }), 1)
+    assert.equal(metricValue(after, 'keyward_verifications_total', { code: 'MALFORMED' }), 1)
+    assert.ok(metricValue(after, 'keyward_rate_limit_total', { event: 'refused' }) > (metricValue(before, 'keyward_rate_limit_total', { event: 'refused' }) || 0))
+    assert.ok(metricValue(after, 'keyward_cache_requests_total', { layer: 'l1', result: 'hit' }) >= 1)
+    assert.ok(metricValue(after, 'keyward_store_operation_duration_seconds_count', { operation: 'getUser' }) >= 1)
+    assert.equal(metricValue(after, 'keyward_redis_up'), 0)
 
-      for (const forbidden of [secret, 'distinctive.person@example.com', user.accessToken, user.user.id]) {
-        assert.equal(after.includes(forbidden), false, `metrics contain ${forbidden.slice(0, 10)}…`)
-      }
-    } finally {
-      await t.close()
+    for (const forbidden of [secret, 'distinctive.person@example.com', user.accessToken, user.user.id]) {
+      assert.equal(after.includes(forbidden), false, `metrics contain ${forbidden.slice(0, 10)}…`)
     }
   })
 })
@@ -172,52 +157,44 @@ describe('alerting', () => {
     assert.deepEqual(changes.map((c) => c.name).sort(), ['event_loop_delay', 'heap', 'p99_latency', 'queue_backlog', 'redis_unreachable', 'store_unreachable'])
   })
 
-  it('is logged, counted and sent signed to ALERT_WEBHOOK_URL', async () => {
+  it('is logged, counted and sent signed to ALERT_WEBHOOK_URL', async (ctx) => {
     const receiver = await startReceiver('/alerts')
+    onScopeEnd(ctx, receiver.close)
     const { received, url } = receiver
     const clock = new ManualClock()
-    const t = await createTestApp({ METRICS_TOKEN: TOKEN, ALERT_WEBHOOK_URL: url, ALERT_WEBHOOK_SECRET: 'alert-secret-0123456789', WEBHOOK_ALLOW_PRIVATE: 'true', ALERT_HOLD_MS: '0' }, { clock })
-    try {
-      t.app.metrics.alerts.evaluate({ ...base, storeOk: false })
-      for (let i = 0; i < 50 && received.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
-      assert.equal(received.length, 1)
-      const alert = JSON.parse(received[0]!.body)
-      assert.deepEqual([alert.type, alert.name, alert.status], ['alert', 'store_unreachable', 'firing'])
-      assert.ok(verifySignature('alert-secret-0123456789', received[0]!.body, received[0]!.signature, Math.floor(Date.now() / 1000)))
-      assert.ok(t.logs.text().includes('alert raised: store_unreachable'))
-      const text = (await t.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${TOKEN}` } })).body
-      assert.equal(metricValue(text, 'keyward_alerts_total', { alert: 'store_unreachable', status: 'firing' }), 1)
-    } finally {
-      await t.close()
-      receiver.close()
-    }
+    const t = await createTestApp(ctx, { METRICS_TOKEN: TOKEN, ALERT_WEBHOOK_URL: url, ALERT_WEBHOOK_SECRET: 'alert-secret-0123456789', WEBHOOK_ALLOW_PRIVATE: 'true', ALERT_HOLD_MS: '0' }, { clock })
+    t.app.metrics.alerts.evaluate({ ...base, storeOk: false })
+    await until(() => received.length > 0, 1000, 'the alert reaches ALERT_WEBHOOK_URL')
+    assert.equal(received.length, 1)
+    const alert = JSON.parse(received[0]!.body)
+    assert.deepEqual([alert.type, alert.name, alert.status], ['alert', 'store_unreachable', 'firing'])
+    assert.ok(verifySignature('alert-secret-0123456789', received[0]!.body, received[0]!.signature, Math.floor(Date.now() / 1000)))
+    assert.ok(t.logs.text().includes('alert raised: store_unreachable'))
+    const text = (await t.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${TOKEN}` } })).body
+    assert.equal(metricValue(text, 'keyward_alerts_total', { alert: 'store_unreachable', status: 'firing' }), 1)
   })
 })
 
 describe('system statistics', () => {
-  it('reports the live figures and keeps a per-minute history (admin only)', async () => {
+  it('reports the live figures and keeps a per-minute history (admin only)', async (ctx) => {
     const clock = new ManualClock(Date.UTC(2026, 10, 26, 10, 0, 0))
-    const t = await createTestApp({}, { clock })
-    try {
-      const admin = await registerUser(t.app)
-      await t.app.auth.setRole(admin.email, 'admin')
-      for (let i = 0; i < 5; i++) await t.app.inject({ method: 'GET', url: '/api/health' })
-      const stats = (await t.app.inject({ method: 'GET', url: '/api/system/stats', headers: admin.headers })).json()
-      assert.ok(stats.requests.currentMinute.requests >= 5)
-      assert.equal(stats.store.ok, true)
-      assert.ok(stats.memory.heapLimitBytes > stats.memory.heapUsedBytes)
-      assert.deepEqual(stats.alerts, { open: [], recent: [] })
-      assert.equal(stats.jobs.length, 5)
-      clock.advance(60_000)
-      const history = (await t.app.inject({ method: 'GET', url: '/api/system/stats/history?resolution=minute', headers: admin.headers })).json()
-      assert.equal(history.minutes.length, 1)
-      assert.ok(history.minutes[0].requests >= 5)
-      assert.equal(history.minutes[0].at, '2026-11-26T10:00:00.000Z')
-      const user = await registerUser(t.app)
-      assert.equal((await t.app.inject({ method: 'GET', url: '/api/system/stats', headers: user.headers })).statusCode, 403)
-      assert.equal((await t.app.inject({ method: 'GET', url: '/api/system/stats/history?from=2026-11-27T00:00:00Z&to=2026-11-26T00:00:00Z', headers: admin.headers })).statusCode, 400)
-    } finally {
-      await t.close()
-    }
+    const t = await createTestApp(ctx, {}, { clock })
+    const admin = await registerUser(t.app)
+    await t.app.auth.setRole(admin.email, 'admin')
+    for (let i = 0; i < 5; i++) await t.app.inject({ method: 'GET', url: '/api/health' })
+    const stats = (await t.app.inject({ method: 'GET', url: '/api/system/stats', headers: admin.headers })).json()
+    assert.ok(stats.requests.currentMinute.requests >= 5)
+    assert.equal(stats.store.ok, true)
+    assert.ok(stats.memory.heapLimitBytes > stats.memory.heapUsedBytes)
+    assert.deepEqual(stats.alerts, { open: [], recent: [] })
+    assert.equal(stats.jobs.length, 5)
+    clock.advance(60_000)
+    const history = (await t.app.inject({ method: 'GET', url: '/api/system/stats/history?resolution=minute', headers: admin.headers })).json()
+    assert.equal(history.minutes.length, 1)
+    assert.ok(history.minutes[0].requests >= 5)
+    assert.equal(history.minutes[0].at, '2026-11-26T10:00:00.000Z')
+    const user = await registerUser(t.app)
+    assert.equal((await t.app.inject({ method: 'GET', url: '/api/system/stats', headers: user.headers })).statusCode, 403)
+    assert.equal((await t.app.inject({ method: 'GET', url: '/api/system/stats/history?from=2026-11-27T00:00:00Z&to=2026-11-26T00:00:00Z', headers: admin.headers })).statusCode, 400)
   })
 })

@@ -3,14 +3,15 @@ import { once } from 'node:events'
 import { after, before, describe, it } from 'node:test'
 import { Redis } from 'ioredis'
 import { MEMORY_LIMITS, MemoryTiers, TierLimiter } from '../../plugins/app/rate-limit/tiers.ts'
-import { createTestApp, ManualClock, registerUser, type TestApp } from '../helpers/app.ts'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { createInstances, createTestApp, ManualClock, registerUser, type TestApp } from '../helpers/app.ts'
 import { dropPrefix, REDIS_URL, redisClient, startRedis, testPrefix } from '../helpers/redis.ts'
+import { onScopeEnd } from '../helpers/scope.ts'
 import { freePort } from '../helpers/server.ts'
-import { tempDir } from '../helpers/tmp.ts'
+import { until } from '../helpers/until.ts'
 
 const MIN = 60_000
 const ERROR_KEYS = ['code', 'error', 'message', 'requestId', 'statusCode']
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 describe('progressive blocking', () => {
   it('in memory: 15 min, 30 min, 1 h ... capped at 24 h, forgotten after a quiet day (injected clock)', () => {
@@ -55,37 +56,33 @@ describe('progressive blocking', () => {
     assert.equal(size.penalties, 1)
   })
 
-  it('on the real Redis: the same doubling, shared by two limiters', async () => {
+  it('on the real Redis: the same doubling, shared by two limiters', async (ctx) => {
     const prefix = testPrefix('rl')
     const a = redisClient()
     const b = redisClient()
-    try {
-      const policy = { blockMs: 150, maxBlockMs: 500 }
-      const clock = new ManualClock()
-      const one = new TierLimiter({ redis: a, prefix, clock, policy })
-      const two = new TierLimiter({ redis: b, prefix, clock, policy })
-      assert.equal((await one.hit('t', 'ip', 10_000, 2)).blocked, false)
-      assert.equal((await two.hit('t', 'ip', 10_000, 2)).current, 2, 'one count across limiters')
-      const first = await one.hit('t', 'ip', 10_000, 2)
-      assert.deepEqual([first.blocked, first.newBlock, first.ttl], [true, true, 150])
-      const seen = await two.hit('t', 'ip', 10_000, 2)
-      assert.equal(seen.blocked, true, 'the block is shared')
-      assert.ok(seen.ttl <= 150 && seen.ttl > 0)
-      const ttls = [150]
-      for (let i = 0; i < 3; i++) {
-        await wait(ttls[ttls.length - 1]! + 30)
-        let hit = await one.hit('t', 'ip', 10_000, 2)
-        while (!hit.blocked) hit = await one.hit('t', 'ip', 10_000, 2)
-        ttls.push(hit.ttl)
-      }
-      assert.deepEqual(ttls, [150, 300, 500, 500], 'doubling, capped')
-      const blocked = await one.blockedClients()
-      assert.deepEqual(blocked.map((x) => [x.tier, x.client]), [['t', 'ip']])
-    } finally {
-      a.disconnect()
-      b.disconnect()
-      await dropPrefix(prefix)
+    onScopeEnd(ctx, () => dropPrefix(prefix))
+    onScopeEnd(ctx, () => { a.disconnect(); b.disconnect() })
+    const policy = { blockMs: 150, maxBlockMs: 500 }
+    const clock = new ManualClock()
+    const one = new TierLimiter({ redis: a, prefix, clock, policy })
+    const two = new TierLimiter({ redis: b, prefix, clock, policy })
+    assert.equal((await one.hit('t', 'ip', 10_000, 2)).blocked, false)
+    assert.equal((await two.hit('t', 'ip', 10_000, 2)).current, 2, 'one count across limiters')
+    const first = await one.hit('t', 'ip', 10_000, 2)
+    assert.deepEqual([first.blocked, first.newBlock, first.ttl], [true, true, 150])
+    const seen = await two.hit('t', 'ip', 10_000, 2)
+    assert.equal(seen.blocked, true, 'the block is shared')
+    assert.ok(seen.ttl <= 150 && seen.ttl > 0)
+    const ttls = [150]
+    for (let i = 0; i < 3; i++) {
+      await sleep(ttls[ttls.length - 1]! + 30) // the block runs out
+      let hit = await one.hit('t', 'ip', 10_000, 2)
+      while (!hit.blocked) hit = await one.hit('t', 'ip', 10_000, 2)
+      ttls.push(hit.ttl)
     }
+    assert.deepEqual(ttls, [150, 300, 500, 500], 'doubling, capped')
+    const blocked = await one.blockedClients()
+    assert.deepEqual(blocked.map((x) => [x.tier, x.client]), [['t', 'ip']])
   })
 })
 
@@ -168,78 +165,54 @@ describe('tiers in the application', () => {
 })
 
 describe('the verify tier', () => {
-  it('is off by default, and when set limits each caller credential', async () => {
-    const t = await createTestApp({ VERIFY_RATE_LIMIT_MAX: '2' })
-    try {
-      const user = await registerUser(t.app)
-      const key = (await t.app.inject({ method: 'POST', url: '/api/keys', headers: user.headers, payload: { kind: 'issued', name: 'x' } })).json().secret
-      const verify = () => t.app.inject({ method: 'POST', url: '/api/keys/verify', headers: user.headers, payload: { key } })
-      assert.equal((await verify()).statusCode, 200)
-      assert.equal((await verify()).statusCode, 200)
-      const limited = await verify()
-      assert.equal(limited.statusCode, 429)
-      assert.equal(limited.headers['ratelimit-limit'], '2')
-    } finally {
-      await t.close()
-    }
+  it('is off by default, and when set limits each caller credential', async (ctx) => {
+    const t = await createTestApp(ctx, { VERIFY_RATE_LIMIT_MAX: '2' })
+    const user = await registerUser(t.app)
+    const key = (await t.app.inject({ method: 'POST', url: '/api/keys', headers: user.headers, payload: { kind: 'issued', name: 'x' } })).json().secret
+    const verify = () => t.app.inject({ method: 'POST', url: '/api/keys/verify', headers: user.headers, payload: { key } })
+    assert.equal((await verify()).statusCode, 200)
+    assert.equal((await verify()).statusCode, 200)
+    const limited = await verify()
+    assert.equal(limited.statusCode, 429)
+    assert.equal(limited.headers['ratelimit-limit'], '2')
   })
 })
 
 describe('shared limits and client addresses', () => {
-  it('two instances on one Redis share one count', async () => {
-    const prefix = testPrefix('shared')
-    const tmp = await tempDir('rl-two')
-    const env = { GENERAL_RATE_LIMIT_MAX: '4', REDIS_URL, REDIS_PREFIX: prefix }
-    const a = await createTestApp(env, { dataDir: tmp.dir })
-    const b = await createTestApp(env, { dataDir: tmp.dir })
-    try {
-      const hit = (t: TestApp) => t.app.inject({ method: 'GET', url: '/api/nope', remoteAddress: '203.0.113.7' }).then((r) => r.statusCode)
-      assert.deepEqual([await hit(a), await hit(b), await hit(a), await hit(b)], [404, 404, 404, 404])
-      assert.equal(await hit(a), 429)
-      assert.equal(await hit(b), 429, 'the block is shared')
-    } finally {
-      await a.app.close()
-      await b.app.close()
-      await tmp.remove()
-      await dropPrefix(prefix)
-    }
+  it('two instances on one Redis share one count', async (ctx) => {
+    const { apps: [a, b] } = await createInstances(ctx, 2, { GENERAL_RATE_LIMIT_MAX: '4' })
+    const hit = (t: TestApp) => t.app.inject({ method: 'GET', url: '/api/nope', remoteAddress: '203.0.113.7' }).then((r) => r.statusCode)
+    assert.deepEqual([await hit(a), await hit(b), await hit(a), await hit(b)], [404, 404, 404, 404])
+    assert.equal(await hit(a), 429)
+    assert.equal(await hit(b), 429, 'the block is shared')
   })
 
-  it('an IPv6 client counts by its /64 in the per-address tiers; an IPv4-mapped address as its IPv4 address', async () => {
-    const t = await createTestApp({ GENERAL_RATE_LIMIT_MAX: '2', AUTH_RATE_LIMIT_MAX: '2' })
-    try {
-      const hit = (remoteAddress: string) => t.app.inject({ method: 'GET', url: '/api/nope', remoteAddress }).then((r) => r.statusCode)
-      assert.deepEqual([await hit('2001:db8:1:1::1'), await hit('2001:db8:1:1::2'), await hit('2001:db8:1:1:abcd:ef:1:9')], [404, 404, 429],
-        'two addresses of one /64 share the general bucket')
-      assert.equal(await hit('2001:db8:1:2::1'), 404, 'another /64 has its own')
-      assert.deepEqual([await hit('203.0.113.9'), await hit('::ffff:203.0.113.9'), await hit('203.0.113.9')], [404, 404, 429],
-        'an IPv4-mapped address is its IPv4 address')
-      const login = (remoteAddress: string) => t.app.inject({
-        method: 'POST', url: '/api/auth/login', payload: { email: 'nobody@example.com', password: 'not the password' }, remoteAddress
-      }).then((r) => r.statusCode)
-      assert.deepEqual([await login('2001:db8:9:9::1'), await login('2001:db8:9:9::2'), await login('2001:db8:9:9::3')], [401, 401, 429],
-        'the auth tier too')
-      assert.equal(await login('2001:db8:9:a::1'), 401)
-      const blocked = (await t.app.limiter.blockedClients()).map((b) => `${b.tier}/${b.client}`).sort()
-      assert.deepEqual(blocked, ['auth/2001:db8:9:9::/64', 'general/2001:db8:1:1::/64', 'general/203.0.113.9'])
-    } finally {
-      await t.close()
-    }
+  it('an IPv6 client counts by its /64 in the per-address tiers; an IPv4-mapped address as its IPv4 address', async (ctx) => {
+    const t = await createTestApp(ctx, { GENERAL_RATE_LIMIT_MAX: '2', AUTH_RATE_LIMIT_MAX: '2' })
+    const hit = (remoteAddress: string) => t.app.inject({ method: 'GET', url: '/api/nope', remoteAddress }).then((r) => r.statusCode)
+    assert.deepEqual([await hit('2001:db8:1:1::1'), await hit('2001:db8:1:1::2'), await hit('2001:db8:1:1:abcd:ef:1:9')], [404, 404, 429],
+      'two addresses of one /64 share the general bucket')
+    assert.equal(await hit('2001:db8:1:2::1'), 404, 'another /64 has its own')
+    assert.deepEqual([await hit('203.0.113.9'), await hit('::ffff:203.0.113.9'), await hit('203.0.113.9')], [404, 404, 429],
+      'an IPv4-mapped address is its IPv4 address')
+    const login = (remoteAddress: string) => t.app.inject({
+      method: 'POST', url: '/api/auth/login', payload: { email: 'nobody@example.com', password: 'not the password' }, remoteAddress
+    }).then((r) => r.statusCode)
+    assert.deepEqual([await login('2001:db8:9:9::1'), await login('2001:db8:9:9::2'), await login('2001:db8:9:9::3')], [401, 401, 429],
+      'the auth tier too')
+    assert.equal(await login('2001:db8:9:a::1'), 401)
+    const blocked = (await t.app.limiter.blockedClients()).map((b) => `${b.tier}/${b.client}`).sort()
+    assert.deepEqual(blocked, ['auth/2001:db8:9:9::/64', 'general/2001:db8:1:1::/64', 'general/203.0.113.9'])
   })
 
-  it('X-Forwarded-For is honoured only from a trusted proxy', async () => {
-    const untrusted = await createTestApp({ GENERAL_RATE_LIMIT_MAX: '2' })
-    const trusted = await createTestApp({ GENERAL_RATE_LIMIT_MAX: '2', TRUST_PROXY: '127.0.0.1' })
-    try {
-      const hit = (t: TestApp, xff: string) => t.app.inject({ method: 'GET', url: '/api/nope', headers: { 'x-forwarded-for': xff } }).then((r) => r.statusCode)
-      assert.deepEqual([await hit(untrusted, '1.1.1.1'), await hit(untrusted, '2.2.2.2'), await hit(untrusted, '3.3.3.3')], [404, 404, 429],
-        'spoofed addresses do not escape the limit')
-      assert.deepEqual([await hit(trusted, '1.1.1.1'), await hit(trusted, '2.2.2.2'), await hit(trusted, '3.3.3.3'), await hit(trusted, '1.1.1.1'), await hit(trusted, '1.1.1.1')],
-        [404, 404, 404, 404, 429], 'behind a trusted proxy each client has its own count')
-    } finally {
-      await untrusted.close()
-      await trusted.close()
-    }
+  it('X-Forwarded-For is honoured only from a trusted proxy', async (ctx) => {
+    const untrusted = await createTestApp(ctx, { GENERAL_RATE_LIMIT_MAX: '2' })
+    const trusted = await createTestApp(ctx, { GENERAL_RATE_LIMIT_MAX: '2', TRUST_PROXY: '127.0.0.1' })
+    const hit = (t: TestApp, xff: string) => t.app.inject({ method: 'GET', url: '/api/nope', headers: { 'x-forwarded-for': xff } }).then((r) => r.statusCode)
+    assert.deepEqual([await hit(untrusted, '1.1.1.1'), await hit(untrusted, '2.2.2.2'), await hit(untrusted, '3.3.3.3')], [404, 404, 429],
+      'spoofed addresses do not escape the limit')
+    assert.deepEqual([await hit(trusted, '1.1.1.1'), await hit(trusted, '2.2.2.2'), await hit(trusted, '3.3.3.3'), await hit(trusted, '1.1.1.1'), await hit(trusted, '1.1.1.1')],
+      [404, 404, 404, 404, 429], 'behind a trusted proxy each client has its own count')
   })
 
   it('a TRUST_PROXY hop count takes the client from that many hops back, whatever the client prepends', async () => {
@@ -256,54 +229,45 @@ describe('shared limits and client addresses', () => {
 })
 
 describe('Redis fault', () => {
-  it('keeps limiting from memory when Redis dies, with no 5xx, and shares counts again when it returns', async () => {
+  it('keeps limiting from memory when Redis dies, with no 5xx, and shares counts again when it returns', async (ctx) => {
     const port = await freePort()
     let redis = await startRedis(port)
-    const t = await createTestApp({ GENERAL_RATE_LIMIT_MAX: '3', REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_PREFIX: 'kwfault:' })
-    try {
-      const user = await registerUser(t.app)
-      const key = (await t.app.inject({ method: 'POST', url: '/api/keys', headers: user.headers, payload: { kind: 'issued', name: 'x' } })).json().secret
-      const statuses: number[] = []
-      const traffic = async (ip: string, n: number) => {
-        const out = []
-        for (let i = 0; i < n; i++) {
-          const res = await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: user.headers, remoteAddress: ip })
-          statuses.push(res.statusCode)
-          out.push(res.statusCode)
-        }
-        return out
+    onScopeEnd(ctx, () => redis.kill('SIGKILL'))
+    const t = await createTestApp(ctx, { GENERAL_RATE_LIMIT_MAX: '3', REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_PREFIX: 'kwfault:' })
+    const user = await registerUser(t.app)
+    const key = (await t.app.inject({ method: 'POST', url: '/api/keys', headers: user.headers, payload: { kind: 'issued', name: 'x' } })).json().secret
+    const statuses: number[] = []
+    const traffic = async (ip: string, n: number) => {
+      const out = []
+      for (let i = 0; i < n; i++) {
+        const res = await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: user.headers, remoteAddress: ip })
+        statuses.push(res.statusCode)
+        out.push(res.statusCode)
       }
-      assert.deepEqual(await traffic('192.0.2.1', 2), [200, 200])
-
-      redis.kill('SIGKILL')
-      await once(redis, 'exit')
-      await wait(100)
-      assert.deepEqual(await traffic('192.0.2.2', 4), [200, 200, 200, 429], 'enforced from memory')
-      assert.equal(t.app.limiter.usingFallback, true)
-      const verify = await t.app.inject({ method: 'POST', url: '/api/keys/verify', headers: user.headers, payload: { key } })
-      statuses.push(verify.statusCode)
-      assert.equal(verify.json().code, 'VALID', 'verification goes on')
-      const health = await t.app.inject({ method: 'GET', url: '/api/health' })
-      assert.equal(health.statusCode, 200)
-      assert.equal(health.json().status, 'degraded')
-      assert.ok(t.logs.text().includes('Redis unreachable, enforcing from process memory'))
-
-      redis = await startRedis(port)
-      const reconnected = Date.now()
-      while (t.app.redis?.status !== 'ready' && Date.now() - reconnected < 5000) await wait(100)
-      assert.equal(t.app.redis?.status, 'ready')
-      await traffic('192.0.2.3', 1)
-      assert.equal(t.app.limiter.usingFallback, false, 'shared counts take over again')
-      const shared = new Redis({ port, host: '127.0.0.1' })
-      try {
-        assert.equal(await shared.get('kwfault:rl:general:c:192.0.2.3'), '1', 'the count is in Redis again')
-      } finally {
-        shared.disconnect()
-      }
-      assert.ok(statuses.every((s) => s < 500), statuses.join(','))
-    } finally {
-      await t.close()
-      redis.kill('SIGKILL')
+      return out
     }
+    assert.deepEqual(await traffic('192.0.2.1', 2), [200, 200])
+
+    redis.kill('SIGKILL')
+    await once(redis, 'exit')
+    await until(() => t.app.redis?.status !== 'ready', 5000, 'the app sees Redis gone')
+    assert.deepEqual(await traffic('192.0.2.2', 4), [200, 200, 200, 429], 'enforced from memory')
+    assert.equal(t.app.limiter.usingFallback, true)
+    const verify = await t.app.inject({ method: 'POST', url: '/api/keys/verify', headers: user.headers, payload: { key } })
+    statuses.push(verify.statusCode)
+    assert.equal(verify.json().code, 'VALID', 'verification goes on')
+    const health = await t.app.inject({ method: 'GET', url: '/api/health' })
+    assert.equal(health.statusCode, 200)
+    assert.equal(health.json().status, 'degraded')
+    assert.ok(t.logs.text().includes('Redis unreachable, enforcing from process memory'))
+
+    redis = await startRedis(port)
+    await until(() => t.app.redis?.status === 'ready', 5000, () => `the app reconnects to Redis (status ${t.app.redis?.status})`)
+    await traffic('192.0.2.3', 1)
+    assert.equal(t.app.limiter.usingFallback, false, 'shared counts take over again')
+    const shared = new Redis({ port, host: '127.0.0.1' })
+    onScopeEnd(ctx, () => shared.disconnect())
+    assert.equal(await shared.get('kwfault:rl:general:c:192.0.2.3'), '1', 'the count is in Redis again')
+    assert.ok(statuses.every((s) => s < 500), statuses.join(','))
   })
 })

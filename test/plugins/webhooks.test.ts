@@ -3,6 +3,7 @@ import type { LookupAddress, LookupAllOptions } from 'node:dns'
 import { describe, it } from 'node:test'
 import { checkWebhookUrl, deliver, guardedLookup, isForbiddenAddress, type Resolver, verifySignature } from '../../plugins/app/notifications/webhooks.ts'
 import { createTestApp, registerUser } from '../helpers/app.ts'
+import { onScopeEnd } from '../helpers/scope.ts'
 import { startReceiver } from '../helpers/server.ts'
 
 // No test here opens a connection to anything but 127.0.0.1: public addresses are only checked.
@@ -90,24 +91,20 @@ describe('webhook address check', () => {
 })
 
 describe('PUT /api/auth/me/webhook with the default config (WEBHOOK_ALLOW_PRIVATE unset)', () => {
-  it('accepts public IPv4 and IPv6 literals and refuses IPv6 spellings of private addresses', async () => {
+  it('accepts public IPv4 and IPv6 literals and refuses IPv6 spellings of private addresses', async (ctx) => {
     // Setting a webhook sends nothing, and no jobs run here: nothing is delivered to these hosts.
-    const t = await createTestApp({ JOBS_EMBEDDED: 'false' })
-    try {
-      assert.equal(t.app.config.webhooks.allowPrivate, false)
-      const user = await registerUser(t.app)
-      for (const url of ['https://1.1.1.1/hook', 'https://[2606:4700:4700::1111]/hook', 'https://[64:ff9b::808:808]/hook']) {
-        const res = await t.app.inject({ method: 'PUT', url: '/api/auth/me/webhook', headers: user.headers, payload: { url } })
-        assert.equal(res.statusCode, 200, `${url}: ${res.body}`)
-        assert.equal((await t.app.inject({ method: 'GET', url: '/api/auth/me/webhook', headers: user.headers })).json().url, url)
-      }
-      for (const url of ['https://[::ffff:7f00:1]/', 'https://[64:ff9b::a00:1]/', 'https://[2002:7f00:1::]/', 'https://[::7f00:1]/', 'https://[fec0::1]/', 'https://192.0.2.1/']) {
-        const res = await t.app.inject({ method: 'PUT', url: '/api/auth/me/webhook', headers: user.headers, payload: { url } })
-        assert.equal(res.statusCode, 400, `${url}: ${res.body}`)
-        assert.equal(res.json().code, 'WEBHOOK_URL_FORBIDDEN', url)
-      }
-    } finally {
-      await t.close()
+    const t = await createTestApp(ctx, { JOBS_EMBEDDED: 'false' })
+    assert.equal(t.app.config.webhooks.allowPrivate, false)
+    const user = await registerUser(t.app)
+    for (const url of ['https://1.1.1.1/hook', 'https://[2606:4700:4700::1111]/hook', 'https://[64:ff9b::808:808]/hook']) {
+      const res = await t.app.inject({ method: 'PUT', url: '/api/auth/me/webhook', headers: user.headers, payload: { url } })
+      assert.equal(res.statusCode, 200, `${url}: ${res.body}`)
+      assert.equal((await t.app.inject({ method: 'GET', url: '/api/auth/me/webhook', headers: user.headers })).json().url, url)
+    }
+    for (const url of ['https://[::ffff:7f00:1]/', 'https://[64:ff9b::a00:1]/', 'https://[2002:7f00:1::]/', 'https://[::7f00:1]/', 'https://[fec0::1]/', 'https://192.0.2.1/']) {
+      const res = await t.app.inject({ method: 'PUT', url: '/api/auth/me/webhook', headers: user.headers, payload: { url } })
+      assert.equal(res.statusCode, 400, `${url}: ${res.body}`)
+      assert.equal(res.json().code, 'WEBHOOK_URL_FORBIDDEN', url)
     }
   })
 })
@@ -153,36 +150,30 @@ describe('delivery lookup guard (the resolver is injected; a public answer is ch
     }
   })
 
-  it('delivers through the injected resolver: the socket connects to the answer that passed the guard', async () => {
+  it('delivers through the injected resolver: the socket connects to the answer that passed the guard', async (ctx) => {
     const receiver = await startReceiver()
-    try {
-      const url = `http://${NAME}:${new URL(receiver.url).port}/hook`
-      // The receiver is on loopback, so private addresses are allowed for this delivery only.
-      const { resolve, asked } = resolverAnswering('127.0.0.1')
-      assert.deepEqual(await deliver(url, '{"n":1}', 'whsec_resolver_test', { allowPrivate: true, timeoutMs: 5000, eventId: 'e-resolved', resolve }), { status: 200 })
-      assert.deepEqual(asked, [NAME])
-      assert.equal(receiver.received.length, 1)
-      assert.equal(receiver.received[0]?.body, '{"n":1}')
-      assert.ok(verifySignature('whsec_resolver_test', '{"n":1}', receiver.received[0]?.signature ?? '', Math.floor(Date.now() / 1000)))
-    } finally {
-      receiver.close()
-    }
+    onScopeEnd(ctx, receiver.close)
+    const url = `http://${NAME}:${new URL(receiver.url).port}/hook`
+    // The receiver is on loopback, so private addresses are allowed for this delivery only.
+    const { resolve, asked } = resolverAnswering('127.0.0.1')
+    assert.deepEqual(await deliver(url, '{"n":1}', 'whsec_resolver_test', { allowPrivate: true, timeoutMs: 5000, eventId: 'e-resolved', resolve }), { status: 200 })
+    assert.deepEqual(asked, [NAME])
+    assert.equal(receiver.received.length, 1)
+    assert.equal(receiver.received[0]?.body, '{"n":1}')
+    assert.ok(verifySignature('whsec_resolver_test', '{"n":1}', receiver.received[0]?.signature ?? '', Math.floor(Date.now() / 1000)))
   })
 
-  it('refuses a name the set-time check allows when it resolves to loopback (DNS rebinding): the lookup guard itself refuses it', async () => {
+  it('refuses a name the set-time check allows when it resolves to loopback (DNS rebinding): the lookup guard itself refuses it', async (ctx) => {
     const receiver = await startReceiver()
-    try {
-      const url = `http://${NAME}:${new URL(receiver.url).port}/hook`
-      assert.doesNotThrow(() => checkWebhookUrl(url, false), 'the name itself is allowed')
-      // Only loopback answers here: had the guard let one through, the socket would reach the test's own receiver.
-      for (const answer of ['127.0.0.1', '::ffff:127.0.0.1', '::ffff:7f00:1']) {
-        const { resolve, asked } = resolverAnswering(answer)
-        await assert.rejects(deliver(url, '{}', 'whsec_rebinding_test', { allowPrivate: false, timeoutMs: 5000, eventId: 'e-rebind', resolve }), /resolves to a forbidden address/, answer)
-        assert.deepEqual(asked, [NAME], answer)
-      }
-      assert.deepEqual(receiver.received, [], 'nothing reached the loopback receiver')
-    } finally {
-      receiver.close()
+    onScopeEnd(ctx, receiver.close)
+    const url = `http://${NAME}:${new URL(receiver.url).port}/hook`
+    assert.doesNotThrow(() => checkWebhookUrl(url, false), 'the name itself is allowed')
+    // Only loopback answers here: had the guard let one through, the socket would reach the test's own receiver.
+    for (const answer of ['127.0.0.1', '::ffff:127.0.0.1', '::ffff:7f00:1']) {
+      const { resolve, asked } = resolverAnswering(answer)
+      await assert.rejects(deliver(url, '{}', 'whsec_rebinding_test', { allowPrivate: false, timeoutMs: 5000, eventId: 'e-rebind', resolve }), /resolves to a forbidden address/, answer)
+      assert.deepEqual(asked, [NAME], answer)
     }
+    assert.deepEqual(receiver.received, [], 'nothing reached the loopback receiver')
   })
 })

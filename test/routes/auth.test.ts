@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { createTestApp, ManualClock, registerUser, TEST_SECRETS, type TestApp } from '../helpers/app.ts'
-import { tempDir } from '../helpers/tmp.ts'
+import { createInstances, createTestApp, ManualClock, registerUser, TEST_SECRETS, type TestApp } from '../helpers/app.ts'
+import { testDir } from '../helpers/tmp.ts'
 import { b64url, signHs256 } from '../helpers/tokens.ts'
 import { anonymousOwner } from '../../plugins/app/store/shared.ts'
 import { keyFixture } from '../store/contract/fixtures.ts'
@@ -446,131 +446,91 @@ describe('auth tier rate limit', () => {
 })
 
 describe('password hashing cost', () => {
-  it('re-hashes with raised parameters at the next login', async () => {
-    const tmp = await tempDir('rehash')
-    try {
-      const low = await createTestApp({ PASSWORD_HASH_COST: '10' }, { dataDir: tmp.dir })
-      const user = await registerUser(low.app)
-      assert.match((await low.app.store.getUser(user.user.id))!.passwordHash, /^scrypt\$ln=10,r=8,p=1\$/)
-      await low.app.close()
-      const high = await createTestApp({ PASSWORD_HASH_COST: '11' }, { dataDir: tmp.dir })
-      try {
-        const res = await high.app.inject({ method: 'POST', url: '/api/auth/login', payload: { email: user.email, password: user.password } })
-        assert.equal(res.statusCode, 200)
-        assert.match((await high.app.store.getUser(user.user.id))!.passwordHash, /^scrypt\$ln=11,r=8,p=1\$/)
-        const again = await high.app.inject({ method: 'POST', url: '/api/auth/login', payload: { email: user.email, password: user.password } })
-        assert.equal(again.statusCode, 200)
-      } finally {
-        await high.app.close()
-      }
-    } finally {
-      await tmp.remove()
-    }
+  it('re-hashes with raised parameters at the next login', async (ctx) => {
+    const dataDir = await testDir(ctx, 'rehash')
+    const low = await createTestApp(ctx, { PASSWORD_HASH_COST: '10' }, { dataDir })
+    const user = await registerUser(low.app)
+    assert.match((await low.app.store.getUser(user.user.id))!.passwordHash, /^scrypt\$ln=10,r=8,p=1\$/)
+    await low.close()
+    const high = await createTestApp(ctx, { PASSWORD_HASH_COST: '11' }, { dataDir })
+    const res = await high.app.inject({ method: 'POST', url: '/api/auth/login', payload: { email: user.email, password: user.password } })
+    assert.equal(res.statusCode, 200)
+    assert.match((await high.app.store.getUser(user.user.id))!.passwordHash, /^scrypt\$ln=11,r=8,p=1\$/)
+    const again = await high.app.inject({ method: 'POST', url: '/api/auth/login', payload: { email: user.email, password: user.password } })
+    assert.equal(again.statusCode, 200)
   })
 
-  it('promotes from ADMIN_EMAILS only at registration, so a demotion sticks (issue 14, finding 8)', async () => {
-    const tmp = await tempDir('promote')
-    try {
-      const before = await createTestApp({}, { dataDir: tmp.dir })
-      const late = await registerUser(before.app, { email: 'late-admin@example.com' })
-      assert.equal(late.user.role, 'user')
-      await before.app.close()
-      const afterApp = await createTestApp({ ADMIN_EMAILS: 'late-admin@example.com,listed-admin@example.com' }, { dataDir: tmp.dir })
-      try {
-        const login = (u: { email: string, password: string }) =>
-          afterApp.app.inject({ method: 'POST', url: '/api/auth/login', payload: { email: u.email, password: u.password } })
-        assert.equal((await login(late)).json().user.role, 'user', 'an account registered before it was listed is promoted with the admin command')
-        const listed = await registerUser(afterApp.app, { email: 'listed-admin@example.com' })
-        assert.equal(listed.user.role, 'admin')
-        await afterApp.app.auth.setRole(listed.email, 'user')
-        assert.equal((await login(listed)).json().user.role, 'user', 'the demotion holds at the next login')
-      } finally {
-        await afterApp.app.close()
-      }
-    } finally {
-      await tmp.remove()
-    }
+  it('promotes from ADMIN_EMAILS only at registration, so a demotion sticks (issue 14, finding 8)', async (ctx) => {
+    const dataDir = await testDir(ctx, 'promote')
+    const before = await createTestApp(ctx, {}, { dataDir })
+    const late = await registerUser(before.app, { email: 'late-admin@example.com' })
+    assert.equal(late.user.role, 'user')
+    await before.close()
+    const afterApp = await createTestApp(ctx, { ADMIN_EMAILS: 'late-admin@example.com,listed-admin@example.com' }, { dataDir })
+    const login = (u: { email: string, password: string }) =>
+      afterApp.app.inject({ method: 'POST', url: '/api/auth/login', payload: { email: u.email, password: u.password } })
+    assert.equal((await login(late)).json().user.role, 'user', 'an account registered before it was listed is promoted with the admin command')
+    const listed = await registerUser(afterApp.app, { email: 'listed-admin@example.com' })
+    assert.equal(listed.user.role, 'admin')
+    await afterApp.app.auth.setRole(listed.email, 'user')
+    assert.equal((await login(listed)).json().user.role, 'user', 'the demotion holds at the next login')
   })
 
-  it('answers a wrong password for an account hashed at an older cost no sooner than an unknown email (issue 14, finding 7)', async () => {
-    const tmp = await tempDir('legacy-cost')
-    try {
-      const low = await createTestApp({ PASSWORD_HASH_COST: '10' }, { dataDir: tmp.dir })
-      const user = await registerUser(low.app)
-      await low.app.close()
-      const current = await createTestApp({ PASSWORD_HASH_COST: '15' }, { dataDir: tmp.dir })
-      try {
-        const timed = async (email: string) => {
-          const started = performance.now()
-          const res = await current.app.inject({ method: 'POST', url: '/api/auth/login', payload: { email, password: 'not the password at all' } })
-          assert.equal(res.statusCode, 401)
-          return performance.now() - started
-        }
-        const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
-        const unknown: number[] = []
-        const legacy: number[] = []
-        for (let i = 0; i < 7; i++) {
-          unknown.push(await timed(`nobody-${i}@example.com`))
-          legacy.push(await timed(user.email))
-        }
-        // A check at cost 10 takes 1/32 of one at cost 15 (the default): unpadded, the known account answered ~30x sooner.
-        assert.ok(median(legacy) >= 0.5 * median(unknown), `legacy ${median(legacy).toFixed(1)} ms, unknown ${median(unknown).toFixed(1)} ms`)
-      } finally {
-        await current.app.close()
-      }
-    } finally {
-      await tmp.remove()
+  it('answers a wrong password for an account hashed at an older cost no sooner than an unknown email (issue 14, finding 7)', async (ctx) => {
+    const dataDir = await testDir(ctx, 'legacy-cost')
+    const low = await createTestApp(ctx, { PASSWORD_HASH_COST: '10' }, { dataDir })
+    const user = await registerUser(low.app)
+    await low.close()
+    const current = await createTestApp(ctx, { PASSWORD_HASH_COST: '15' }, { dataDir })
+    const timed = async (email: string) => {
+      const started = performance.now()
+      const res = await current.app.inject({ method: 'POST', url: '/api/auth/login', payload: { email, password: 'not the password at all' } })
+      assert.equal(res.statusCode, 401)
+      return performance.now() - started
     }
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
+    const unknown: number[] = []
+    const legacy: number[] = []
+    for (let i = 0; i < 7; i++) {
+      unknown.push(await timed(`nobody-${i}@example.com`))
+      legacy.push(await timed(user.email))
+    }
+    // A check at cost 10 takes 1/32 of one at cost 15 (the default): unpadded, the known account answered ~30x sooner.
+    assert.ok(median(legacy) >= 0.5 * median(unknown), `legacy ${median(legacy).toFixed(1)} ms, unknown ${median(unknown).toFixed(1)} ms`)
   })
 })
 
 describe('login timing', () => {
-  it('a wrong email costs about as much as a wrong password (no enumeration by timing)', async () => {
-    const t = await createTestApp({ PASSWORD_HASH_COST: '13', AUTH_RATE_LIMIT_MAX: '10000' })
-    try {
-      const user = await registerUser(t.app)
-      const time = async (email: string) => {
-        const started = performance.now()
-        const res = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { email, password: 'definitely wrong' } })
-        assert.equal(res.statusCode, 401)
-        return performance.now() - started
-      }
-      const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
-      const known: number[] = []
-      const unknown: number[] = []
-      for (let i = 0; i < 9; i++) {
-        known.push(await time(user.email))
-        unknown.push(await time(`nobody-${i}@example.com`))
-      }
-      const ratio = median(unknown) / median(known)
-      assert.ok(ratio > 0.5 && ratio < 2, `unknown/known median ratio ${ratio.toFixed(2)}`)
-    } finally {
-      await t.close()
+  it('a wrong email costs about as much as a wrong password (no enumeration by timing)', async (ctx) => {
+    const t = await createTestApp(ctx, { PASSWORD_HASH_COST: '13', AUTH_RATE_LIMIT_MAX: '10000' })
+    const user = await registerUser(t.app)
+    const time = async (email: string) => {
+      const started = performance.now()
+      const res = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { email, password: 'definitely wrong' } })
+      assert.equal(res.statusCode, 401)
+      return performance.now() - started
     }
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
+    const known: number[] = []
+    const unknown: number[] = []
+    for (let i = 0; i < 9; i++) {
+      known.push(await time(user.email))
+      unknown.push(await time(`nobody-${i}@example.com`))
+    }
+    const ratio = median(unknown) / median(known)
+    assert.ok(ratio > 0.5 && ratio < 2, `unknown/known median ratio ${ratio.toFixed(2)}`)
   })
 })
 
 describe('revocation across instances sharing Redis', () => {
-  it('a logout through one instance stops the token on another at once', async () => {
-    const { dropPrefix, REDIS_URL, testPrefix } = await import('../helpers/redis.ts')
-    const tmp = await tempDir('two-instances')
-    const prefix = testPrefix('auth')
-    const env = { REDIS_URL, REDIS_PREFIX: prefix }
-    const a = await createTestApp(env, { dataDir: tmp.dir })
-    const b = await createTestApp(env, { dataDir: tmp.dir })
-    try {
-      const user = await registerUser(a.app)
-      assert.equal((await b.app.inject({ method: 'GET', url: '/api/auth/me', headers: user.headers })).statusCode, 200, 'B has the session cached')
-      assert.equal((await a.app.inject({ method: 'POST', url: '/api/auth/logout', headers: user.headers })).statusCode, 204)
-      await new Promise((resolve) => setTimeout(resolve, 50))
-      const res = await b.app.inject({ method: 'GET', url: '/api/auth/me', headers: user.headers })
-      assert.equal(res.statusCode, 401)
-      assert.equal(res.json().code, 'SESSION_REVOKED')
-    } finally {
-      await a.app.close()
-      await b.app.close()
-      await tmp.remove()
-      await dropPrefix(prefix)
-    }
+  it('a logout through one instance stops the token on another at once', async (ctx) => {
+    const { apps: [a, b] } = await createInstances(ctx, 2)
+    const user = await registerUser(a.app)
+    assert.equal((await b.app.inject({ method: 'GET', url: '/api/auth/me', headers: user.headers })).statusCode, 200, 'B has the session cached')
+    // No wait: B reads the session scope's generation from Redis on every request.
+    assert.equal((await a.app.inject({ method: 'POST', url: '/api/auth/logout', headers: user.headers })).statusCode, 204)
+    const res = await b.app.inject({ method: 'GET', url: '/api/auth/me', headers: user.headers })
+    assert.equal(res.statusCode, 401)
+    assert.equal(res.json().code, 'SESSION_REVOKED')
   })
 })

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { createTestApp, type TestApp } from '../helpers/app.ts'
+import { until } from '../helpers/until.ts'
 
 describe('GET /api/health', () => {
   let t: TestApp
@@ -19,46 +20,34 @@ describe('GET /api/health', () => {
     assert.equal(typeof body.pressure.heapUsedBytes, 'number')
   })
 
-  it('answers 503 unavailable when the store cannot be reached', async () => {
-    const local = await createTestApp()
-    try {
-      await local.app.store.close()
-      const res = await local.app.inject({ method: 'GET', url: '/api/health' })
-      assert.equal(res.statusCode, 503)
-      assert.equal(res.json().status, 'unavailable')
-      assert.equal(res.json().store.ok, false)
-    } finally {
-      await local.close()
-    }
+  it('answers 503 unavailable when the store cannot be reached', async (ctx) => {
+    const local = await createTestApp(ctx)
+    await local.app.store.close()
+    const res = await local.app.inject({ method: 'GET', url: '/api/health' })
+    assert.equal(res.statusCode, 503)
+    assert.equal(res.json().status, 'unavailable')
+    assert.equal(res.json().store.ok, false)
   })
 
-  it('answers 503 with the health shape when under pressure, and sheds other routes in the error shape', async () => {
+  it('answers 503 with the health shape when under pressure, and sheds other routes in the error shape', async (ctx) => {
     // A heap limit of one byte puts the process under pressure at the first sample.
-    const local = await createTestApp({ MAX_HEAP_USED_BYTES: '1' })
-    try {
-      await new Promise((resolve) => setTimeout(resolve, 1200))
-      const health = await local.app.inject({ method: 'GET', url: '/api/health' })
-      assert.equal(health.statusCode, 503)
-      assert.equal(health.json().status, 'unavailable')
-      assert.equal(health.json().pressure.underPressure, true)
-      const other = await local.app.inject({ method: 'GET', url: '/docs/json' })
-      assert.equal(other.statusCode, 503)
-      assert.equal(other.json().code, 'SERVICE_UNAVAILABLE')
-      assert.equal(other.headers['retry-after'], '10')
-    } finally {
-      await local.close()
-    }
+    const local = await createTestApp(ctx, { MAX_HEAP_USED_BYTES: '1' })
+    await until(() => local.app.isUnderPressure(), 5000, 'under pressure at the first sample')
+    const health = await local.app.inject({ method: 'GET', url: '/api/health' })
+    assert.equal(health.statusCode, 503)
+    assert.equal(health.json().status, 'unavailable')
+    assert.equal(health.json().pressure.underPressure, true)
+    const other = await local.app.inject({ method: 'GET', url: '/docs/json' })
+    assert.equal(other.statusCode, 503)
+    assert.equal(other.json().code, 'SERVICE_UNAVAILABLE')
+    assert.equal(other.headers['retry-after'], '10')
   })
 
-  it('reports Redis when it is configured', async () => {
-    const local = await createTestApp({ REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' })
-    try {
-      const body = (await local.app.inject({ method: 'GET', url: '/api/health' })).json()
-      assert.equal(body.redis.configured, true)
-      assert.equal(body.redis.ok, true)
-      assert.equal(typeof body.redis.latencyMs, 'number')
-    } finally {
-      await local.close()
-    }
+  it('reports Redis when it is configured', async (ctx) => {
+    const local = await createTestApp(ctx, { REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' })
+    const body = (await local.app.inject({ method: 'GET', url: '/api/health' })).json()
+    assert.equal(body.redis.configured, true)
+    assert.equal(body.redis.ok, true)
+    assert.equal(typeof body.redis.latencyMs, 'number')
   })
 })

@@ -4,9 +4,8 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import Database from 'libsql'
 import { canonicalJson } from '../../plugins/app/store/shared.ts'
-import { createTestApp, ManualClock, registerUser, type TestApp } from '../helpers/app.ts'
+import { createInstances, createTestApp, ManualClock, registerUser, type TestApp } from '../helpers/app.ts'
 import { dropPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.ts'
-import { tempDir } from '../helpers/tmp.ts'
 
 const ERROR_KEYS = ['code', 'error', 'message', 'requestId', 'statusCode']
 const PASSPHRASE = 'a vault passphrase of some length'
@@ -653,54 +652,39 @@ describe('keys, vault and audit routes', () => {
 })
 
 describe('two instances sharing Redis and the store', () => {
-  it('a change through one is visible through the other on the very next request', async () => {
-    const tmp = await tempDir('keys-two')
-    const prefix = testPrefix('keys2')
-    const env = { REDIS_URL, REDIS_PREFIX: prefix, VAULT_KDF_COST: '10' }
-    const a = await createTestApp(env, { dataDir: tmp.dir })
-    const b = await createTestApp(env, { dataDir: tmp.dir })
-    try {
-      const user = await registerUser(a.app)
-      const get = (app: TestApp, url: string) => app.app.inject({ method: 'GET', url, headers: user.headers }).then((r) => r.json())
-      assert.equal((await get(b, '/api/keys')).items.length, 0, 'B caches an empty list')
-      assert.equal((await get(b, '/api/keys/stats')).total, 0, 'B caches empty stats')
-      const created = await a.app.inject({ method: 'POST', url: '/api/keys', headers: user.headers, payload: { kind: 'issued', name: 'from A' } })
-      const id = created.json().key.id
-      assert.deepEqual((await get(b, '/api/keys')).items.map((k: { id: string }) => k.id), [id])
-      assert.equal((await get(b, '/api/keys/stats')).total, 1)
-      await a.app.inject({ method: 'PATCH', url: `/api/keys/${id}`, headers: user.headers, payload: { name: 'renamed by A' } })
-      assert.equal((await get(b, '/api/keys')).items[0].name, 'renamed by A')
-      await b.app.inject({ method: 'DELETE', url: `/api/keys/${id}`, headers: user.headers })
-      assert.deepEqual((await get(a, '/api/keys/stats')).byStatus, { revoked: 1 })
-    } finally {
-      await a.app.close()
-      await b.app.close()
-      await tmp.remove()
-      await dropPrefix(prefix)
-    }
+  it('a change through one is visible through the other on the very next request', async (ctx) => {
+    const { apps: [a, b] } = await createInstances(ctx, 2, { VAULT_KDF_COST: '10' })
+    const user = await registerUser(a.app)
+    const get = (app: TestApp, url: string) => app.app.inject({ method: 'GET', url, headers: user.headers }).then((r) => r.json())
+    assert.equal((await get(b, '/api/keys')).items.length, 0, 'B caches an empty list')
+    assert.equal((await get(b, '/api/keys/stats')).total, 0, 'B caches empty stats')
+    const created = await a.app.inject({ method: 'POST', url: '/api/keys', headers: user.headers, payload: { kind: 'issued', name: 'from A' } })
+    const id = created.json().key.id
+    assert.deepEqual((await get(b, '/api/keys')).items.map((k: { id: string }) => k.id), [id])
+    assert.equal((await get(b, '/api/keys/stats')).total, 1)
+    await a.app.inject({ method: 'PATCH', url: `/api/keys/${id}`, headers: user.headers, payload: { name: 'renamed by A' } })
+    assert.equal((await get(b, '/api/keys')).items[0].name, 'renamed by A')
+    await b.app.inject({ method: 'DELETE', url: `/api/keys/${id}`, headers: user.headers })
+    assert.deepEqual((await get(a, '/api/keys/stats')).byStatus, { revoked: 1 })
   })
 })
 
 describe('rate-limit tiers of keys', () => {
-  it('key creation and heavy operations are limited per user', async () => {
-    const t = await createTestApp({ KEY_CREATE_RATE_LIMIT_MAX: '2', HEAVY_RATE_LIMIT_MAX: '1' })
-    try {
-      const a = await registerUser(t.app)
-      const b = await registerUser(t.app)
-      const create = (u: User) => t.app.inject({ method: 'POST', url: '/api/keys', headers: u.headers, payload: { kind: 'issued', name: 'x' } })
-      assert.equal((await create(a)).statusCode, 201)
-      assert.equal((await create(a)).statusCode, 201)
-      const limited = await create(a)
-      assert.equal(limited.statusCode, 429)
-      assert.equal(limited.json().code, 'RATE_LIMITED')
-      assert.equal((await create(b)).statusCode, 201, 'another user has their own count')
-      const id = (await t.app.inject({ method: 'GET', url: '/api/keys', headers: a.headers })).json().items[0].id
-      const bulk = () => t.app.inject({ method: 'POST', url: '/api/keys/bulk', headers: a.headers, payload: { action: 'disable', ids: [id] } })
-      assert.equal((await bulk()).statusCode, 200)
-      assert.equal((await bulk()).statusCode, 429)
-      assert.equal((await t.app.inject({ method: 'GET', url: '/api/keys', headers: a.headers })).statusCode, 200, 'reads are not in these tiers')
-    } finally {
-      await t.close()
-    }
+  it('key creation and heavy operations are limited per user', async (ctx) => {
+    const t = await createTestApp(ctx, { KEY_CREATE_RATE_LIMIT_MAX: '2', HEAVY_RATE_LIMIT_MAX: '1' })
+    const a = await registerUser(t.app)
+    const b = await registerUser(t.app)
+    const create = (u: User) => t.app.inject({ method: 'POST', url: '/api/keys', headers: u.headers, payload: { kind: 'issued', name: 'x' } })
+    assert.equal((await create(a)).statusCode, 201)
+    assert.equal((await create(a)).statusCode, 201)
+    const limited = await create(a)
+    assert.equal(limited.statusCode, 429)
+    assert.equal(limited.json().code, 'RATE_LIMITED')
+    assert.equal((await create(b)).statusCode, 201, 'another user has their own count')
+    const id = (await t.app.inject({ method: 'GET', url: '/api/keys', headers: a.headers })).json().items[0].id
+    const bulk = () => t.app.inject({ method: 'POST', url: '/api/keys/bulk', headers: a.headers, payload: { action: 'disable', ids: [id] } })
+    assert.equal((await bulk()).statusCode, 200)
+    assert.equal((await bulk()).statusCode, 429)
+    assert.equal((await t.app.inject({ method: 'GET', url: '/api/keys', headers: a.headers })).statusCode, 200, 'reads are not in these tiers')
   })
 })

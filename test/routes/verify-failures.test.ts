@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { DEFAULT_PREFIX, generateKey } from '../../plugins/app/keys/format.ts'
-import { createTestApp, registerUser, type TestApp } from '../helpers/app.ts'
-import { dropPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.ts'
-import { tempDir } from '../helpers/tmp.ts'
+import { createInstances, createTestApp, registerUser, type Instances, type TestApp } from '../helpers/app.ts'
+import { redisClient } from '../helpers/redis.ts'
+import { onScopeEnd, suiteScope } from '../helpers/scope.ts'
 
 type User = Awaited<ReturnType<typeof registerUser>>
 const ERROR_KEYS = ['code', 'error', 'message', 'requestId', 'statusCode']
@@ -112,23 +112,16 @@ describe('failures per end user, the limit exactly, and refused credentials', ()
     assert.deepEqual(blocked.filter((c) => c.startsWith(`k:${b.root.key.id}`)), [`k:${b.root.key.id}/2001:db8:7:7::/64`, `k:${b.root.key.id}/user-a`])
   })
 
-  it('past the limit, an unknown key already answered is refused without a lookup; a new one is looked up once', async () => {
+  it('past the limit, an unknown key already answered is refused without a lookup; a new one is looked up once', async (ctx) => {
     const b = await backend(t)
     const unknown = Array.from({ length: 4 }, () => generateKey(DEFAULT_PREFIX).secret)
-    const store = t.app.store
-    const original = store.findVersionByHash.bind(store)
-    let lookups = 0
-    store.findVersionByHash = async (...args) => { lookups++; return original(...args) }
-    try {
-      for (const key of unknown.slice(0, 3)) assert.equal((await b.verify({ key })).json().code, 'NOT_FOUND')
-      assert.equal(lookups, 3)
-      for (let i = 0; i < 5; i++) assert.equal((await b.verify({ key: unknown[i % 3] })).statusCode, 429)
-      assert.equal(lookups, 3, 'the negative cache answers')
-      for (let i = 0; i < 3; i++) assert.equal((await b.verify({ key: unknown[3] })).statusCode, 429)
-      assert.equal(lookups, 4, 'a new key is looked up once: it might have been valid')
-    } finally {
-      store.findVersionByHash = original
-    }
+    const lookups = ctx.mock.method(t.app.store, 'findVersionByHash')
+    for (const key of unknown.slice(0, 3)) assert.equal((await b.verify({ key })).json().code, 'NOT_FOUND')
+    assert.equal(lookups.mock.callCount(), 3)
+    for (let i = 0; i < 5; i++) assert.equal((await b.verify({ key: unknown[i % 3] })).statusCode, 429)
+    assert.equal(lookups.mock.callCount(), 3, 'the negative cache answers')
+    for (let i = 0; i < 3; i++) assert.equal((await b.verify({ key: unknown[3] })).statusCode, 429)
+    assert.equal(lookups.mock.callCount(), 4, 'a new key is looked up once: it might have been valid')
   })
 
   it('refused credentials count per client address: past the limit 429, and valid callers there still verify', async () => {
@@ -154,30 +147,16 @@ describe('failures per end user, the limit exactly, and refused credentials', ()
 })
 
 describe('on the real Redis, shared by two instances', () => {
-  const prefix = testPrefix('vfail')
-  let tmp: Awaited<ReturnType<typeof tempDir>>
-  let a: TestApp
-  let b: TestApp
-  before(async () => {
-    tmp = await tempDir('vfail')
-    a = await createTestApp({ REDIS_URL, REDIS_PREFIX: prefix }, { dataDir: tmp.dir })
-    b = await createTestApp({ REDIS_URL, REDIS_PREFIX: prefix }, { dataDir: tmp.dir })
-  })
-  after(async () => {
-    await a.app.close()
-    await b.app.close()
-    await tmp.remove()
-    await dropPrefix(prefix)
-  })
+  const suite = suiteScope()
+  let instances: Instances<2>
+  before(async () => { instances = await createInstances(suite, 2) })
 
-  it('a backend relaying 1,000 bad keys keeps verifying good ones; the other instance refuses its failures, not its good keys', async () => {
+  it('a backend relaying 1,000 bad keys keeps verifying good ones; the other instance refuses its failures, not its good keys', async (ctx) => {
+    const { apps: [a, b], prefix } = instances
     const relayed = await relay(a)
     const redis = redisClient()
-    try {
-      assert.ok(await redis.pttl(`${prefix}rl:verifyFailures:b:k:${relayed.root.key.id}`) > 0, 'the block is in Redis')
-    } finally {
-      redis.disconnect()
-    }
+    onScopeEnd(ctx, () => redis.disconnect())
+    assert.ok(await redis.pttl(`${prefix}rl:verifyFailures:b:k:${relayed.root.key.id}`) > 0, 'the block is in Redis')
     const onB = (key: string) => b.app.inject({ method: 'POST', url: '/api/keys/verify', headers: relayed.headers, payload: { key }, remoteAddress: '203.0.113.51' })
     assert.equal((await onB(malformed())).statusCode, 429)
     assert.equal((await onB(relayed.good.secret)).json().code, 'VALID')

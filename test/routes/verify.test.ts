@@ -2,12 +2,13 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { after, before, describe, it } from 'node:test'
 import { DEFAULT_PREFIX, generateKey } from '../../plugins/app/keys/format.ts'
-import { createTestApp, ManualClock, registerUser, type TestApp } from '../helpers/app.ts'
-import { dropPrefix, REDIS_URL, startRedis, testPrefix } from '../helpers/redis.ts'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { createInstances, createTestApp, ManualClock, registerUser, type TestApp } from '../helpers/app.ts'
+import { startRedis } from '../helpers/redis.ts'
 import { freePort } from '../helpers/server.ts'
-import { tempDir } from '../helpers/tmp.ts'
+import { testDir } from '../helpers/tmp.ts'
+import { until } from '../helpers/until.ts'
 
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 type User = Awaited<ReturnType<typeof registerUser>>
 
 async function issue (t: TestApp, user: User, body: Record<string, unknown> = {}) {
@@ -50,37 +51,23 @@ describe('POST /api/keys/verify', () => {
     assert.equal((await check(user, { key: secret, cost: 5 })).usage.used, 6)
   })
 
-  it('MALFORMED: a checksum failure answers without any lookup', async () => {
+  it('MALFORMED: a checksum failure answers without any lookup', async (ctx) => {
     const user = await registerUser(t.app)
     const { secret } = await issue(t, user)
-    const store = t.app.store
-    const original = store.findVersionByHash.bind(store)
-    let lookups = 0
-    store.findVersionByHash = async (...args) => { lookups++; return original(...args) }
-    try {
-      const typo = secret.slice(0, 10) + (secret[10] === 'x' ? 'y' : 'x') + secret.slice(11)
-      for (const key of [typo, 'kw_short', 'x'.repeat(60), secret + 'a']) {
-        assert.deepEqual(await check(user, { key }), { valid: false, code: 'MALFORMED' })
-      }
-      assert.equal(lookups, 0)
-    } finally {
-      store.findVersionByHash = original
+    const lookups = ctx.mock.method(t.app.store, 'findVersionByHash')
+    const typo = secret.slice(0, 10) + (secret[10] === 'x' ? 'y' : 'x') + secret.slice(11)
+    for (const key of [typo, 'kw_short', 'x'.repeat(60), secret + 'a']) {
+      assert.deepEqual(await check(user, { key }), { valid: false, code: 'MALFORMED' })
     }
+    assert.equal(lookups.mock.callCount(), 0)
   })
 
-  it('NOT_FOUND: unknown keys are negative-cached, so repeating one does not reach the store', async () => {
+  it('NOT_FOUND: unknown keys are negative-cached, so repeating one does not reach the store', async (ctx) => {
     const user = await registerUser(t.app)
     const unknown = generateKey(DEFAULT_PREFIX).secret
-    const store = t.app.store
-    const original = store.findVersionByHash.bind(store)
-    let lookups = 0
-    store.findVersionByHash = async (...args) => { lookups++; return original(...args) }
-    try {
-      for (let i = 0; i < 20; i++) assert.deepEqual(await check(user, { key: unknown }), { valid: false, code: 'NOT_FOUND' })
-      assert.equal(lookups, 1)
-    } finally {
-      store.findVersionByHash = original
-    }
+    const lookups = ctx.mock.method(t.app.store, 'findVersionByHash')
+    for (let i = 0; i < 20; i++) assert.deepEqual(await check(user, { key: unknown }), { valid: false, code: 'NOT_FOUND' })
+    assert.equal(lookups.mock.callCount(), 1)
   })
 
   it('another owner\'s key is indistinguishable from an unknown key', async () => {
@@ -282,163 +269,109 @@ describe('usage routes', () => {
 })
 
 describe('verification across instances and restarts', () => {
-  it('a revoked key stops verifying on another instance within 1 second', async () => {
-    const tmp = await tempDir('verify-two')
-    const prefix = testPrefix('verify')
-    const env = { REDIS_URL, REDIS_PREFIX: prefix }
-    const a = await createTestApp(env, { dataDir: tmp.dir })
-    const b = await createTestApp(env, { dataDir: tmp.dir })
-    try {
-      const user = await registerUser(a.app)
-      const { key, secret } = await issue(a, user)
-      assert.equal((await verify(b, user.headers, { key: secret })).json().code, 'VALID', 'B has it cached')
-      const revokedAt = Date.now()
-      await a.app.inject({ method: 'DELETE', url: `/api/keys/${key.id}`, headers: user.headers })
-      let code = 'VALID'
-      while (Date.now() - revokedAt < 1000) {
-        code = (await verify(b, user.headers, { key: secret })).json().code
-        if (code === 'REVOKED') break
-        await wait(20)
-      }
-      assert.equal(code, 'REVOKED', 'within a second on B')
-      assert.ok(Date.now() - revokedAt < 1000)
-    } finally {
-      await a.app.close()
-      await b.app.close()
-      await tmp.remove()
-      await dropPrefix(prefix)
-    }
+  it('a revoked key stops verifying on another instance within 1 second', async (ctx) => {
+    const { apps: [a, b] } = await createInstances(ctx, 2)
+    const user = await registerUser(a.app)
+    const { key, secret } = await issue(a, user)
+    assert.equal((await verify(b, user.headers, { key: secret })).json().code, 'VALID', 'B has it cached')
+    const revokedAt = Date.now()
+    await a.app.inject({ method: 'DELETE', url: `/api/keys/${key.id}`, headers: user.headers })
+    let code = 'VALID'
+    await until(async () => {
+      code = (await verify(b, user.headers, { key: secret })).json().code
+      return code === 'REVOKED'
+    }, 1000, () => `REVOKED within a second on B (still ${code})`)
+    assert.ok(Date.now() - revokedAt < 1000, 'within a second of the revocation')
   })
 
-  it('a monthly limit is overshot across instances by at most the other instance\'s unsynced traffic', async () => {
-    const tmp = await tempDir('verify-overshoot')
+  it('a monthly limit is overshot across instances by at most the other instance\'s unsynced traffic', async (ctx) => {
     const clock = new ManualClock()
-    const env = { USAGE_FLUSH_INTERVAL_MS: '60000' }
-    const a = await createTestApp(env, { dataDir: tmp.dir, clock })
-    const b = await createTestApp(env, { dataDir: tmp.dir, clock })
-    try {
-      const user = await registerUser(a.app)
-      const { key, secret } = await issue(a, user, { monthlyLimit: 10 })
-      const run = async (t: TestApp, n: number) => {
-        let valid = 0
-        for (let i = 0; i < n; i++) if ((await verify(t, user.headers, { key: secret })).json().valid === true) valid++
-        return valid
-      }
-      // Neither instance has flushed: each sees only its own charges.
-      assert.equal(await run(a, 8), 8)
-      assert.equal(await run(b, 8), 8, 'B cannot see A\'s 8 unflushed charges: the overshoot (6) is within A\'s unflushed traffic (8)')
-      assert.equal(await run(a, 5), 2, 'A still stops at its own view of the limit')
-      await a.app.meter.flush()
-      await b.app.meter.flush()
-      // One flush interval later each instance re-reads the shared total: nothing more gets through.
-      clock.advance(60_001)
-      assert.equal(await run(a, 3) + await run(b, 3), 0)
-      const month = await a.app.store.monthlyUsage(user.user.id, Date.UTC(new Date(clock.now()).getUTCFullYear(), new Date(clock.now()).getUTCMonth(), 1), [key.id])
-      assert.equal(month[0]?.units, 18, 'everything answered VALID was charged, nothing else')
-    } finally {
-      await a.app.close()
-      await b.app.close()
-      await tmp.remove()
+    const { apps: [a, b] } = await createInstances(ctx, 2, { USAGE_FLUSH_INTERVAL_MS: '60000' }, { redis: false, clock })
+    const user = await registerUser(a.app)
+    const { key, secret } = await issue(a, user, { monthlyLimit: 10 })
+    const run = async (t: TestApp, n: number) => {
+      let valid = 0
+      for (let i = 0; i < n; i++) if ((await verify(t, user.headers, { key: secret })).json().valid === true) valid++
+      return valid
     }
+    // Neither instance has flushed: each sees only its own charges.
+    assert.equal(await run(a, 8), 8)
+    assert.equal(await run(b, 8), 8, 'B cannot see A\'s 8 unflushed charges: the overshoot (6) is within A\'s unflushed traffic (8)')
+    assert.equal(await run(a, 5), 2, 'A still stops at its own view of the limit')
+    await a.app.meter.flush()
+    await b.app.meter.flush()
+    // One flush interval later each instance re-reads the shared total: nothing more gets through.
+    clock.advance(60_001)
+    assert.equal(await run(a, 3) + await run(b, 3), 0)
+    const month = await a.app.store.monthlyUsage(user.user.id, Date.UTC(new Date(clock.now()).getUTCFullYear(), new Date(clock.now()).getUTCMonth(), 1), [key.id])
+    assert.equal(month[0]?.units, 18, 'everything answered VALID was charged, nothing else')
   })
 
-  it('with Redis, a monthly limit holds exactly across instances under concurrency', async () => {
-    const tmp = await tempDir('verify-monthly-shared')
-    const prefix = testPrefix('monthly')
+  it('with Redis, a monthly limit holds exactly across instances under concurrency', async (ctx) => {
     // Both instances share the test runner's event loop: 2,000 calls in flight hold Redis's replies
     // past the 300 ms default, which would (rightly) fall back to each process's own view.
-    const env = { REDIS_URL, REDIS_PREFIX: prefix, USAGE_FLUSH_INTERVAL_MS: '60000', REDIS_COMMAND_TIMEOUT_MS: '10000' }
-    const a = await createTestApp(env, { dataDir: tmp.dir })
-    const b = await createTestApp(env, { dataDir: tmp.dir })
-    try {
-      const user = await registerUser(a.app)
-      const { key, secret } = await issue(a, user, { monthlyLimit: 200 })
-      const answers = await Promise.all(Array.from({ length: 2000 }, (_, i) => verify(i % 2 === 0 ? a : b, user.headers, { key: secret })))
-      const codes = answers.map((r) => r.json().code)
-      assert.equal(codes.filter((c) => c === 'VALID').length, 200, 'exactly the limit, not the limit per instance')
-      assert.equal(codes.filter((c) => c === 'USAGE_EXCEEDED').length, 1800)
-      await a.app.meter.flush()
-      await b.app.meter.flush()
-      const now = new Date()
-      const month = await a.app.store.monthlyUsage(user.user.id, Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1), [key.id])
-      assert.equal(month[0]?.units, 200, 'the store, written behind, holds every VALID charge')
-    } finally {
-      await a.app.close()
-      await b.app.close()
-      await tmp.remove()
-      await dropPrefix(prefix)
-    }
+    const { apps: [a, b] } = await createInstances(ctx, 2, { USAGE_FLUSH_INTERVAL_MS: '60000', REDIS_COMMAND_TIMEOUT_MS: '10000' })
+    const user = await registerUser(a.app)
+    const { key, secret } = await issue(a, user, { monthlyLimit: 200 })
+    const answers = await Promise.all(Array.from({ length: 2000 }, (_, i) => verify(i % 2 === 0 ? a : b, user.headers, { key: secret })))
+    const codes = answers.map((r) => r.json().code)
+    assert.equal(codes.filter((c) => c === 'VALID').length, 200, 'exactly the limit, not the limit per instance')
+    assert.equal(codes.filter((c) => c === 'USAGE_EXCEEDED').length, 1800)
+    await a.app.meter.flush()
+    await b.app.meter.flush()
+    const now = new Date()
+    const month = await a.app.store.monthlyUsage(user.user.id, Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1), [key.id])
+    assert.equal(month[0]?.units, 200, 'the store, written behind, holds every VALID charge')
   })
 
-  it('with Redis down, the monthly limit is kept from memory; back up, the shared counter starts from what the process knows', async () => {
+  it('with Redis down, the monthly limit is kept from memory; back up, the shared counter starts from what the process knows', async (ctx) => {
     const port = await freePort()
     let redis = await startRedis(port)
-    const t = await createTestApp({ REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_PREFIX: 'kwmonthly:', USAGE_FLUSH_INTERVAL_MS: '60000' })
-    try {
-      const user = await registerUser(t.app)
-      const { secret } = await issue(t, user, { monthlyLimit: 5 })
-      const codes = async (n: number) => {
-        const out: string[] = []
-        for (let i = 0; i < n; i++) out.push((await verify(t, user.headers, { key: secret })).json().code)
-        return out
-      }
-      assert.deepEqual(await codes(2), ['VALID', 'VALID'])
-      redis.kill('SIGKILL')
-      await once(redis, 'exit')
-      await wait(100)
-      assert.deepEqual(await codes(2), ['VALID', 'VALID'], 'decided from memory, counting the 2 charged through Redis')
-      redis = await startRedis(port)
-      const restarted = Date.now()
-      while (t.app.redis?.status !== 'ready' && Date.now() - restarted < 5000) await wait(100)
-      assert.deepEqual(await codes(2), ['VALID', 'USAGE_EXCEEDED'], 'the empty counter starts from the 4 this process charged')
-    } finally {
-      await t.close()
-      redis.kill('SIGKILL')
+    ctx.after(() => { redis.kill('SIGKILL') })
+    const t = await createTestApp(ctx, { REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_PREFIX: 'kwmonthly:', USAGE_FLUSH_INTERVAL_MS: '60000' })
+    const user = await registerUser(t.app)
+    const { secret } = await issue(t, user, { monthlyLimit: 5 })
+    const codes = async (n: number) => {
+      const out: string[] = []
+      for (let i = 0; i < n; i++) out.push((await verify(t, user.headers, { key: secret })).json().code)
+      return out
     }
+    assert.deepEqual(await codes(2), ['VALID', 'VALID'])
+    redis.kill('SIGKILL')
+    await once(redis, 'exit')
+    // Lets the client notice the closed connection, as a real outage would.
+    await sleep(100)
+    assert.deepEqual(await codes(2), ['VALID', 'VALID'], 'decided from memory, counting the 2 charged through Redis')
+    redis = await startRedis(port)
+    await until(() => t.app.redis?.status === 'ready', 5000, 'Redis is ready again')
+    assert.deepEqual(await codes(2), ['VALID', 'USAGE_EXCEEDED'], 'the empty counter starts from the 4 this process charged')
   })
 
-  it('a single instance never overshoots', async () => {
-    const t = await createTestApp({ USAGE_FLUSH_INTERVAL_MS: '60000' })
-    try {
-      const user = await registerUser(t.app)
-      const { secret } = await issue(t, user, { monthlyLimit: 5 })
-      const answers = await Promise.all(Array.from({ length: 20 }, () => verify(t, user.headers, { key: secret })))
-      assert.equal(answers.filter((r) => r.json().valid === true).length, 5)
-    } finally {
-      await t.close()
-    }
+  it('a single instance never overshoots', async (ctx) => {
+    const t = await createTestApp(ctx, { USAGE_FLUSH_INTERVAL_MS: '60000' })
+    const user = await registerUser(t.app)
+    const { secret } = await issue(t, user, { monthlyLimit: 5 })
+    const answers = await Promise.all(Array.from({ length: 20 }, () => verify(t, user.headers, { key: secret })))
+    assert.equal(answers.filter((r) => r.json().valid === true).length, 5)
   })
 
-  it('usage from verification reaches the store within 2 seconds and survives a graceful restart', async () => {
-    const tmp = await tempDir('verify-restart')
-    const first = await createTestApp({}, { dataDir: tmp.dir })
-    let user: User
-    let keyId: string
-    try {
-      user = await registerUser(first.app)
-      const issued = await issue(first, user)
-      keyId = issued.key.id
-      for (let i = 0; i < 7; i++) await verify(first, user.headers, { key: issued.secret })
-      const started = Date.now()
-      let units = 0
-      while (Date.now() - started < 2000) {
-        units = (await first.app.inject({ method: 'GET', url: `/api/keys/${keyId}/usage`, headers: user.headers })).json().total.units
-        if (units === 7) break
-        await wait(100)
-      }
-      assert.equal(units, 7, 'visible in the usage series within 2 seconds')
-      for (let i = 0; i < 3; i++) await verify(first, user.headers, { key: issued.secret })
-    } finally {
-      await first.app.close()
-    }
-    const second = await createTestApp({}, { dataDir: tmp.dir })
-    try {
-      const series = (await second.app.inject({ method: 'GET', url: `/api/keys/${keyId}/usage`, headers: user.headers })).json()
-      assert.equal(series.total.units, 10, 'the 3 unflushed calls were flushed on shutdown')
-      assert.ok((await second.app.store.getKey(user.user.id, keyId))?.lastUsedAt, 'lastUsedAt was written')
-    } finally {
-      await second.close()
-      await tmp.remove()
-    }
+  it('usage from verification reaches the store within 2 seconds and survives a graceful restart', async (ctx) => {
+    const dataDir = await testDir(ctx, 'verify-restart')
+    const first = await createTestApp(ctx, {}, { dataDir })
+    const user = await registerUser(first.app)
+    const issued = await issue(first, user)
+    const keyId = issued.key.id
+    for (let i = 0; i < 7; i++) await verify(first, user.headers, { key: issued.secret })
+    let units = 0
+    await until(async () => {
+      units = (await first.app.inject({ method: 'GET', url: `/api/keys/${keyId}/usage`, headers: user.headers })).json().total.units
+      return units === 7
+    }, 2000, () => `7 units visible in the usage series within 2 seconds (${units})`, 100)
+    for (let i = 0; i < 3; i++) await verify(first, user.headers, { key: issued.secret })
+    await first.close()
+    const second = await createTestApp(ctx, {}, { dataDir })
+    const series = (await second.app.inject({ method: 'GET', url: `/api/keys/${keyId}/usage`, headers: user.headers })).json()
+    assert.equal(series.total.units, 10, 'the 3 unflushed calls were flushed on shutdown')
+    assert.ok((await second.app.store.getKey(user.user.id, keyId))?.lastUsedAt, 'lastUsedAt was written')
   })
 })

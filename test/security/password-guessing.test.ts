@@ -9,8 +9,7 @@ const ERROR_KEYS = ['code', 'error', 'message', 'requestId', 'statusCode']
 describe('password checks are bounded (issue 14, finding 5)', () => {
   it('DELETE /api/auth/me counts against the auth tier at its default size, shared with login', async (t) => {
     // AUTH_RATE_LIMIT_MAX at its default (10 per 15 minutes per IP): the test app raises it otherwise.
-    const app = await createTestApp({ AUTH_RATE_LIMIT_MAX: '10' })
-    t.after(() => app.close())
+    const app = await createTestApp(t, { AUTH_RATE_LIMIT_MAX: '10' })
     const user = await registerUser(app.app) // the first attempt of the window
     const statuses: number[] = []
     for (let i = 0; i < 10; i++) {
@@ -58,8 +57,7 @@ describe('password checks are bounded (issue 14, finding 5)', () => {
   })
 
   it('a burst of logins at the default scrypt cost leaves the thread pool to others and sheds load with 503 Retry-After', async (t) => {
-    const app = await createTestApp({ PASSWORD_HASH_COST: '15' })
-    t.after(() => app.close())
+    const app = await createTestApp(t, { PASSWORD_HASH_COST: '15' })
     const user = await registerUser(app.app)
     let refusedDone = 0
     const burst = Array.from({ length: 80 }, (_, i) => app.app.inject({

@@ -2,17 +2,19 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { it } from 'node:test'
+import { before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Queue } from 'bullmq'
 import { bullConnection, MAINTENANCE_QUEUE } from '../../jobs/queue.ts'
 import { generateKey } from '../../plugins/app/keys/format.ts'
 import { verifySignature } from '../../plugins/app/notifications/webhooks.ts'
 import { TEST_SECRETS } from '../helpers/app.ts'
 import { dropPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.ts'
+import { onScopeEnd, suiteScope } from '../helpers/scope.ts'
 import { startReceiver, startServer, type RunningServer } from '../helpers/server.ts'
-import { tempDir } from '../helpers/tmp.ts'
+import { testDir } from '../helpers/tmp.ts'
+import { until } from '../helpers/until.ts'
 
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 /** A secret of this run: recognisable, random, long enough that a hit is never a coincidence. */
 const fresh = (label: string) => `${label}-${randomBytes(12).toString('base64url')}`
 
@@ -72,126 +74,168 @@ async function dumpRedis (prefix: string): Promise<{ text: string, entries: numb
 
 interface Answer { status: number, body: string, json: any }
 
-it('no secret the run created or sent reaches a log line, a metric, Redis, the SQLite files, an error body, the audit trail or the export', async () => {
-  const tmp = await tempDir('secrets')
-  const prefix = testPrefix('secrets')
+/** Everything gathered once the run is over: where a secret could have ended up. */
+interface Material {
+  live: Record<string, Buffer>
+  stopped: Record<string, Buffer>
+  redis: Awaited<ReturnType<typeof dumpRedis>>
+  logLines: string[]
+  logs: string
+}
+
+describe('no secret the run created or sent reaches a log line, a metric, Redis, the SQLite files, an error body, the audit trail or the export', () => {
+  const suite = suiteScope()
   const metricsToken = fresh('metrics-token')
   const alertSecret = fresh('alert-signing')
   const secrets = new Set<string>([TEST_SECRETS.JWT_SECRET, TEST_SECRETS.KEY_HASH_SECRET, metricsToken, alertSecret])
   const keep = (...values: string[]) => { for (const v of values) { assert.ok(v.length >= 12, `too short to search: ${v}`); secrets.add(v) } return values[0] as string }
-
-  const receiver = await startReceiver()
-  const deliveries = receiver.received
-  const hookUrl = receiver.url
-
-  // Capture cache invalidations as they cross Redis pub/sub: messages are never stored, so a
-  // secret in one would escape the key scan.
-  const subscriber = redisClient()
+  const prefix = testPrefix('secrets')
+  let dataDir: string
+  let receiver: Awaited<ReturnType<typeof startReceiver>>
+  let maintenance: Queue
+  let server: RunningServer
+  let worker: RunningServer
+  let subscriber: ReturnType<typeof redisClient>
   const published: string[] = []
-  subscriber.on('message', (_channel: string, message: string) => { published.push(message) })
-  await subscriber.subscribe(`${prefix}cache-invalidate`)
 
-  const env = {
-    DATA_DIR: tmp.dir,
-    LOG_LEVEL: 'trace',
-    LOG_REQUESTS: 'true',
-    REDIS_URL,
-    REDIS_PREFIX: prefix,
-    METRICS_TOKEN: metricsToken,
-    ALERT_WEBHOOK_SECRET: alertSecret,
-    PASSWORD_HASH_COST: '10',
-    VAULT_KDF_COST: '10',
-    AUTH_RATE_LIMIT_MAX: '10000',
-    WEBHOOK_ALLOW_PRIVATE: 'true',
-    USAGE_FLUSH_INTERVAL_MS: '200'
+  const errorBodies: string[] = []
+  const headerTexts: string[] = []
+  let requests = 0
+  async function call (method: string, path: string, options: { body?: unknown, raw?: string, token?: string, headers?: Record<string, string> } = {}): Promise<Answer> {
+    requests++
+    const headers: Record<string, string> = { ...options.headers }
+    if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
+    let body: string | undefined
+    if (options.raw !== undefined) body = options.raw
+    else if (options.body !== undefined) body = JSON.stringify(options.body)
+    if (body !== undefined) headers['content-type'] ??= 'application/json'
+    const res = await fetch(server.url + path, { method, headers, body })
+    const text = await res.text()
+    const headerText: string[] = []
+    res.headers.forEach((value, name) => { headerText.push(`${name}: ${value}`) })
+    headerTexts.push(headerText.join('\n'))
+    if (res.status >= 400) errorBodies.push(text)
+    let json: unknown = null
+    try { json = JSON.parse(text) } catch {}
+    return { status: res.status, body: text, json }
   }
-  let server: RunningServer | undefined
-  let worker: RunningServer | undefined
-  const maintenance = new Queue(MAINTENANCE_QUEUE, { connection: bullConnection(REDIS_URL), prefix: `${prefix}bull` })
-  try {
+  const expect = async (status: number, answer: Promise<Answer>) => {
+    const res = await answer
+    assert.equal(res.status, status, res.body)
+    return res.json
+  }
+
+  before(async () => {
+    dataDir = await testDir(suite, 'secrets')
+    onScopeEnd(suite, () => dropPrefix(prefix))
+    receiver = await startReceiver()
+    onScopeEnd(suite, receiver.close)
+
+    // Capture cache invalidations as they cross Redis pub/sub: messages are never stored, so a
+    // secret in one would escape the key scan.
+    subscriber = redisClient()
+    onScopeEnd(suite, () => subscriber.disconnect())
+    subscriber.on('message', (_channel: string, message: string) => { published.push(message) })
+    await subscriber.subscribe(`${prefix}cache-invalidate`)
+
+    const env = {
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'trace',
+      LOG_REQUESTS: 'true',
+      REDIS_URL,
+      REDIS_PREFIX: prefix,
+      METRICS_TOKEN: metricsToken,
+      ALERT_WEBHOOK_SECRET: alertSecret,
+      PASSWORD_HASH_COST: '10',
+      VAULT_KDF_COST: '10',
+      AUTH_RATE_LIMIT_MAX: '10000',
+      WEBHOOK_ALLOW_PRIVATE: 'true',
+      USAGE_FLUSH_INTERVAL_MS: '200'
+    }
+    maintenance = new Queue(MAINTENANCE_QUEUE, { connection: bullConnection(REDIS_URL), prefix: `${prefix}bull` })
+    onScopeEnd(suite, () => maintenance.close())
     server = await startServer(env)
+    onScopeEnd(suite, () => server.stop('SIGKILL'))
     worker = await startServer(env, 'worker.ts', /"msg":"worker ready"()/)
-    const base = server.url
+    onScopeEnd(suite, () => worker.stop('SIGKILL'))
+  })
 
-    const errorBodies: string[] = []
-    const headerTexts: string[] = []
-    let requests = 0
-    async function call (method: string, path: string, options: { body?: unknown, raw?: string, token?: string, headers?: Record<string, string> } = {}): Promise<Answer> {
-      requests++
-      const headers: Record<string, string> = { ...options.headers }
-      if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
-      let body: string | undefined
-      if (options.raw !== undefined) body = options.raw
-      else if (options.body !== undefined) body = JSON.stringify(options.body)
-      if (body !== undefined) headers['content-type'] ??= 'application/json'
-      const res = await fetch(base + path, { method, headers, body })
-      const text = await res.text()
-      const headerText: string[] = []
-      res.headers.forEach((value, name) => { headerText.push(`${name}: ${value}`) })
-      headerTexts.push(headerText.join('\n'))
-      if (res.status >= 400) errorBodies.push(text)
-      let json: unknown = null
-      try { json = JSON.parse(text) } catch {}
-      return { status: res.status, body: text, json }
-    }
-    const expect = async (status: number, answer: Promise<Answer>) => {
-      const res = await answer
-      assert.equal(res.status, status, res.body)
-      return res.json
-    }
+  // What the steps create and the later ones use.
+  let alice: any
+  let bob: any
+  let bobPassword: string
+  let token: string
+  let refreshed: any
+  let newPassword: string
+  let passphrase2: string
+  let held: { id: string }
+  let hookUrl: string
+  let signingSecret: string
+  let metrics: string
+  let exported: string
+  const audit: string[] = []
+  let material: Material
 
-    // Accounts: passwords, token pairs, wrong passwords, refresh rotation and reuse.
+  it('accounts: passwords, token pairs, wrong passwords, refresh rotation and reuse', async () => {
     const alicePassword = keep(fresh('alice password'))
-    const bobPassword = keep(fresh('bob password'))
-    const alice = await expect(201, call('POST', '/api/auth/register', { body: { email: 'alice@example.com', password: alicePassword, name: 'Alice' } }))
-    const bob = await expect(201, call('POST', '/api/auth/register', { body: { email: 'bob@example.com', password: bobPassword } }))
+    bobPassword = keep(fresh('bob password'))
+    alice = await expect(201, call('POST', '/api/auth/register', { body: { email: 'alice@example.com', password: alicePassword, name: 'Alice' } }))
+    bob = await expect(201, call('POST', '/api/auth/register', { body: { email: 'bob@example.com', password: bobPassword } }))
     keep(alice.accessToken, alice.refreshToken, bob.accessToken, bob.refreshToken)
-    const token = alice.accessToken as string
+    token = alice.accessToken as string
     await expect(401, call('POST', '/api/auth/login', { body: { email: 'alice@example.com', password: keep(fresh('wrong password')) } }))
     await expect(401, call('POST', '/api/auth/login', { body: { email: 'nobody@example.com', password: keep(fresh('unknown user password')) } }))
     const second = await expect(200, call('POST', '/api/auth/login', { body: { email: 'alice@example.com', password: alicePassword } }))
     keep(second.accessToken, second.refreshToken)
-    const refreshed = await expect(200, call('POST', '/api/auth/refresh', { body: { refreshToken: second.refreshToken } }))
+    refreshed = await expect(200, call('POST', '/api/auth/refresh', { body: { refreshToken: second.refreshToken } }))
     keep(refreshed.accessToken, refreshed.refreshToken)
     await expect(401, call('POST', '/api/auth/refresh', { body: { refreshToken: second.refreshToken } }))
     await expect(401, call('POST', '/api/auth/refresh', { body: { refreshToken: keep('rt_' + randomBytes(32).toString('base64url')) } }))
-    const newPassword = keep(fresh('alice new password'))
+    newPassword = keep(fresh('alice new password'))
     await expect(403, call('POST', '/api/auth/change-password', { token, body: { currentPassword: keep(fresh('not the current one')), newPassword: keep(fresh('never applied')) } }))
     await expect(204, call('POST', '/api/auth/change-password', { token, body: { currentPassword: alicePassword, newPassword } }))
+  })
 
-    // The vault: passphrases, held secrets, issued keys (plain, recoverable, verify-scoped), rotation, reveal.
+  // Issued keys the verification step checks.
+  let issued: any
+  let rotated: any
+  let verifier: any
+  let expiring: any
+  const bulk: Array<{ id: string, secret: string }> = []
+
+  it('the vault: passphrases, held secrets, issued keys (plain, recoverable, verify-scoped), rotation, reveal', async () => {
     const passphrase = keep(fresh('first vault passphrase'))
-    const passphrase2 = keep(fresh('second vault passphrase'))
+    passphrase2 = keep(fresh('second vault passphrase'))
     await expect(200, call('PUT', '/api/vault/passphrase', { token, body: { passphrase } }))
     await expect(403, call('PUT', '/api/vault/passphrase', { token, body: { currentPassphrase: keep(fresh('wrong current passphrase')), passphrase: keep(fresh('rejected passphrase')) } }))
     await expect(200, call('PUT', '/api/vault/passphrase', { token, body: { currentPassphrase: passphrase, passphrase: passphrase2 } }))
 
     const held1 = keep(fresh('sk_live_held'))
     const held2 = keep(fresh('sk_live_held_rotated'))
-    const held = (await expect(201, call('POST', '/api/keys', { token, body: { kind: 'held', name: 'payments provider', secret: held1, passphrase: passphrase2 } }))).key
+    held = (await expect(201, call('POST', '/api/keys', { token, body: { kind: 'held', name: 'payments provider', secret: held1, passphrase: passphrase2 } }))).key
     await expect(200, call('POST', `/api/keys/${held.id}/rotate`, { token, body: { secret: held2, passphrase: passphrase2 } }))
     assert.equal((await expect(200, call('POST', `/api/keys/${held.id}/reveal`, { token, body: { passphrase: passphrase2 } }))).secret, held2)
     assert.equal((await expect(200, call('POST', `/api/keys/${held.id}/reveal`, { token, body: { passphrase: passphrase2, version: 1 } }))).secret, held1)
     await expect(403, call('POST', `/api/keys/${held.id}/reveal`, { token, body: { passphrase: keep(fresh('wrong reveal passphrase')) } }))
     await expect(403, call('POST', `/api/keys/${held.id}/rotate`, { token, body: { secret: keep(fresh('sk_never_stored')), passphrase: keep(fresh('wrong rotate passphrase')) } }))
 
-    const issued = await expect(201, call('POST', '/api/keys', { token, body: { kind: 'issued', name: 'backend client', monthlyLimit: 1000 } }))
-    const rotated = await expect(200, call('POST', `/api/keys/${issued.key.id}/rotate`, { token, body: { gracePeriodSeconds: 0 } }))
+    issued = await expect(201, call('POST', '/api/keys', { token, body: { kind: 'issued', name: 'backend client', monthlyLimit: 1000 } }))
+    rotated = await expect(200, call('POST', `/api/keys/${issued.key.id}/rotate`, { token, body: { gracePeriodSeconds: 0 } }))
     const recoverable = await expect(201, call('POST', '/api/keys', { token, body: { kind: 'issued', name: 'recoverable', recoverable: true, passphrase: passphrase2 } }))
     assert.equal((await expect(200, call('POST', `/api/keys/${recoverable.key.id}/reveal`, { token, body: { passphrase: passphrase2 } }))).secret, recoverable.secret)
-    const verifier = await expect(201, call('POST', '/api/keys', { token, body: { kind: 'issued', name: 'verifier', scopes: ['keyward:verify'] } }))
-    const expiring = await expect(201, call('POST', '/api/keys', { token, body: { kind: 'issued', name: 'short lived', expiresAt: new Date(Date.now() + 1500).toISOString() } }))
+    verifier = await expect(201, call('POST', '/api/keys', { token, body: { kind: 'issued', name: 'verifier', scopes: ['keyward:verify'] } }))
+    expiring = await expect(201, call('POST', '/api/keys', { token, body: { kind: 'issued', name: 'short lived', expiresAt: new Date(Date.now() + 1500).toISOString() } }))
     const expiringSoon = await expect(201, call('POST', '/api/keys', { token, body: { kind: 'issued', name: 'expires in 3 days', expiresAt: new Date(Date.now() + 3 * 86_400_000).toISOString() } }))
     keep(issued.secret, rotated.secret, recoverable.secret, verifier.secret, expiring.secret, expiringSoon.secret)
-    const bulk: Array<{ id: string, secret: string }> = []
     for (let i = 0; i < 3; i++) {
       const created = await expect(201, call('POST', '/api/keys', { token, body: { kind: 'issued', name: `bulk ${i}` } }))
       bulk.push({ id: created.key.id, secret: keep(created.secret) })
     }
     await expect(200, call('POST', '/api/keys/bulk', { token, body: { action: 'disable', ids: [bulk[0]!.id] } }))
     await expect(200, call('POST', '/api/keys/bulk', { token, body: { action: 'revoke', ids: [bulk[1]!.id, bulk[2]!.id] } }))
+  })
 
-    // Verification: valid, rotated out, revoked, disabled, expired, unknown, malformed, and a verify key as caller.
+  it('verification: valid, rotated out, revoked, disabled, expired, unknown, malformed, and a verify key as caller', async () => {
     const verify = async (key: string, caller = token) => (await expect(200, call('POST', '/api/keys/verify', { token: caller, body: { key } }))).code
     assert.equal(await verify(rotated.secret), 'VALID')
     assert.equal(await verify(rotated.secret, verifier.secret), 'VALID')
@@ -200,37 +244,41 @@ it('no secret the run created or sent reaches a log line, a metric, Redis, the S
     assert.equal(await verify(bulk[2]!.secret), 'REVOKED')
     assert.equal(await verify(keep(generateKey('kw_').secret)), 'NOT_FOUND')
     assert.equal(await verify(keep(fresh('kw_malformed'))), 'MALFORMED')
-    await wait(1600)
+    await sleep(Date.parse(expiring.key.expiresAt) - Date.now() + 100) // the short-lived key's lifetime runs out
     assert.equal(await verify(expiring.secret), 'EXPIRED')
     await expect(401, call('POST', '/api/keys/verify', { token: keep(generateKey('kw_').secret), body: { key: rotated.secret } }))
     await expect(400, call('POST', '/api/keys/verify', { token: bob.accessToken, body: { key: keep(fresh('kw_in_a_bad_body')), extra: true } }))
+  })
 
-    // Bodies that fail carry secrets too: unknown fields, bad JSON, wrong types, a body over the limit.
+  it('bodies that fail carry secrets too: unknown fields, bad JSON, wrong types, a body over the limit', async () => {
     await expect(400, call('POST', '/api/keys', { token, body: { kind: 'held', name: 'x', secret: keep(fresh('sk_in_invalid_body')), passphrase: passphrase2, extra: 1 } }))
     await expect(400, call('POST', '/api/auth/login', { raw: `{"email":"alice@example.com","password":"${keep(fresh('password in broken json'))}"` }))
     await expect(400, call('POST', '/api/auth/register', { body: { email: 'not-an-email', password: keep(fresh('password with bad email')) } }))
     await expect(400, call('PUT', '/api/vault/passphrase', { token, body: { passphrase: keep(fresh('passphrase with extra field')), bogus: true } }))
     await expect(413, call('POST', '/api/keys', { token, raw: JSON.stringify({ kind: 'held', name: 'x', secret: keep(fresh('sk_in_oversized_body')), pad: 'x'.repeat(1_100_000) }) }))
     await expect(400, call('POST', `/api/keys/${held.id}/reveal`, { token, body: { passphrase: keep(fresh('reveal passphrase typed wrong')), version: 'one' } }))
+  })
 
-    // Webhook signing secrets: given, generated, and one refused with its URL.
+  it('webhook signing secrets: given, generated, and one refused with its URL', async () => {
+    hookUrl = receiver.url
     await expect(200, call('PUT', '/api/auth/me/webhook', { token, body: { url: hookUrl, secret: keep(fresh('whsec_given')) } }))
     const generated = await expect(200, call('PUT', '/api/auth/me/webhook', { token, body: { url: hookUrl } }))
-    const signingSecret = keep(generated.secret)
+    signingSecret = keep(generated.secret)
     await expect(400, call('PUT', '/api/auth/me/webhook', { token, body: { url: 'ftp://files.example.com/', secret: keep(fresh('whsec_refused')) } }))
+  })
 
-    // A maintenance job in the worker process notifies the expiring key; the delivery is signed with the secret.
+  it('a maintenance job in the worker process notifies the expiring key; the delivery is signed with the secret', async () => {
+    const deliveries = receiver.received
     await maintenance.add('key-expiration', {})
-    for (let waited = 0; deliveries.length === 0 && waited < 20_000; waited += 100) await wait(100)
-    assert.ok(deliveries.length >= 1, 'the worker delivered a webhook')
+    await until(() => deliveries.length >= 1, 20_000, 'the worker delivered a webhook', 100)
     assert.ok(deliveries.some((d) => verifySignature(signingSecret, d.body, d.signature, Math.floor(Date.now() / 1000))), 'signed with the generated secret')
+  })
 
-    // Usage, metrics (with a wrong token too), audit, export, sessions, logout, and Bob's account deletion.
+  it('usage, metrics (with a wrong token too), audit, export, sessions, logout, and Bob\'s account deletion', async () => {
     await expect(201, call('POST', `/api/keys/${held.id}/usage`, { token, headers: { 'idempotency-key': 'usage-1' }, body: { count: 3 } }))
     await expect(401, call('GET', '/metrics', { token: keep(fresh('wrong metrics token')) }))
-    const metrics = (await call('GET', '/metrics', { token: metricsToken })).body
+    metrics = (await call('GET', '/metrics', { token: metricsToken })).body
     assert.match(metrics, /keyward_http_request_duration_seconds_count/)
-    const audit: string[] = []
     let cursor: string | null = null
     do {
       const page: { items: unknown[], nextCursor: string | null } = await expect(200, call('GET', `/api/audit?limit=100${cursor === null ? '' : `&cursor=${cursor}`}`, { token }))
@@ -238,7 +286,7 @@ it('no secret the run created or sent reaches a log line, a metric, Redis, the S
       cursor = page.nextCursor
     } while (cursor !== null)
     assert.equal((await expect(200, call('GET', '/api/audit/verify', { token }))).valid, true)
-    const exported = (await call('GET', '/api/auth/me/export', { token })).body
+    exported = (await call('GET', '/api/auth/me/export', { token })).body
     assert.ok(exported.includes(held.id) && exported.includes('auth.password_changed'), 'the export holds the keys and the audit trail')
     await expect(200, call('GET', '/api/auth/sessions', { token }))
     const third = await expect(200, call('POST', '/api/auth/login', { body: { email: 'alice@example.com', password: newPassword } }))
@@ -247,13 +295,19 @@ it('no secret the run created or sent reaches a log line, a metric, Redis, the S
     await expect(401, call('GET', '/api/auth/me', { token: refreshed.accessToken }))
     await expect(403, call('DELETE', '/api/auth/me', { token: bob.accessToken, body: { password: keep(fresh('bob wrong password')) } }))
     await expect(204, call('DELETE', '/api/auth/me', { token: bob.accessToken, body: { password: bobPassword } }))
-    await wait(500) // usage flush and the last log lines
+  })
 
-    // Gather every place a secret could end up.
+  it('the server and the worker stop cleanly, leaving logs, Redis and the SQLite files to search', async () => {
+    // The two VALID verifications are metered: wait for the usage flush to write them.
+    let metered = 0
+    await until(async () => {
+      metered = (await expect(200, call('GET', `/api/keys/${issued.key.id}/usage`, { token }))).total.requests
+      return metered === 2
+    }, 5000, () => `the verifications' usage reaches the store (${metered} of 2)`, 100)
     const dbFiles = async () => {
       const out: Record<string, Buffer> = {}
       for (const suffix of ['', '-wal', '-shm']) {
-        try { out[`keyward.db${suffix}`] = await readFile(join(tmp.dir, `keyward.db${suffix}`)) } catch {}
+        try { out[`keyward.db${suffix}`] = await readFile(join(dataDir, `keyward.db${suffix}`)) } catch {}
       }
       return out
     }
@@ -262,11 +316,12 @@ it('no secret the run created or sent reaches a log line, a metric, Redis, the S
     await subscriber.unsubscribe()
     assert.equal(await server.stop(), 0)
     assert.equal(await worker.stop(), 0)
-    const stopped = await dbFiles()
     const logLines = [...server.output, ...worker.output]
-    const logs = logLines.join('\n')
+    material = { live, stopped: await dbFiles(), redis, logLines, logs: logLines.join('\n') }
+  })
 
-    // The search must be able to fail, and must have looked at real material.
+  it('the search must be able to fail, and must have looked at real material', async () => {
+    const { live, redis, logLines, logs } = material
     assert.ok(logLines.length > requests, `${logLines.length} log lines for ${requests} requests`)
     assert.ok(logLines.some((l) => l.includes('"msg":"incoming request"')) && logLines.some((l) => l.includes('"msg":"request completed"')), 'request logs are on')
     assert.ok(logLines.some((l) => l.includes('"msg":"request failed"') || l.includes('"code":"INVALID_CREDENTIALS"')), 'error paths were logged')
@@ -279,7 +334,10 @@ it('no secret the run created or sent reaches a log line, a metric, Redis, the S
     assert.deepEqual(search([planted], { logs: logs + `\n{"msg":"oops","secret":"${planted}"}` }), [`logs: ${planted.slice(0, 10)}…`], 'a planted secret is found in text')
     assert.equal(search([planted], { db: Buffer.concat([live['keyward.db']!, Buffer.from(planted)]) }).length, 1, 'a planted secret is found in bytes')
     assert.equal(search([planted], { logs: `auth ${Buffer.from(planted).toString('base64')}` }).length, 1, 'an encoded secret is found too')
+  })
 
+  it('finds none of them anywhere', () => {
+    const { live, stopped, redis, logLines, logs } = material
     const hits = search(secrets, {
       logs,
       metrics,
@@ -295,13 +353,5 @@ it('no secret the run created or sent reaches a log line, a metric, Redis, the S
     const dbBytes = Object.values(live).concat(Object.values(stopped)).reduce((n, b) => n + b.length, 0)
     console.log(`secrets: ${secrets.size} secrets searched in ${logLines.length} log lines, ${redis.entries} redis entries (${Object.entries(redis.types).map(([k, v]) => `${v} ${k}`).join(', ')}), ${published.length} pub/sub messages, ${metrics.split('\n').length} metric lines, ${errorBodies.length} error bodies, ${audit.join('').length + exported.length} audit/export bytes, ${dbBytes} DB bytes; ${hits.length} found`)
     assert.deepEqual(hits, [])
-  } finally {
-    await server?.stop('SIGKILL')
-    await worker?.stop('SIGKILL')
-    await maintenance.close()
-    subscriber.disconnect()
-    receiver.close()
-    await dropPrefix(prefix)
-    await tmp.remove()
-  }
+  })
 })

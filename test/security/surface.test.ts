@@ -4,8 +4,9 @@ import { createServer, request, type IncomingMessage } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import { checkWebhookUrl, deliver } from '../../plugins/app/notifications/webhooks.ts'
 import { createTestApp, ManualClock, registerUser, TEST_SECRETS, type TestApp } from '../helpers/app.ts'
+import { onScopeEnd } from '../helpers/scope.ts'
 import { startServer } from '../helpers/server.ts'
-import { tempDir } from '../helpers/tmp.ts'
+import { testDir } from '../helpers/tmp.ts'
 import { b64url, signHs256 } from '../helpers/tokens.ts'
 
 const ERROR_KEYS = ['code', 'error', 'message', 'requestId', 'statusCode']
@@ -187,102 +188,86 @@ describe('browser-facing surface', () => {
 })
 
 describe('request size limits', () => {
-  it('every operation with a body refuses one byte over BODY_LIMIT with 413 before any handler runs', async () => {
-    const t = await createTestApp({ JOBS_EMBEDDED: 'false', BODY_LIMIT: '4096', AUTH_RATE_LIMIT_MAX: '100000' })
-    try {
-      const user = await registerUser(t.app)
-      const keyId = (await t.app.inject({ method: 'POST', url: '/api/keys', headers: user.headers, payload: { kind: 'issued', name: 'x' } })).json().key.id
-      const ops = operations(t.app).filter((o) => o.hasBody)
-      assert.ok(ops.length >= 15, `${ops.length} operations with bodies`)
-      for (const op of ops) {
-        const url = op.path.replace('{id}', keyId)
-        const padded = (size: number) => {
-          const body = JSON.stringify({ pad: '' })
-          return JSON.stringify({ pad: 'x'.repeat(size - body.length) })
-        }
-        const over = await t.app.inject({ method: op.method as 'POST', url, headers: { ...user.headers, 'content-type': 'application/json' }, payload: padded(4097) })
-        assert.equal(over.statusCode, 413, `${op.method} ${op.path}: ${over.body}`)
-        assert.equal(over.json().code, 'PAYLOAD_TOO_LARGE')
-        const at = await t.app.inject({ method: op.method as 'POST', url, headers: { ...user.headers, 'content-type': 'application/json' }, payload: padded(4096) })
-        assert.notEqual(at.statusCode, 413, `${op.method} ${op.path}: a body at the limit is read (and refused for its content)`)
+  it('every operation with a body refuses one byte over BODY_LIMIT with 413 before any handler runs', async (ctx) => {
+    const t = await createTestApp(ctx, { JOBS_EMBEDDED: 'false', BODY_LIMIT: '4096', AUTH_RATE_LIMIT_MAX: '100000' })
+    const user = await registerUser(t.app)
+    const keyId = (await t.app.inject({ method: 'POST', url: '/api/keys', headers: user.headers, payload: { kind: 'issued', name: 'x' } })).json().key.id
+    const ops = operations(t.app).filter((o) => o.hasBody)
+    assert.ok(ops.length >= 15, `${ops.length} operations with bodies`)
+    for (const op of ops) {
+      const url = op.path.replace('{id}', keyId)
+      const padded = (size: number) => {
+        const body = JSON.stringify({ pad: '' })
+        return JSON.stringify({ pad: 'x'.repeat(size - body.length) })
       }
-      assert.equal((await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: user.headers })).statusCode, 200, 'the account is intact')
-    } finally {
-      await t.close()
+      const over = await t.app.inject({ method: op.method as 'POST', url, headers: { ...user.headers, 'content-type': 'application/json' }, payload: padded(4097) })
+      assert.equal(over.statusCode, 413, `${op.method} ${op.path}: ${over.body}`)
+      assert.equal(over.json().code, 'PAYLOAD_TOO_LARGE')
+      const at = await t.app.inject({ method: op.method as 'POST', url, headers: { ...user.headers, 'content-type': 'application/json' }, payload: padded(4096) })
+      assert.notEqual(at.statusCode, 413, `${op.method} ${op.path}: a body at the limit is read (and refused for its content)`)
     }
+    assert.equal((await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: user.headers })).statusCode, 200, 'the account is intact')
   })
 
-  it('the real server refuses an over-limit chunked body and oversized headers, and keeps serving', async () => {
-    const tmp = await tempDir('limits')
-    const server = await startServer({ DATA_DIR: tmp.dir })
-    try {
-      // Chunked: no Content-Length to refuse up front; the limit is enforced while reading.
-      const chunked = await new Promise<{ status: number, body: string }>((resolve, reject) => {
-        const req = request(`${server.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
-          let body = ''
-          res.on('data', (c) => { body += c })
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-        })
-        req.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') reject(err) })
-        const chunk = Buffer.alloc(64 * 1024, 0x20)
-        let sent = 0
-        const pump = () => { while (sent < 40 && req.write(chunk)) sent++; if (sent < 40) { sent++; req.once('drain', pump) } else req.end() }
-        pump()
+  it('the real server refuses an over-limit chunked body and oversized headers, and keeps serving', async (ctx) => {
+    const server = await startServer({ DATA_DIR: await testDir(ctx, 'limits') })
+    onScopeEnd(ctx, () => server.stop())
+    // Chunked: no Content-Length to refuse up front; the limit is enforced while reading.
+    const chunked = await new Promise<{ status: number, body: string }>((resolve, reject) => {
+      const req = request(`${server.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
+        let body = ''
+        res.on('data', (c) => { body += c })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
       })
-      assert.equal(chunked.status, 413)
-      assert.equal(JSON.parse(chunked.body).code, 'PAYLOAD_TOO_LARGE')
+      req.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') reject(err) })
+      const chunk = Buffer.alloc(64 * 1024, 0x20)
+      let sent = 0
+      const pump = () => { while (sent < 40 && req.write(chunk)) sent++; if (sent < 40) { sent++; req.once('drain', pump) } else req.end() }
+      pump()
+    })
+    assert.equal(chunked.status, 413)
+    assert.equal(JSON.parse(chunked.body).code, 'PAYLOAD_TOO_LARGE')
 
-      const bigHeaders = await fetch(`${server.url}/api/health`, { headers: { 'x-filler': 'x'.repeat(20_000) } })
-      assert.equal(bigHeaders.status, 431, 'headers over 16 KiB')
+    const bigHeaders = await fetch(`${server.url}/api/health`, { headers: { 'x-filler': 'x'.repeat(20_000) } })
+    assert.equal(bigHeaders.status, 431, 'headers over 16 KiB')
 
-      assert.equal((await fetch(`${server.url}/api/health`)).status, 200, 'still serving')
-    } finally {
-      await server.stop()
-      await tmp.remove()
-    }
+    assert.equal((await fetch(`${server.url}/api/health`)).status, 200, 'still serving')
   })
 })
 
 describe('webhook SSRF', () => {
-  it('refuses every literal spelling of loopback, private, link-local, CGNAT and mapped addresses when set', async () => {
-    const t = await createTestApp({ JOBS_EMBEDDED: 'false' })
-    try {
-      const user = await registerUser(t.app)
-      const targets = [
-        'http://127.1/', 'http://2130706433/', 'http://0x7f.0.0.1/', 'http://0177.0.0.1/', 'http://0.0.0.0/', 'http://[::ffff:127.0.0.1]/',
-        'http://[::ffff:7f00:1]/', 'http://[fd00::1]/', 'http://[fe80::1]/', 'http://100.64.0.1/', 'http://172.31.255.255/', 'http://198.18.0.1/',
-        'http://169.254.169.254/latest/meta-data/', 'http://LOCALHOST/', 'http://localhost./', 'http://api.localhost/', 'http://[::]/',
-        'file:///etc/passwd', 'gopher://127.0.0.1:6379/_FLUSHALL'
-      ]
-      for (const url of targets) {
-        const res = await t.app.inject({ method: 'PUT', url: '/api/auth/me/webhook', headers: user.headers, payload: { url } })
-        assert.equal(res.statusCode, 400, `${url}: ${res.body}`)
-        assert.equal(res.json().code, 'WEBHOOK_URL_FORBIDDEN', url)
-      }
-      assert.equal((await t.app.inject({ method: 'PUT', url: '/api/auth/me/webhook', headers: user.headers, payload: { url: 'https://hooks.example.com/ok' } })).statusCode, 200, 'a public name is accepted')
-    } finally {
-      await t.close()
+  it('refuses every literal spelling of loopback, private, link-local, CGNAT and mapped addresses when set', async (ctx) => {
+    const t = await createTestApp(ctx, { JOBS_EMBEDDED: 'false' })
+    const user = await registerUser(t.app)
+    const targets = [
+      'http://127.1/', 'http://2130706433/', 'http://0x7f.0.0.1/', 'http://0177.0.0.1/', 'http://0.0.0.0/', 'http://[::ffff:127.0.0.1]/',
+      'http://[::ffff:7f00:1]/', 'http://[fd00::1]/', 'http://[fe80::1]/', 'http://100.64.0.1/', 'http://172.31.255.255/', 'http://198.18.0.1/',
+      'http://169.254.169.254/latest/meta-data/', 'http://LOCALHOST/', 'http://localhost./', 'http://api.localhost/', 'http://[::]/',
+      'file:///etc/passwd', 'gopher://127.0.0.1:6379/_FLUSHALL'
+    ]
+    for (const url of targets) {
+      const res = await t.app.inject({ method: 'PUT', url: '/api/auth/me/webhook', headers: user.headers, payload: { url } })
+      assert.equal(res.statusCode, 400, `${url}: ${res.body}`)
+      assert.equal(res.json().code, 'WEBHOOK_URL_FORBIDDEN', url)
     }
+    assert.equal((await t.app.inject({ method: 'PUT', url: '/api/auth/me/webhook', headers: user.headers, payload: { url: 'https://hooks.example.com/ok' } })).statusCode, 200, 'a public name is accepted')
   })
 
-  it('a delivery never follows a redirect (a public receiver cannot bounce it to an internal address)', async () => {
+  it('a delivery never follows a redirect (a public receiver cannot bounce it to an internal address)', async (ctx) => {
     const hits: string[] = []
     const internal = createServer((req: IncomingMessage, res) => { hits.push(String(req.url)); res.end() })
     internal.listen(0, '127.0.0.1')
+    onScopeEnd(ctx, () => { internal.close() })
     await once(internal, 'listening')
     const internalUrl = `http://127.0.0.1:${(internal.address() as { port: number }).port}/internal`
     const bouncer = createServer((_req, res) => { res.statusCode = 307; res.setHeader('location', internalUrl); res.end() })
     bouncer.listen(0, '127.0.0.1')
+    onScopeEnd(ctx, () => { bouncer.close() })
     await once(bouncer, 'listening')
-    try {
-      // allowPrivate lets the test reach its own receiver; the redirect must still not be followed.
-      const url = `http://127.0.0.1:${(bouncer.address() as { port: number }).port}/hook`
-      await assert.rejects(deliver(url, '{}', 'whsec_redirect_test', { allowPrivate: true, timeoutMs: 2000, eventId: 'e1' }), /HTTP 307/)
-      assert.deepEqual(hits, [], 'the redirect target was never called')
-      assert.throws(() => checkWebhookUrl(internalUrl, false), /not allowed/, 'and the target itself is refused')
-    } finally {
-      internal.close()
-      bouncer.close()
-    }
+    // allowPrivate lets the test reach its own receiver; the redirect must still not be followed.
+    const url = `http://127.0.0.1:${(bouncer.address() as { port: number }).port}/hook`
+    await assert.rejects(deliver(url, '{}', 'whsec_redirect_test', { allowPrivate: true, timeoutMs: 2000, eventId: 'e1' }), /HTTP 307/)
+    assert.deepEqual(hits, [], 'the redirect target was never called')
+    assert.throws(() => checkWebhookUrl(internalUrl, false), /not allowed/, 'and the target itself is refused')
   })
 })

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { openFileLimit } from '../../config.ts'
 import type { HolderCommand, HolderReport, OpenReport, ProbeReport, StatusReport } from '../helpers/connection-holder.ts'
+import { onScopeEnd } from '../helpers/scope.ts'
 import { startServer, type RunningServer } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
 import { until } from '../helpers/until.ts'
@@ -228,61 +229,58 @@ describe('many connections on one process', { timeout: 280_000, skip: unsupporte
     figures.rssAfter = rssKiB(pid)
   })
 
-  it('cuts slow-header connections at the headers timeout, so half-open requests cannot hold the cap', async () => {
+  it('cuts slow-header connections at the headers timeout, so half-open requests cannot hold the cap', async (ctx) => {
     const slow = await startServer({
       DATA_DIR: join(tmp.dir, 'slow'),
       HEADERS_TIMEOUT_MS: String(SLOW_HEADERS_TIMEOUT_MS),
       REQUEST_TIMEOUT_MS: '5000',
       CONNECTION_TIMEOUT_MS: '600000'
     })
-    try {
-      // How long after connecting the server closes the socket, and what it answered first.
-      const watch = (socket: net.Socket, started: number) => new Promise<{ ms: number, answer: string }>((resolve) => {
-        let answer = ''
-        socket.on('data', (c) => { answer += c.toString('latin1') })
-        socket.on('error', () => {})
-        socket.on('close', () => resolve({ ms: Date.now() - started, answer }))
-      })
-      const connect = async () => {
-        const socket = net.connect({ host: '127.0.0.1', port: slow.port })
-        await once(socket, 'connect')
-        return socket
-      }
-
-      // Slowloris: headers one byte at a time, each byte well within any idle timeout.
-      const dribble = await connect()
-      const dribbleClosed = watch(dribble, Date.now())
-      const bytes = 'GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ' + 'a'.repeat(1000)
-      let i = 0
-      const timer = setInterval(() => { if (!dribble.destroyed) dribble.write(bytes[i++ % bytes.length]!) }, 100)
-      // Many half-open requests, and connections that never send a byte.
-      const partial = await Promise.all(Array.from({ length: 100 }, async () => {
-        const s = await connect()
-        const closed = watch(s, Date.now())
-        s.write('GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n')
-        return closed
-      }))
-      const silent = await Promise.all(Array.from({ length: 100 }, async () => watch(await connect(), Date.now())))
-      // An idle keep-alive connection between requests is not a half-open request.
-      const idle = await connect()
-      const idleClosed = watch(idle, Date.now())
-      idle.write('GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
-
-      const cut = await dribbleClosed
-      clearInterval(timer)
-      assert.match(cut.answer, /^HTTP\/1\.1 408/, 'the slow client is told its request timed out')
-      const all = [cut, ...await Promise.all(partial), ...await Promise.all(silent)]
-      for (const c of all) {
-        assert.ok(c.ms >= SLOW_HEADERS_TIMEOUT_MS - 100 && c.ms <= SLOW_HEADERS_TIMEOUT_MS + 1500, `closed after ${c.ms} ms`)
-      }
-      figures.slowCutMs = all.map((c) => c.ms)
-      const stillOpen = await Promise.race([idleClosed.then(() => false), sleep(1000).then(() => true)])
-      assert.ok(stillOpen, 'the idle keep-alive connection outlives the headers timeout')
-      idle.destroy()
-      const health = await fetch(`${slow.url}/api/health`)
-      assert.equal(health.status, 200)
-    } finally {
-      await slow.stop('SIGKILL')
+    onScopeEnd(ctx, () => slow.stop('SIGKILL'))
+    // How long after connecting the server closes the socket, and what it answered first.
+    const watch = (socket: net.Socket, started: number) => new Promise<{ ms: number, answer: string }>((resolve) => {
+      let answer = ''
+      socket.on('data', (c) => { answer += c.toString('latin1') })
+      socket.on('error', () => {})
+      socket.on('close', () => resolve({ ms: Date.now() - started, answer }))
+    })
+    const connect = async () => {
+      const socket = net.connect({ host: '127.0.0.1', port: slow.port })
+      await once(socket, 'connect')
+      return socket
     }
+
+    // Slowloris: headers one byte at a time, each byte well within any idle timeout.
+    const dribble = await connect()
+    const dribbleClosed = watch(dribble, Date.now())
+    const bytes = 'GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ' + 'a'.repeat(1000)
+    let i = 0
+    const timer = setInterval(() => { if (!dribble.destroyed) dribble.write(bytes[i++ % bytes.length]!) }, 100)
+    // Many half-open requests, and connections that never send a byte.
+    const partial = await Promise.all(Array.from({ length: 100 }, async () => {
+      const s = await connect()
+      const closed = watch(s, Date.now())
+      s.write('GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n')
+      return closed
+    }))
+    const silent = await Promise.all(Array.from({ length: 100 }, async () => watch(await connect(), Date.now())))
+    // An idle keep-alive connection between requests is not a half-open request.
+    const idle = await connect()
+    const idleClosed = watch(idle, Date.now())
+    idle.write('GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+
+    const cut = await dribbleClosed
+    clearInterval(timer)
+    assert.match(cut.answer, /^HTTP\/1\.1 408/, 'the slow client is told its request timed out')
+    const all = [cut, ...await Promise.all(partial), ...await Promise.all(silent)]
+    for (const c of all) {
+      assert.ok(c.ms >= SLOW_HEADERS_TIMEOUT_MS - 100 && c.ms <= SLOW_HEADERS_TIMEOUT_MS + 1500, `closed after ${c.ms} ms`)
+    }
+    figures.slowCutMs = all.map((c) => c.ms)
+    const stillOpen = await Promise.race([idleClosed.then(() => false), sleep(1000).then(() => true)])
+    assert.ok(stillOpen, 'the idle keep-alive connection outlives the headers timeout')
+    idle.destroy()
+    const health = await fetch(`${slow.url}/api/health`)
+    assert.equal(health.status, 200)
   })
 })

@@ -12,6 +12,7 @@ import { createSqliteStore } from '../../plugins/app/store/sqlite/index.ts'
 import { TEST_SECRETS } from '../helpers/app.ts'
 import { startRedis } from '../helpers/redis.ts'
 import { freePort, startServer, type RunningServer } from '../helpers/server.ts'
+import { onScopeEnd } from '../helpers/scope.ts'
 import { tempDir } from '../helpers/tmp.ts'
 import { SQLITE_ONLY } from '../helpers/store-env.ts'
 import { until } from '../helpers/until.ts'
@@ -260,44 +261,42 @@ describe('faults under traffic', { timeout: 240_000 }, () => {
     survived.push(`SQLite write lock held 7 s (busy: ${summary(busy)}; after: ${summary(after)})`)
   })
 
-  it('the jobs worker stopped while jobs run: it finishes what it holds and exits 0; a new worker takes the rest', async () => {
+  it('the jobs worker stopped while jobs run: it finishes what it holds and exits 0; a new worker takes the rest', async (ctx) => {
     const connection = { host: '127.0.0.1', port: redisPort }
     const prefix = 'kwfaults:bull'
     const queue = new Queue(MAINTENANCE_QUEUE, { connection, prefix })
     const events = new QueueEvents(MAINTENANCE_QUEUE, { connection, prefix })
-    await events.waitUntilReady()
-    try {
-      const first = await startServer({ ...env, JOBS_CONCURRENCY: '1' }, 'worker.ts', /worker ready()/)
-      const names = ['usage-rollup', 'stats-report', 'cache-cleanup', 'key-expiration', 'data-cleanup', 'usage-rollup', 'stats-report']
-      const jobs = await queue.addBulk(names.map((name) => ({ name, data: {} })))
-      await once(events, 'active')
-      const code = await first.stop('SIGTERM')
-      assert.equal(code, 0, first.output.join('\n'))
-      const states = await Promise.all(jobs.map((job) => job.getState()))
-      assert.ok(!states.includes('failed'), states.join(','))
-      assert.ok(!states.includes('active'), `no job is left active (stalled) by the stop: ${states.join(',')}`)
-      const doneByFirst = states.filter((s) => s === 'completed').length
-      assert.ok(doneByFirst >= 1, 'the job running at the stop was finished')
-
-      const second = await startServer({ ...env, JOBS_CONCURRENCY: '1' }, 'worker.ts', /worker ready()/)
-      try {
-        let now: string[] = []
-        await until(async () => {
-          now = await Promise.all(jobs.map((job) => queue.getJobState(job.id as string)))
-          return now.every((s) => s === 'completed')
-        }, 20_000, () => `the new worker completes the rest: ${now.join(',')}`, 250)
-      } finally {
-        assert.equal(await second.stop('SIGTERM'), 0)
-      }
-      const during = traffic.next()
-      assert.deepEqual(during.broken, [], summary(during))
-      assert.deepEqual(failures(during), [], summary(during))
-      survived.push(`jobs worker SIGTERM with ${names.length} jobs queued (${doneByFirst} finished by it, the rest by its replacement; API meanwhile: ${summary(during)})`)
-    } finally {
+    onScopeEnd(ctx, async () => {
       await events.close()
       await queue.obliterate({ force: true }).catch(() => {})
       await queue.close()
-    }
+    })
+    await events.waitUntilReady()
+    const first = await startServer({ ...env, JOBS_CONCURRENCY: '1' }, 'worker.ts', /worker ready()/)
+    onScopeEnd(ctx, () => first.stop('SIGKILL'))
+    const names = ['usage-rollup', 'stats-report', 'cache-cleanup', 'key-expiration', 'data-cleanup', 'usage-rollup', 'stats-report']
+    const jobs = await queue.addBulk(names.map((name) => ({ name, data: {} })))
+    await once(events, 'active')
+    const code = await first.stop('SIGTERM')
+    assert.equal(code, 0, first.output.join('\n'))
+    const states = await Promise.all(jobs.map((job) => job.getState()))
+    assert.ok(!states.includes('failed'), states.join(','))
+    assert.ok(!states.includes('active'), `no job is left active (stalled) by the stop: ${states.join(',')}`)
+    const doneByFirst = states.filter((s) => s === 'completed').length
+    assert.ok(doneByFirst >= 1, 'the job running at the stop was finished')
+
+    const second = await startServer({ ...env, JOBS_CONCURRENCY: '1' }, 'worker.ts', /worker ready()/)
+    onScopeEnd(ctx, () => second.stop('SIGKILL'))
+    let now: string[] = []
+    await until(async () => {
+      now = await Promise.all(jobs.map((job) => queue.getJobState(job.id as string)))
+      return now.every((s) => s === 'completed')
+    }, 20_000, () => `the new worker completes the rest: ${now.join(',')}`, 250)
+    assert.equal(await second.stop('SIGTERM'), 0)
+    const during = traffic.next()
+    assert.deepEqual(during.broken, [], summary(during))
+    assert.deepEqual(failures(during), [], summary(during))
+    survived.push(`jobs worker SIGTERM with ${names.length} jobs queued (${doneByFirst} finished by it, the rest by its replacement; API meanwhile: ${summary(during)})`)
   })
 
   it('afterwards, every acknowledged write is in the store and verification usage is metered in full', async () => {

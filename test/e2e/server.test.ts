@@ -106,19 +106,16 @@ describe('the server process', () => {
     }
   })
 
-  it('a port another process holds is one line naming PORT or METRICS_PORT, exit 1', async () => {
+  it('a port another process holds is one line naming PORT or METRICS_PORT, exit 1', async (ctx) => {
     const holder = net.createServer().listen(0, '127.0.0.1')
+    onScopeEnd(ctx, () => { holder.close() })
     await once(holder, 'listening')
     const held = (holder.address() as net.AddressInfo).port
-    try {
-      const env = { NODE_ENV: 'production', DATA_DIR: tmp.dir, LOG_LEVEL: 'error' }
-      const api = await runToExit({ ...env, PORT: String(held) })
-      assert.deepEqual({ code: api.code, output: api.output }, { code: 1, output: `Keyward could not start: PORT=${held} on 127.0.0.1 is already in use by another process: stop it or choose another PORT\n` })
-      const metrics = await runToExit({ ...env, METRICS_PORT: String(held) })
-      assert.deepEqual({ code: metrics.code, output: metrics.output }, { code: 1, output: `Keyward could not start: METRICS_PORT=${held} on 127.0.0.1 is already in use by another process: stop it or choose another METRICS_PORT\n` })
-    } finally {
-      holder.close()
-    }
+    const env = { NODE_ENV: 'production', DATA_DIR: tmp.dir, LOG_LEVEL: 'error' }
+    const api = await runToExit({ ...env, PORT: String(held) })
+    assert.deepEqual({ code: api.code, output: api.output }, { code: 1, output: `Keyward could not start: PORT=${held} on 127.0.0.1 is already in use by another process: stop it or choose another PORT\n` })
+    const metrics = await runToExit({ ...env, METRICS_PORT: String(held) })
+    assert.deepEqual({ code: metrics.code, output: metrics.output }, { code: 1, output: `Keyward could not start: METRICS_PORT=${held} on 127.0.0.1 is already in use by another process: stop it or choose another METRICS_PORT\n` })
   })
 
   describe('listens on loopback unless HOST is set, and says so', () => {
@@ -130,31 +127,27 @@ describe('the server process', () => {
       socket.once('error', () => resolve(false))
     })
 
-    it('by default: the API and the METRICS_PORT listener take connections from this machine only', { skip: outside === undefined && 'this machine has no non-loopback IPv4 address' }, async () => {
+    it('by default: the API and the METRICS_PORT listener take connections from this machine only', { skip: outside === undefined && 'this machine has no non-loopback IPv4 address' }, async (ctx) => {
       const metricsPort = await freePort()
       const server = await startServer({ DATA_DIR: tmp.dir, HOST: '', METRICS_PORT: String(metricsPort) })
-      try {
-        assert.ok(server.output.some((l) => l.includes(`"msg":"Keyward listening at http://127.0.0.1:${server.port} (loopback only: set HOST=0.0.0.0 to accept connections from other machines)"`)), server.output.join('\n'))
-        assert.ok(server.output.some((l) => l.includes(`"msg":"metrics listening at http://127.0.0.1:${metricsPort}/metrics, no token (loopback only: set METRICS_HOST to expose them, with METRICS_TOKEN)"`)), server.output.join('\n'))
-        assert.equal(await reaches('127.0.0.1', server.port), true)
-        assert.equal(await reaches(outside as string, server.port), false, 'the API refuses other machines')
-        assert.equal(await reaches('127.0.0.1', metricsPort), true)
-        assert.equal(await reaches(outside as string, metricsPort), false, 'the metrics listener refuses other machines')
-      } finally {
-        assert.equal(await server.stop(), 0)
-      }
+      onScopeEnd(ctx, () => server.stop('SIGKILL'))
+      assert.ok(server.output.some((l) => l.includes(`"msg":"Keyward listening at http://127.0.0.1:${server.port} (loopback only: set HOST=0.0.0.0 to accept connections from other machines)"`)), server.output.join('\n'))
+      assert.ok(server.output.some((l) => l.includes(`"msg":"metrics listening at http://127.0.0.1:${metricsPort}/metrics, no token (loopback only: set METRICS_HOST to expose them, with METRICS_TOKEN)"`)), server.output.join('\n'))
+      assert.equal(await reaches('127.0.0.1', server.port), true)
+      assert.equal(await reaches(outside as string, server.port), false, 'the API refuses other machines')
+      assert.equal(await reaches('127.0.0.1', metricsPort), true)
+      assert.equal(await reaches(outside as string, metricsPort), false, 'the metrics listener refuses other machines')
+      assert.equal(await server.stop(), 0)
     })
 
-    it('HOST=0.0.0.0 and METRICS_HOST=0.0.0.0 take connections on every interface, and the start-up lines say so', { skip: outside === undefined && 'this machine has no non-loopback IPv4 address' }, async () => {
+    it('HOST=0.0.0.0 and METRICS_HOST=0.0.0.0 take connections on every interface, and the start-up lines say so', { skip: outside === undefined && 'this machine has no non-loopback IPv4 address' }, async (ctx) => {
       const metricsPort = await freePort()
       const server = await startServer({ DATA_DIR: tmp.dir, HOST: '0.0.0.0', METRICS_PORT: String(metricsPort), METRICS_HOST: '0.0.0.0' }, 'server.ts', /Keyward listening at http:\/\/127\.0\.0\.1:(\d+) \(HOST=0\.0\.0\.0: every interface\)/)
-      try {
-        assert.ok(server.output.some((l) => l.includes('"level":40') && l.includes(`metrics listening at http://0.0.0.0:${metricsPort}/metrics with no token: anyone who can reach METRICS_HOST=0.0.0.0 reads them; set METRICS_TOKEN`)), server.output.join('\n'))
-        assert.equal(await reaches(outside as string, server.port), true)
-        assert.equal(await reaches(outside as string, metricsPort), true)
-      } finally {
-        assert.equal(await server.stop(), 0)
-      }
+      onScopeEnd(ctx, () => server.stop('SIGKILL'))
+      assert.ok(server.output.some((l) => l.includes('"level":40') && l.includes(`metrics listening at http://0.0.0.0:${metricsPort}/metrics with no token: anyone who can reach METRICS_HOST=0.0.0.0 reads them; set METRICS_TOKEN`)), server.output.join('\n'))
+      assert.equal(await reaches(outside as string, server.port), true)
+      assert.equal(await reaches(outside as string, metricsPort), true)
+      assert.equal(await server.stop(), 0)
     })
   })
 })

@@ -8,6 +8,16 @@ import { keyFixture } from '../store/contract/fixtures.ts'
 
 const ERROR_KEYS = ['code', 'error', 'message', 'requestId', 'statusCode']
 
+const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
+
+/** How long a refused login takes, in milliseconds. */
+async function failedLoginMs (t: TestApp, email: string, password: string) {
+  const started = performance.now()
+  const res = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { email, password } })
+  assert.equal(res.statusCode, 401)
+  return performance.now() - started
+}
+
 describe('auth routes', () => {
   let t: TestApp
   const clock = new ManualClock()
@@ -482,13 +492,7 @@ describe('password hashing cost', () => {
     const user = await registerUser(low.app)
     await low.close()
     const current = await createTestApp(ctx, { PASSWORD_HASH_COST: '15' }, { dataDir })
-    const timed = async (email: string) => {
-      const started = performance.now()
-      const res = await current.app.inject({ method: 'POST', url: '/api/auth/login', payload: { email, password: 'not the password at all' } })
-      assert.equal(res.statusCode, 401)
-      return performance.now() - started
-    }
-    const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
+    const timed = (email: string) => failedLoginMs(current, email, 'not the password at all')
     const unknown: number[] = []
     const legacy: number[] = []
     for (let i = 0; i < 7; i++) {
@@ -504,13 +508,7 @@ describe('login timing', () => {
   it('a wrong email costs about as much as a wrong password (no enumeration by timing)', async (ctx) => {
     const t = await createTestApp(ctx, { PASSWORD_HASH_COST: '13', AUTH_RATE_LIMIT_MAX: '10000' })
     const user = await registerUser(t.app)
-    const time = async (email: string) => {
-      const started = performance.now()
-      const res = await t.app.inject({ method: 'POST', url: '/api/auth/login', payload: { email, password: 'definitely wrong' } })
-      assert.equal(res.statusCode, 401)
-      return performance.now() - started
-    }
-    const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
+    const time = (email: string) => failedLoginMs(t, email, 'definitely wrong')
     const known: number[] = []
     const unknown: number[] = []
     for (let i = 0; i < 9; i++) {

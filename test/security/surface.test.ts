@@ -220,6 +220,8 @@ describe('request size limits', () => {
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
       })
       req.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') reject(err) })
+      // A reset that loses the answer fails here instead of leaving the test waiting for ever.
+      req.on('close', () => reject(new Error('the connection closed before the whole answer to the chunked body arrived')))
       const chunk = Buffer.alloc(64 * 1024, 0x20)
       let sent = 0
       const pump = () => { while (sent < 40 && req.write(chunk)) sent++; if (sent < 40) { sent++; req.once('drain', pump) } else req.end() }

@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq'
 import closeWithGrace from 'close-with-grace'
-import { configOrExit, type Config } from './config.ts'
+import { configOrExit, exitIfConfigError, type Config } from './config.ts'
 import type { JobContext } from './plugins/app/jobs/context.ts'
 import { bullConnection, MAINTENANCE_QUEUE, queueDelivery, requeueDue, startWorkers, upsertSchedules, WEBHOOK_QUEUE } from './jobs/queue.ts'
 import { openJobContext } from './jobs/standalone.ts'
@@ -69,6 +69,8 @@ async function main () {
     process.exit(78)
   }
   const started = startJobs(config, config.redis)
+  // A configuration error found while starting (a standalone MongoDB) is one line and exit 78.
+  started.catch(exitIfConfigError)
   let stopping = false
   // Installed while start-up runs: a signal then is honoured once start-up has finished.
   // Unhandled rejections are handled below, since some are expected while stopping.

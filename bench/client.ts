@@ -4,41 +4,17 @@
  * cache off against Keyward's own verify measured in the same run (target ≥ 0.8x); and the
  * client-side p99 of verify() on a cache hit (target < 0.1 ms). Each server is its own process.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
+import { start, stop } from './processes.ts'
 import { Keyward } from '../clients/node/src/index.ts'
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const DURATION = Number(process.env.BENCH_DURATION ?? 10)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100)
-
-function start (entry: string, env: Record<string, string>): Promise<{ proc: ChildProcess, url: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${entry} did not start:\n${output}`)), 30_000)
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString()
-      const match = /listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
-      if (match) { clearTimeout(timer); resolve({ proc, url: match[1]! }) }
-    }
-    proc.stdout!.on('data', onData)
-    proc.stderr!.on('data', onData)
-    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${entry} exited ${code}:\n${output}`)) })
-  })
-}
-
-async function stop (proc: ChildProcess) {
-  if (proc.exitCode !== null) return
-  const exited = new Promise((resolve) => proc.once('exit', resolve))
-  proc.kill('SIGTERM')
-  await exited
-}
 
 async function measure (url: string, options: { method?: 'GET' | 'POST', headers?: Record<string, string>, body?: string }) {
   await autocannon({ url, connections: CONNECTIONS, duration: Math.min(3, DURATION), ...options })

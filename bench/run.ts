@@ -10,15 +10,14 @@
  *   BENCH_DURATION=10 BENCH_CONNECTIONS=100 BENCH_MODES=embedded,redis BENCH_CPU_REQUESTS=20000 npm run bench
  */
 import { execFileSync } from 'node:child_process'
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
+import { ROOT, start, stop } from './processes.ts'
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const DURATION = Number(process.env.BENCH_DURATION ?? 10)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100)
 const MODES = (process.env.BENCH_MODES ?? 'embedded,metrics-off,cluster,redis').split(',')
@@ -75,42 +74,12 @@ interface Row {
   target: string
 }
 
-function start (entry: string, env: Record<string, string>): Promise<{ proc: ChildProcess, url: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', entry], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let output = ''
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${entry} did not start:\n${output}`)), 30_000)
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString()
-      const match = /listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
-      if (match) {
-        clearTimeout(timer)
-        resolve({ proc, url: match[1] as string })
-      }
-    }
-    proc.stdout!.on('data', onData)
-    proc.stderr!.on('data', onData)
-    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${entry} exited ${code}:\n${output}`)) })
-  })
-}
-
 async function freePort (): Promise<number> {
   const server = createServer().listen(0, '127.0.0.1')
   await new Promise((resolve) => server.once('listening', resolve))
   const { port } = server.address() as { port: number }
   await new Promise((resolve) => server.close(resolve))
   return port
-}
-
-async function stop (proc: ChildProcess) {
-  if (proc.exitCode !== null) return
-  const exited = new Promise((resolve) => proc.once('exit', resolve))
-  proc.kill('SIGTERM')
-  await exited
 }
 
 async function api (url: string, method: string, path: string, body?: unknown, token?: string) {

@@ -7,13 +7,13 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import autocannon from 'autocannon'
 import { openFileLimit } from '../../config.ts'
 import type { HolderCommand, HolderReport, OpenReport, ProbeReport, StatusReport } from '../helpers/connection-holder.ts'
 import { onScopeEnd } from '../helpers/scope.ts'
 import { startServer, type RunningServer } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
 import { until } from '../helpers/until.ts'
+import { call, verifyLoad } from '../helpers/verify-load.ts'
 
 // One process may open 20,000 files on this machine. The server needs ~40 descriptors of its own
 // (store files, pipes, epoll), so its cap is 19,200 and the test holds 19,000 idle connections,
@@ -71,30 +71,6 @@ function merge (reports: OpenReport[]) {
   const failures: Record<string, number> = {}
   for (const r of reports) for (const [k, v] of Object.entries(r.failures)) failures[k] = (failures[k] ?? 0) + v
   return { held: reports.reduce((s, r) => s + r.held, 0), refused: reports.reduce((s, r) => s + r.refused, 0), failures }
-}
-
-async function call (url: string, path: string, body: unknown, token?: string) {
-  const res = await fetch(url + path, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
-    body: JSON.stringify(body)
-  })
-  const json = await res.json() as Record<string, unknown>
-  assert.ok(res.status < 300, `${path}: ${res.status} ${JSON.stringify(json)}`)
-  return json
-}
-
-async function verifyLoad (url: string, root: string, key: string, seconds: number) {
-  const result = await autocannon({
-    url: `${url}/api/keys/verify`,
-    method: 'POST',
-    headers: { authorization: `Bearer ${root}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ key }),
-    connections: VERIFY_CONNECTIONS,
-    duration: seconds
-  })
-  const unexpected = Object.entries(result.statusCodeStats ?? {}).filter(([code]) => code !== '200').reduce((s, [, v]) => s + (v as { count: number }).count, 0)
-  return { requests: result.requests.total, rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts, unexpected }
 }
 
 // Linux only (/proc, loopback source addresses), and only where a process may open 20,000 files.
@@ -155,9 +131,9 @@ describe('many connections on one process', { timeout: 280_000, skip: unsupporte
   })
 
   it(`holds ${HOLD} idle keep-alive connections from ${SOURCE_ADDRESSES.length} source addresses`, async () => {
-    const warm = await verifyLoad(server.url, root, client, 3)
+    const warm = await verifyLoad(server.url, root, client, 3, VERIFY_CONNECTIONS)
     assert.equal(warm.errors + warm.unexpected, 0)
-    const alone = await verifyLoad(server.url, root, client, 5)
+    const alone = await verifyLoad(server.url, root, client, 5, VERIFY_CONNECTIONS)
     figures.baseline = alone
     await sleep(500) // the load's connections wind down before the idle figures
     figures.idleSockets = socketCount(pid)
@@ -183,7 +159,7 @@ describe('many connections on one process', { timeout: 280_000, skip: unsupporte
   })
 
   it('serves verify traffic while they are held', async () => {
-    const during = await verifyLoad(server.url, root, client, VERIFY_SECONDS)
+    const during = await verifyLoad(server.url, root, client, VERIFY_SECONDS, VERIFY_CONNECTIONS)
     figures.during = during
     assert.equal(during.errors, 0, 'no connection errors or timeouts')
     assert.equal(during.unexpected, 0, 'every verification answered 200')

@@ -4,11 +4,11 @@ import { once } from 'node:events'
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import autocannon from 'autocannon'
 import { FD_RESERVE, openFileLimit } from '../../config.ts'
 import type { HolderCommand, HolderReport, OpenReport, ProbeReport, StatusReport } from '../helpers/connection-holder.ts'
 import { freePort, startServer, type RunningServer } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
+import { call, verifyLoad } from '../helpers/verify-load.ts'
 
 // 100,000 idle keep-alive connections held against one cluster on loopback. One process may open
 // 20,000 files on this machine, so both ends are spread over processes: WORKERS server workers,
@@ -93,30 +93,6 @@ async function askAll<T extends HolderReport> (holders: ChildProcess[], command:
   return Promise.all(holders.map((h, i) => ask<T>(h, command(i))))
 }
 
-async function call (url: string, path: string, body: unknown, token?: string) {
-  const res = await fetch(url + path, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
-    body: JSON.stringify(body)
-  })
-  const json = await res.json() as Record<string, unknown>
-  assert.ok(res.status < 300, `${path}: ${res.status} ${JSON.stringify(json)}`)
-  return json
-}
-
-async function verifyLoad (url: string, root: string, key: string, seconds: number) {
-  const result = await autocannon({
-    url: `${url}/api/keys/verify`,
-    method: 'POST',
-    headers: { authorization: `Bearer ${root}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ key }),
-    connections: VERIFY_CONNECTIONS,
-    duration: seconds
-  })
-  const unexpected = Object.entries(result.statusCodeStats ?? {}).filter(([code]) => code !== '200').reduce((s, [, v]) => s + (v as { count: number }).count, 0)
-  return { requests: result.requests.total, rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts, unexpected }
-}
-
 interface WorkerFigures { pid: number, idleSockets: number, rssIdle: number, held: number, rssHeld: number, rssAfter: number, socketsAfter: number }
 
 const fileLimit = openFileLimit() ?? 0
@@ -196,9 +172,9 @@ describe(`${TARGET} connections on one machine`, { timeout: 280_000, skip: unsup
   })
 
   it(`opens and holds ${TARGET} idle keep-alive connections, none refused, spread over every worker`, async () => {
-    const warm = await verifyLoad(url, root, client, 3)
+    const warm = await verifyLoad(url, root, client, 3, VERIFY_CONNECTIONS)
     assert.equal(warm.errors + warm.unexpected, 0)
-    figures.baseline = await verifyLoad(url, root, client, 5)
+    figures.baseline = await verifyLoad(url, root, client, 5, VERIFY_CONNECTIONS)
     await wait(1000)
     const pids = workersOf(cluster.proc.pid as number)
     assert.equal(pids.length, WORKERS, `workers: ${pids.join(', ')}`)
@@ -237,7 +213,7 @@ describe(`${TARGET} connections on one machine`, { timeout: 280_000, skip: unsup
   })
 
   it(`serves verify traffic during the hold with p99 within ${P99_BOUND_MS} ms`, async () => {
-    figures.during = await verifyLoad(url, root, client, VERIFY_SECONDS)
+    figures.during = await verifyLoad(url, root, client, VERIFY_SECONDS, VERIFY_CONNECTIONS)
     assert.equal(figures.during.errors, 0, 'no connection errors or timeouts')
     assert.equal(figures.during.unexpected, 0, 'every verification answered 200')
     assert.ok(figures.during.requests > 1000, `${figures.during.requests} verifications in ${VERIFY_SECONDS} s`)

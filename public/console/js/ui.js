@@ -92,7 +92,11 @@ export function Dialog ({ title, onClose, children, wide }) {
     dialog.showModal()
     const first = dialog.querySelector('input:not([type=hidden]), select, textarea, button:not(.close)')
     if (first !== null) first.focus()
-    return () => { if (opener instanceof HTMLElement && opener.isConnected) opener.focus() }
+    return () => {
+      // Closed before it leaves the page: while it is open the rest of the page is inert and cannot take focus.
+      if (dialog.open) dialog.close()
+      if (opener instanceof HTMLElement && opener.isConnected) opener.focus()
+    }
   }, [])
   const cancel = (e) => { e.preventDefault(); onClose() }
   return html`<dialog ref=${ref} class=${wide ? 'wide' : ''} aria-labelledby=${titleId} onCancel=${cancel}>

@@ -25,3 +25,23 @@ export function Chart ({ label, x, series, height = 220 }) {
   }, [x, series])
   return html`<div class="chart" ref=${box} role="img" aria-label=${label} data-points=${x.length}></div>`
 }
+
+/** Every bucket from `from` to `to` (the API lists only buckets with usage), as [seconds], [values]. */
+export function buckets (series, granularity, value) {
+  const byStart = new Map(series.points.map((p) => [Date.parse(p.start), value(p)]))
+  const x = []
+  const y = []
+  const at = new Date(series.from)
+  if (granularity === 'month') at.setUTCDate(1)
+  if (granularity !== 'hour') at.setUTCHours(0, 0, 0, 0)
+  else at.setUTCMinutes(0, 0, 0)
+  const end = Date.parse(series.to)
+  while (at.getTime() <= end) {
+    x.push(at.getTime() / 1000)
+    y.push(byStart.get(at.getTime()) ?? 0)
+    if (granularity === 'hour') at.setUTCHours(at.getUTCHours() + 1)
+    else if (granularity === 'day') at.setUTCDate(at.getUTCDate() + 1)
+    else at.setUTCMonth(at.getUTCMonth() + 1)
+  }
+  return { x, y }
+}

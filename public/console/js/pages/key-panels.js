@@ -1,5 +1,5 @@
 import { api, query } from '../api.js'
-import { Chart } from '../chart.js'
+import { buckets, Chart } from '../chart.js'
 import { html, number, useEffect, useRef, useState, when } from '../lib.js'
 import { Busy, Field, FormError, Loading, SecretOnce, useAction } from '../ui.js'
 
@@ -104,7 +104,8 @@ export function UsagePanel ({ keyId }) {
   useEffect(load, [keyId, granularity])
   const chart = useRef(null)
   if (series !== null && (chart.current === null || chart.current.source !== series)) {
-    chart.current = { source: series, x: series.points.map((p) => Date.parse(p.start) / 1000), series: [{ label: 'requests', values: series.points.map((p) => p.requests) }] }
+    const { x, y } = buckets(series, series.granularity, (p) => p.requests)
+    chart.current = { source: series, x, series: [{ label: 'requests', values: y }] }
   }
   return html`<section class="card" aria-labelledby="usage-title">
     <div class="section-head">

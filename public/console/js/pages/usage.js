@@ -1,5 +1,5 @@
 import { api, query } from '../api.js'
-import { Chart } from '../chart.js'
+import { buckets, Chart } from '../chart.js'
 import { html, number, useEffect, useState } from '../lib.js'
 import { FormError, Loading } from '../ui.js'
 
@@ -14,8 +14,8 @@ export function UsagePage () {
       const top = s.topKeys.slice(0, 5)
       const from = s.month
       const lines = await Promise.all(top.map((k) => api('GET', `/api/keys/${k.keyId}/usage` + query({ granularity: 'day', from }))))
-      const x = lines.length === 0 ? [] : lines[0].points.map((p) => Date.parse(p.start) / 1000)
-      setDaily({ x, series: lines.map((line, i) => ({ label: top[i].name, values: line.points.map((p) => p.units) })) })
+      const filled = lines.map((line) => buckets(line, 'day', (p) => p.units))
+      setDaily({ x: filled[0]?.x ?? [], series: filled.map((line, i) => ({ label: top[i].name, values: line.y })) })
     }).catch(setError)
   }, [])
   if (error !== null) return html`<main id="main" tabindex="-1"><h1>Usage</h1><${FormError} text=${error.text} /></main>`

@@ -85,6 +85,32 @@ describe('the key owners console in headless Chromium', { skip }, () => {
       await context.close()
     }
   })
+
+  it('at the default limits, tells a guesser when to try again', async () => {
+    const dir = await tempDir('console-defaults')
+    const defaults = await startServer({ DATA_DIR: dir.dir })
+    const { context, page, watch } = await openConsole(browser)
+    try {
+      await page.goto(`${defaults.url}/console`)
+      await page.getByRole('heading', { name: 'Sign in to Keyward' }).waitFor()
+      await page.getByLabel('Email').fill('nobody@example.com')
+      await page.getByLabel('Password', { exact: true }).fill('not the password')
+      let text = ''
+      for (let attempt = 0; attempt < 15 && !/Too many requests/.test(text); attempt++) {
+        await page.getByRole('button', { name: 'Sign in' }).click()
+        await page.waitForFunction(() => document.querySelector('button[aria-busy="true"]') === null && document.querySelector('.form-error') !== null)
+        text = String(await page.locator('.form-error').textContent())
+        if (!/Too many requests/.test(text)) assert.match(text, /Wrong email or password/)
+      }
+      assert.match(text, /Too many requests.*You can try again at \d/)
+      assert.deepEqual(watch.problems, [])
+      assert.ok(watch.clientErrors.some((e) => /login 429$/.test(e)), watch.clientErrors.join(', '))
+    } finally {
+      await context.close()
+      await defaults.stop('SIGTERM')
+      await dir.remove()
+    }
+  })
 })
 
 async function journey (server: RunningServer, context: BrowserContext, page: Page, watch: Watch) {
@@ -194,6 +220,12 @@ async function journey (server: RunningServer, context: BrowserContext, page: Pa
   await page.locator('.chart .uplot').waitFor()
   await page.screenshot({ path: `${ARTIFACTS}key.png`, fullPage: true })
 
+  // Edit: only the changed field is sent, and the page shows it.
+  await page.getByRole('button', { name: 'Edit' }).click()
+  await page.locator('dialog').getByLabel('Description').fill('Production key of customer A')
+  await page.locator('dialog').getByRole('button', { name: 'Save' }).click()
+  await page.locator('dl.fields').getByText('Production key of customer A').waitFor()
+
   // Rotate with a grace period: a new secret shown once; the old one still verifies for now.
   await page.getByRole('button', { name: 'Rotate' }).click()
   await page.locator('dialog').getByLabel('The old key keeps working for').selectOption('3600')
@@ -237,6 +269,17 @@ async function journey (server: RunningServer, context: BrowserContext, page: Pa
     assert.ok(actions.includes(action), `${action} in ${actions.join(', ')}`)
   }
   await page.screenshot({ path: `${ARTIFACTS}audit.png`, fullPage: true })
+
+  // Notifications: the inbox is empty; a webhook to a private address is refused at its field, and none is set.
+  await page.getByRole('link', { name: 'Notifications' }).click()
+  await page.getByText('Nothing here.').waitFor()
+  await page.getByLabel('URL').fill('http://127.0.0.1:9/hook')
+  await page.getByRole('button', { name: 'Save webhook' }).click()
+  const urlError = page.locator('.field:has(input[name=url]) .field-error')
+  await urlError.waitFor()
+  assert.match(String(await urlError.textContent()), /cannot receive webhooks/)
+  const hook = await fetch(`${server.url}/api/auth/me/webhook`, { headers: { authorization: `Bearer ${accessToken}` } })
+  assert.equal((await hook.json() as { configured: boolean }).configured, false)
 
   // A phone's width: no sideways scrolling on the keys list or a key's page.
   await page.setViewportSize({ width: 390, height: 844 })
@@ -285,6 +328,7 @@ async function journey (server: RunningServer, context: BrowserContext, page: Pa
     'POST /api/auth/console/register 400',
     'PUT /api/vault/passphrase 400',
     'POST /api/keys 400',
+    'PUT /api/auth/me/webhook 400',
     'POST /api/auth/console/refresh 401',
     'DELETE /api/auth/me 403'
   ])

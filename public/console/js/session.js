@@ -3,8 +3,10 @@
 // refresh cookie's job, which page scripts cannot read.
 import { send } from './http.js'
 
+const BASE = '/api/auth/console'
 let access = null
 let refreshTimer = null
+let csrfToken = null
 const listeners = new Set()
 
 export function accessToken () { return access === null ? null : access.token }
@@ -23,21 +25,19 @@ function settle (answer) {
   return currentUser()
 }
 
-// TEMPORARY bearer transport until the refresh-cookie routes land.
-let refreshToken = null
+async function csrf (renew) {
+  if (csrfToken === null || renew) csrfToken = (await send('GET', `${BASE}/csrf`)).csrfToken
+  return csrfToken
+}
+
+/** A POST to a cookie-authenticated route, with the CSRF token; a stale token is fetched again once. */
 async function post (path, body) {
-  const map = { '/register': '/api/auth/register', '/login': '/api/auth/login', '/refresh': '/api/auth/refresh' }
-  if (path === '/logout') {
-    if (access !== null) await send('POST', body.everywhere ? '/api/auth/logout-all' : '/api/auth/logout', { headers: { authorization: 'Bearer ' + access.token } })
-    return null
+  try {
+    return await send('POST', `${BASE}${path}`, { body, headers: { 'x-csrf-token': await csrf(false) } })
+  } catch (err) {
+    if (err.code !== 'CSRF_INVALID') throw err
+    return send('POST', `${BASE}${path}`, { body, headers: { 'x-csrf-token': await csrf(true) } })
   }
-  if (path === '/refresh') {
-    if (refreshToken === null) throw Object.assign(new Error('no'), { status: 401 })
-    body = { refreshToken }
-  }
-  const answer = await send('POST', map[path], { body })
-  refreshToken = answer.refreshToken
-  return answer
 }
 
 export async function signUp ({ email, password, name }) {

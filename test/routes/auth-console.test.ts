@@ -309,7 +309,7 @@ describe('console session routes', () => {
       assert.doesNotMatch(hooks.get(route) ?? 'missing', /cookie|csrf|missing/i, route)
     }
     for (const route of ['register', 'login', 'refresh', 'logout']) {
-      assert.match(hooks.get(`POST ${BASE}/${route}`) ?? '', /fastifyCookieHandler[^\n]*csrfProtection/, route)
+      assert.match(hooks.get(`POST ${BASE}/${route}`) ?? '', /\(onRequest\)[^\n]*fastifyCookieHandler[\s\S]*\(preValidation\)[^\n]*csrfProtection/, route)
     }
     assert.match(hooks.get(`GET ${BASE}/csrf`) ?? '', /fastifyCookieHandler/)
   })

@@ -24,10 +24,11 @@ const consoleSession: FastifyPluginAsyncTypebox = async (fastify) => {
   const sessions = new ConsoleSessions(fastify.auth, fastify.clock, fastify.prefix)
   const authTier = { rateLimit: fastify.tier('auth') }
   const tags = ['console']
-  // The CSRF check runs first, before the body is read: a forged request changes nothing.
-  const guarded = { onRequest: fastify.csrfProtection }
+  // The CSRF check runs before validation and the handler, so a forged request changes nothing;
+  // after the body is read, so an oversized body is the same 413 as on every route.
+  const guarded = { preValidation: fastify.csrfProtection }
   // Refresh and logout need no body: a request without one reads as `{}` (an empty JSON body is still 400).
-  const bodyOptional = { ...guarded, preValidation: optionalBody }
+  const bodyOptional = { preValidation: [fastify.csrfProtection, optionalBody] }
 
   fastify.get('/csrf', {
     schema: {

@@ -340,3 +340,20 @@ describe('console cookies behind a proxy', () => {
     assert.notEqual(refresh?.secure, true)
   })
 })
+
+describe('console refresh at the default limits', () => {
+  it('a page reloaded more often than the auth tier allows stays signed in: refresh counts in the general tier', async (ctx) => {
+    // The test apps raise the auth tier; this one runs production's default of 10 per window.
+    const t = await createTestApp(ctx, { AUTH_RATE_LIMIT_MAX: '10' })
+    const browser = new Browser(() => t)
+    await browser.csrf()
+    const user = await registerUser(t.app)
+    assert.equal((await browser.post('/login', { email: user.email, password: user.password })).statusCode, 200)
+    // The auth tier's default is 10 per window and the registration and sign-in above took two.
+    for (let reload = 0; reload < 15; reload++) {
+      await browser.csrf()
+      const res = await browser.post('/refresh')
+      assert.equal(res.statusCode, 200, `reload ${reload + 1}: ${res.body}`)
+    }
+  })
+})

@@ -75,9 +75,10 @@ const consoleSession: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request, reply) => sessions.start(request, reply, await fastify.auth.login(request.body, requestContext(request))))
 
+  // The general tier, not the auth tier: the page refreshes on every load, and a refresh token
+  // is unguessable, so this route is no way to guess a password.
   fastify.post('/refresh', {
     ...bodyOptional,
-    config: authTier,
     schema: {
       operationId: 'consoleRefresh',
       summary: 'A new access token for the console, from its refresh cookie',

@@ -79,6 +79,9 @@ class WorkerPool {
 
   constructor (private readonly log: Logger, private readonly shutdownTimeoutMs: number) {
     cluster.on('exit', (worker, code, signal) => this.restart(worker, code, signal))
+    // A message to a worker that has just died fails with EPIPE before its exit is seen; without a
+    // listener that 'error' event is an uncaught error and would stop the whole cluster.
+    cluster.on('fork', (worker) => worker.on('error', (err) => this.log.warn({ err, pid: worker.process.pid }, 'a message to a worker failed; it is going away')))
   }
 
   /** Forks a slot's worker; resolves once it listens. */

@@ -76,3 +76,21 @@ export const AccountExport = Type.Object({
   keys: Type.Array(KeyView, { description: 'Key metadata (never secrets or hashes)' }),
   audit: Type.Array(AuditEventView, { description: 'The account\'s audit trail, oldest first' })
 }, { additionalProperties: false })
+
+/** The console's sign-in answer: the refresh token travels in an HttpOnly cookie instead. */
+export const ConsoleSession = Type.Object({
+  tokenType: Type.Literal('Bearer'),
+  accessToken: Type.String({ description: 'JWT for Authorization: Bearer; keep it in memory only' }),
+  expiresIn: Type.Integer({ description: 'Access token lifetime in seconds' }),
+  user: User
+}, { additionalProperties: false })
+
+export const CsrfToken = Type.Object({
+  csrfToken: Type.String({ description: 'Send it as the x-csrf-token header on the console\'s POST routes' })
+}, { additionalProperties: false })
+
+export const ConsoleRefreshBody = Type.Object({}, { additionalProperties: false })
+
+export const ConsoleLogoutBody = Type.Object({
+  everywhere: Type.Optional(Type.Boolean({ description: 'End every session of the account, not only this one' }))
+}, { additionalProperties: false })

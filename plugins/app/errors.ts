@@ -16,6 +16,8 @@ export const notFound = (what = 'Resource') => new AppError(404, 'NOT_FOUND', `$
 export const unauthorized = (message = 'Authentication required') => new AppError(401, 'UNAUTHORIZED', message)
 export const forbidden = (message = 'Not allowed') => new AppError(403, 'FORBIDDEN', message)
 
+const CSRF_MESSAGE = 'The x-csrf-token header is missing or wrong; get one from GET /api/auth/console/csrf'
+
 const FRAMEWORK_CODES: Record<string, { status: number, code: string, message?: string }> = {
   FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'PAYLOAD_TOO_LARGE' },
   FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
@@ -25,7 +27,10 @@ const FRAMEWORK_CODES: Record<string, { status: number, code: string, message?: 
   FST_ERR_BAD_URL: { status: 400, code: 'BAD_URL', message: 'the URL is malformed' },
   FST_ERR_ASYNC_CONSTRAINT: { status: 400, code: 'BAD_REQUEST' },
   FST_ERR_CTP_INVALID_TYPE: { status: 400, code: 'BAD_REQUEST' },
-  FST_ERR_CTP_INVALID_HANDLER: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' }
+  FST_ERR_CTP_INVALID_HANDLER: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+  // @fastify/csrf-protection on the console session routes: no secret cookie, or no or a wrong token.
+  FST_CSRF_MISSING_SECRET: { status: 403, code: 'CSRF_INVALID', message: CSRF_MESSAGE },
+  FST_CSRF_INVALID_TOKEN: { status: 403, code: 'CSRF_INVALID', message: CSRF_MESSAGE }
 }
 
 const STATUS_DEFAULT_CODES: Record<number, string> = {

@@ -25,6 +25,7 @@ export default fp(async function swaggerPlugin (fastify: FastifyInstance) {
       tags: [
         { name: 'system', description: 'Health and operations' },
         { name: 'auth', description: 'Accounts and sessions' },
+        { name: 'console', description: 'The web console\'s sessions: refresh token in an HttpOnly cookie, CSRF token in a header' },
         { name: 'keys', description: 'Held and issued keys' },
         { name: 'verify', description: 'The hot path: checking an issued key' },
         { name: 'usage', description: 'Metering' },

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import audit from './audit/index.ts'
 import auth from './auth/index.ts'
+import consoleSession from './auth/console.ts'
 import health from './health.ts'
 import notifications from './notifications/index.ts'
 import webhook from './auth/webhook.ts'
@@ -15,6 +16,7 @@ export default async function api (fastify: FastifyInstance) {
   await fastify.register(health)
   await fastify.register(auth, { prefix: '/auth' })
   await fastify.register(webhook, { prefix: '/auth' })
+  await fastify.register(consoleSession, { prefix: '/auth/console' })
   await fastify.register(notifications, { prefix: '/notifications' })
   await fastify.register(verify, { prefix: '/keys' })
   await fastify.register(keys, { prefix: '/keys' })

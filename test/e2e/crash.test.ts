@@ -185,6 +185,7 @@ describe('crash durability', { timeout: 300_000 }, () => {
       return now.size === 2
     }, 60_000, () => `two workers serve again (${now.size})`, 500)
     assert.ok(!now.has(victim), 'the killed worker was replaced')
+    assert.ok(!cluster.output.some((l) => l.includes('uncaught error')), `the primary never hit an uncaught error: ${cluster.output.filter((l) => l.includes('uncaught')).join(' | ')}`)
     await cluster.stop('SIGKILL')
 
     const events = await verifyAfterRestart(env, ack)

@@ -28,6 +28,19 @@ async function bobSession () {
   return { authorization: `Bearer ${res.json().accessToken}` }
 }
 
+/** Bob in the web console: POSTs with his CSRF secret cookie and token, keeping the cookies he is given. */
+async function bobConsole () {
+  const csrf = await t.app.inject({ method: 'GET', url: '/api/auth/console/csrf' })
+  assert.equal(csrf.statusCode, 200)
+  const cookies = new Map((csrf.cookies as Array<{ name: string, value: string }>).map((c) => [c.name, c.value]))
+  return async (path: string, payload?: object): Promise<Res> => {
+    const cookie = [...cookies].map(([name, value]) => `${name}=${value}`).join('; ')
+    const res = await t.app.inject({ method: 'POST', url: `/api/auth/console/${path}`, headers: { cookie, 'x-csrf-token': csrf.json().csrfToken }, ...(payload === undefined ? {} : { payload }) })
+    for (const c of res.cookies as Array<{ name: string, value: string }>) cookies.set(c.name, c.value)
+    return res
+  }
+}
+
 /** Everything Alice can see of her own data; it must be identical before and after Bob's attempts. */
 async function aliceSnapshot () {
   const get = async (url: string) => {
@@ -99,6 +112,30 @@ const probes: Record<string, () => Promise<void>> = {
   'POST /api/auth/logout-all': async () => {
     const res = await call(await bobSession(), 'POST', '/api/auth/logout-all')
     assert.equal(res.statusCode, 200)
+    bob.headers = await bobSession()
+  },
+  'GET /api/auth/console/csrf': async () => { assertNoAliceData(await call({}, 'GET', '/api/auth/console/csrf'), 'console csrf') },
+  'POST /api/auth/console/register': async () => {
+    const res = await (await bobConsole())('register', { email: alice.email, password: 'taking over alice' })
+    assert.equal(res.statusCode, 409, 'an existing account cannot be registered again from the console either')
+  },
+  'POST /api/auth/console/login': async () => {
+    const res = await (await bobConsole())('login', { email: bob.email, password: bob.password })
+    assert.equal(res.json().user.id, bob.user.id)
+    assertNoAliceData(res, 'console login')
+  },
+  'POST /api/auth/console/refresh': async () => {
+    const send = await bobConsole()
+    assert.equal((await send('login', { email: bob.email, password: bob.password })).statusCode, 200)
+    const res = await send('refresh')
+    assert.equal(res.statusCode, 200)
+    assert.equal(res.json().user.id, bob.user.id, 'the refresh cookie yields its own user only')
+  },
+  'POST /api/auth/console/logout': async () => {
+    const send = await bobConsole()
+    assert.equal((await send('login', { email: bob.email, password: bob.password })).statusCode, 200)
+    // Everywhere means every session of Bob's account, none of Alice's (her snapshot compares them).
+    assert.equal((await send('logout', { everywhere: true })).statusCode, 204)
     bob.headers = await bobSession()
   },
   'GET /api/auth/me': async () => {

@@ -53,6 +53,8 @@ export interface PublicUser {
 export interface TokenPair {
   /** The session the pair belongs to (not serialised: the access token carries it). */
   sessionId: string
+  /** When that session ends (epoch ms; not serialised): the console's refresh cookie lives as long. */
+  sessionExpiresAt: number
   tokenType: 'Bearer'
   accessToken: string
   refreshToken: string
@@ -164,7 +166,7 @@ export class AuthService {
       { sub: user.id, role: user.role, sid: session.id, typ: 'access', jti: randomBytes(9).toString('base64url'), iat: Math.floor(now / 1000) },
       this.deps.accessTtlSeconds
     )
-    return { tokenType: 'Bearer', accessToken, refreshToken: token as string, expiresIn: this.deps.accessTtlSeconds, user: publicUser(user), sessionId: session.id }
+    return { tokenType: 'Bearer', accessToken, refreshToken: token as string, expiresIn: this.deps.accessTtlSeconds, user: publicUser(user), sessionId: session.id, sessionExpiresAt: session.expiresAt }
   }
 
   /** ADMIN_EMAILS promotes at registration only, so `admin demote` sticks; later promotions use the admin command. */
@@ -285,6 +287,24 @@ export class AuthService {
       { action: 'auth.logout_all', sessionId: principal.sessionId, ip: ctx.ip })
     await this.forgetSessions(principal.id)
     return count
+  }
+
+  /**
+   * Sign-out for a client that holds only a refresh token (the console's cookie): the exchange
+   * finds its session with the same rotation and reuse detection as refresh. A token that is
+   * unknown, used or expired ends nothing further and is not an error: signing out is idempotent.
+   */
+  async logoutWithRefreshToken (refreshToken: string, everywhere: boolean, ctx: RequestContext) {
+    let pair: TokenPair
+    try {
+      pair = await this.refresh(refreshToken, ctx)
+    } catch (err) {
+      if (err instanceof AppError && err.statusCode === 401) return
+      throw err
+    }
+    const principal: Principal = { id: pair.user.id, role: pair.user.role, sessionId: pair.sessionId, expiresAt: this.deps.clock.now() }
+    if (everywhere) await this.logoutAll(principal, ctx)
+    else await this.logout(principal, ctx)
   }
 
   async me (principal: Principal): Promise<UserRecord> {

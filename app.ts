@@ -33,6 +33,7 @@ import redis from './plugins/external/redis.ts'
 import swagger from './plugins/external/swagger.ts'
 import underPressure from './plugins/external/under-pressure.ts'
 import queuesUi from './routes/admin/queues.ts'
+import consolePage from './routes/console.ts'
 import dashboard from './routes/dashboard.ts'
 import api from './routes/api/index.ts'
 
@@ -182,6 +183,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await app.register(api, { prefix: '/api' })
   await app.register(queuesUi)
   await app.register(dashboard)
+  await app.register(consolePage)
   return app
 }
 

@@ -1,0 +1,22 @@
+import { send } from './http.js'
+import { accessToken, refresh } from './session.js'
+
+const EXPIRED = new Set(['TOKEN_EXPIRED', 'INVALID_TOKEN', 'UNAUTHORIZED'])
+
+/** A call to the JSON API as the signed-in user; an expired access token is renewed once. */
+export async function api (method, path, body) {
+  const call = () => send(method, path, { body, headers: { authorization: 'Bearer ' + accessToken() } })
+  try {
+    return await call()
+  } catch (err) {
+    if (err.status !== 401 || !EXPIRED.has(err.code)) throw err
+    await refresh()
+    return call()
+  }
+}
+
+/** A query string from the set values of an object. */
+export function query (params) {
+  const entries = Object.entries(params).filter(([, v]) => v !== '' && v !== null && v !== undefined)
+  return entries.length === 0 ? '' : '?' + new URLSearchParams(entries).toString()
+}

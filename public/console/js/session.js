@@ -1,0 +1,75 @@
+// The console's sign-in, in one place. The access token lives in this module's memory only,
+// never in localStorage or sessionStorage; staying signed in across reloads is the HttpOnly
+// refresh cookie's job, which page scripts cannot read.
+import { send } from './http.js'
+
+const BASE = '/api/auth/console'
+let access = null
+let refreshTimer = null
+let csrfToken = null
+const listeners = new Set()
+
+export function accessToken () { return access === null ? null : access.token }
+export function currentUser () { return access === null ? null : access.user }
+export function onSessionChange (listener) { listeners.add(listener); return () => listeners.delete(listener) }
+
+function settle (answer) {
+  clearTimeout(refreshTimer)
+  access = answer === null ? null : { token: answer.accessToken, user: answer.user }
+  if (answer !== null) {
+    // A minute before the access token expires (never sooner than 10 s from now).
+    const inMs = Math.max(10, answer.expiresIn - 60) * 1000
+    refreshTimer = setTimeout(() => { refresh().catch(() => settle(null)) }, inMs)
+  }
+  for (const listener of listeners) listener(currentUser())
+  return currentUser()
+}
+
+async function csrf (renew) {
+  if (csrfToken === null || renew) csrfToken = (await send('GET', `${BASE}/csrf`)).csrfToken
+  return csrfToken
+}
+
+/** A POST to a cookie-authenticated route, with the CSRF token; a stale token is fetched again once. */
+async function post (path, body) {
+  try {
+    return await send('POST', `${BASE}${path}`, { body, headers: { 'x-csrf-token': await csrf(false) } })
+  } catch (err) {
+    if (err.code !== 'CSRF_INVALID') throw err
+    return send('POST', `${BASE}${path}`, { body, headers: { 'x-csrf-token': await csrf(true) } })
+  }
+}
+
+export async function signUp ({ email, password, name }) {
+  return settle(await post('/register', name ? { email, password, name } : { email, password }))
+}
+
+export async function signIn ({ email, password }) {
+  return settle(await post('/login', { email, password }))
+}
+
+/** At load and before the access token expires: the refresh cookie buys a new one (401 when signed out). */
+export async function refresh () {
+  return settle(await post('/refresh', {}))
+}
+
+/** Restores the session at load; null when there is none. */
+export async function restore () {
+  try {
+    return await refresh()
+  } catch (err) {
+    if (err.status === 401) return settle(null)
+    throw err
+  }
+}
+
+export async function signOut (everywhere = false) {
+  try {
+    await post('/logout', { everywhere })
+  } finally {
+    settle(null)
+  }
+}
+
+/** After the account is deleted the server has ended every session already. */
+export function forget () { settle(null) }

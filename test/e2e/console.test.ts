@@ -1,16 +1,13 @@
 /// <reference lib="dom" />
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { launchChromium, skipWithoutChromium } from '../helpers/browser.ts'
 import { startServer, type RunningServer } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-// CI installs Debian's chromium (.ci/run); a developer machine without it skips this suite.
-const skip = !existsSync(CHROMIUM) && process.env.CI !== 'true' ? `no Chromium at ${CHROMIUM}` : false
 const ARTIFACTS = new URL('../artifacts/console/', import.meta.url).pathname
-const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 
 /** What went wrong in the page: errors, CSP violations, failed requests, 5xx and unexpected 4xx answers. */
 interface Watch { problems: string[], clientErrors: string[] }
@@ -48,7 +45,7 @@ async function post (server: RunningServer, path: string, body: unknown, token?:
   return { status: res.status, body: await res.json() as Record<string, unknown> }
 }
 
-describe('the key owners console in headless Chromium', { skip }, () => {
+describe('the key owners console in headless Chromium', { skip: skipWithoutChromium }, () => {
   let server: RunningServer
   let browser: Browser
   let tmp: Awaited<ReturnType<typeof tempDir>>
@@ -64,7 +61,7 @@ describe('the key owners console in headless Chromium', { skip }, () => {
       KEY_CREATE_RATE_LIMIT_MAX: '1000',
       USAGE_FLUSH_INTERVAL_MS: '200'
     })
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS })
+    browser = await launchChromium()
     mkdirSync(ARTIFACTS, { recursive: true })
   })
   after(async () => {

@@ -28,7 +28,7 @@ export const API_HELMET: HelmetOptions = {
 
 /**
  * The HTML pages' policy (the console, the dashboard): their own files only, no inline script or
- * style, no other origin, never framed. Keyward's policy, so it lives beside the API's.
+ * style, no other origin, never framed, no HTML sinks. Keyward's policy, so it lives beside the API's.
  */
 export const PAGE_CSP = {
   useDefaults: false,
@@ -41,7 +41,10 @@ export const PAGE_CSP = {
     fontSrc: ["'self'"],
     frameAncestors: ["'none'"],
     baseUri: ["'none'"],
-    formAction: ["'self'"]
+    formAction: ["'self'"],
+    // No page script writes HTML from strings: the browser refuses innerHTML and its kin outright.
+    requireTrustedTypesFor: ["'script'"],
+    trustedTypes: ["'none'"]
   }
 } satisfies HelmetOptions['contentSecurityPolicy']
 

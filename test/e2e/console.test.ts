@@ -388,6 +388,20 @@ async function accountJourney (server: RunningServer, storeEnv: Record<string, s
   assert.equal(job.code, 0, job.output)
   assert.equal(JSON.parse(job.output.trim().split('\n').pop() as string).result.expiringSoon, 1)
 
+  // The page's policy makes the browser refuse HTML written from a string (a page of its own, so its report stays out of the watch).
+  const probe = await first.context.newPage()
+  await probe.goto(`${server.url}/console`)
+  const written = await probe.evaluate(() => {
+    try {
+      document.createElement('div').innerHTML = '<img src=x>'
+      return 'written'
+    } catch (err) {
+      return (err as Error).name
+    }
+  })
+  assert.equal(written, 'TypeError')
+  await probe.close()
+
   // The unread count shows in the navigation; marking the notification read takes it away.
   await signIn(page, server, email, password)
   const nav = page.getByRole('navigation', { name: 'Main' })
@@ -409,6 +423,13 @@ async function accountJourney (server: RunningServer, storeEnv: Record<string, s
   await page.keyboard.press('Enter')
   await page.locator('dialog[open] form[aria-label="New key"]').waitFor()
   assert.equal(await page.evaluate(() => document.activeElement?.closest('dialog[open]') !== null), true, 'focus is inside the dialog')
+  // A secret typed for a held key leaves the form when the kind changes to issued.
+  const create = page.locator('dialog form[aria-label="New key"]')
+  await create.getByLabel(/Held:/).check()
+  await create.getByLabel('Secret', { exact: true }).fill('sk_typed_then_abandoned_0123')
+  await create.getByLabel(/Issued:/).check()
+  await create.getByLabel(/Held:/).check()
+  assert.equal(await create.getByLabel('Secret', { exact: true }).inputValue(), '')
   await page.keyboard.press('Escape')
   await page.locator('dialog').waitFor({ state: 'detached' })
   assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'New key', 'focus returns to the button that opened the dialog')

@@ -4,7 +4,7 @@ import { createTestApp, type TestApp } from '../helpers/app.ts'
 
 const ERROR_KEYS = ['code', 'error', 'message', 'requestId', 'statusCode']
 // The console's policy too: one strict policy for Keyward's pages.
-const CSP = "default-src 'none';script-src 'self';style-src 'self';connect-src 'self';img-src 'self' data:;font-src 'self';frame-ancestors 'none';base-uri 'none';form-action 'self'"
+const CSP = "default-src 'none';script-src 'self';style-src 'self';connect-src 'self';img-src 'self' data:;font-src 'self';frame-ancestors 'none';base-uri 'none';form-action 'self';require-trusted-types-for 'script';trusted-types 'none'"
 
 describe('dashboard pages', () => {
   let t: TestApp

@@ -19,6 +19,7 @@ import metrics from './plugins/app/metrics/index.ts'
 import { MetricsRegistry } from './plugins/app/metrics/registry.ts'
 import notifications from './plugins/app/notifications/index.ts'
 import rateLimit from './plugins/app/rate-limit/index.ts'
+import { requestLoggerFactory } from './plugins/app/request-logger.ts'
 import securityHeaders from './plugins/app/security-headers.ts'
 import store from './plugins/app/store/index.ts'
 import system from './plugins/app/system/index.ts'
@@ -116,6 +117,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   const app = Fastify({
     logger: loggerOptions(config, options.logStream),
     genReqId: () => randomUUID(),
+    childLoggerFactory: requestLoggerFactory,
     logController: new LogController({ disableRequestLogging: !config.logRequests }),
     bodyLimit: config.http.bodyLimit,
     trustProxy: typeof config.trustProxy === 'number' ? hopCount(config.trustProxy) : config.trustProxy,

@@ -7,6 +7,9 @@
  * /proc/<pid>/stat around a fixed number of requests, the median of BENCH_CPU_RUNS runs): on
  * shared cores requests per second swing, CPU per request does not.
  *
+ * In embedded mode a held-key storm follows: verify's p99 with BENCH_STORM_CONCURRENCY (20) held-key
+ * creations and reveals in flight against the same load alone, and health's answers meanwhile.
+ *
  *   BENCH_DURATION=10 BENCH_CONNECTIONS=100 BENCH_MODES=embedded,redis BENCH_CPU_REQUESTS=20000 npm run bench
  */
 import { execFileSync } from 'node:child_process'
@@ -26,6 +29,9 @@ const WARMUP = Math.min(3, DURATION)
 const CPU_REQUESTS = Number(process.env.BENCH_CPU_REQUESTS ?? 20_000)
 const CPU_CONNECTIONS = Number(process.env.BENCH_CPU_CONNECTIONS ?? 20)
 const CPU_RUNS = Number(process.env.BENCH_CPU_RUNS ?? 3)
+/** The held-key storm (issue 16, item 5): derivations kept in flight while verify is measured. */
+const STORM_CONCURRENCY = Number(process.env.BENCH_STORM_CONCURRENCY ?? 20)
+const STORM_SECONDS = Number(process.env.BENCH_STORM_SECONDS ?? 5)
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim())
 
 /** Every tier raised so the bench measures the work, not the limiter (stated in the report). */
@@ -213,8 +219,72 @@ function environment (mode: Mode, dataDir: string, port: number): Record<string,
   }
 }
 
+interface StormResult {
+  idleP99Ms: number
+  stormP99Ms: number
+  /** Held-key creations and reveals completed during the storm, and any that did not answer 2xx. */
+  derivations: number
+  derivationFailures: Record<string, number>
+  health: Record<string, number>
+  met: boolean
+}
+
+/**
+ * Issue 16, item 5: verify p99 with STORM_CONCURRENCY held-key creations and reveals (each a scrypt
+ * derivation) kept in flight, against the same verify load alone; health polled throughout.
+ */
+async function storm (url: string, s: Awaited<ReturnType<typeof seed>>): Promise<StormResult> {
+  const passphrase = 'bench vault passphrase 1'
+  const user = { authorization: `Bearer ${s.accessToken}`, 'content-type': 'application/json' }
+  await api(url, 'PUT', '/api/vault/passphrase', { passphrase }, s.accessToken)
+  const held = await api(url, 'POST', '/api/keys', { kind: 'held', name: 'storm', secret: 'sk_test_storm', passphrase }, s.accessToken)
+  const verify = { method: 'POST' as const, path: '/api/keys/verify', headers: { authorization: `Bearer ${s.root}`, 'content-type': 'application/json' }, body: JSON.stringify({ key: s.valid }), expect: 200 }
+  const verifyLoad = () => load(url, { name: 'verify', ...verify }, { connections: CPU_CONNECTIONS, duration: STORM_SECONDS })
+  await verifyLoad()
+  const idle = await verifyLoad()
+  const state = { running: true }
+  let derivations = 0
+  const derivationFailures: Record<string, number> = {}
+  const health: Record<string, number> = {}
+  const count = (into: Record<string, number>, status: number) => { into[status] = (into[status] ?? 0) + 1 }
+  // Half creations, half reveals: each one derives the vault key from the passphrase.
+  const worker = async (i: number) => {
+    while (state.running) {
+      const res = i % 2 === 0
+        ? await fetch(`${url}/api/keys`, { method: 'POST', headers: user, body: JSON.stringify({ kind: 'held', name: `storm ${i}`, secret: `sk_test_${i}`, passphrase }) })
+        : await fetch(`${url}/api/keys/${held.key.id as string}/reveal`, { method: 'POST', headers: user, body: JSON.stringify({ passphrase }) })
+      await res.arrayBuffer()
+      derivations++
+      if (res.status >= 300) count(derivationFailures, res.status)
+    }
+  }
+  const poll = async () => {
+    while (state.running) {
+      const res = await fetch(`${url}/api/health`)
+      await res.arrayBuffer()
+      count(health, res.status)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+  const background = [...Array.from({ length: STORM_CONCURRENCY }, (_, i) => worker(i)), poll()]
+  const during = await verifyLoad()
+  state.running = false
+  await Promise.all(background)
+  const failed = (r: autocannon.Result) => r.errors + r.timeouts + countUnexpected(r, 200)
+  if (failed(idle) + failed(during) > 0) throw new Error(`storm: verify answered ${failed(idle) + failed(during)} errors or unexpected statuses`)
+  const healthy = Object.keys(health).every((status) => status === '200')
+  return {
+    idleP99Ms: idle.latency.p99,
+    stormP99Ms: during.latency.p99,
+    derivations,
+    derivationFailures,
+    health,
+    met: during.latency.p99 <= 2 * idle.latency.p99 && healthy && Object.keys(derivationFailures).length === 0
+  }
+}
+
 /** Keyward's scenarios in one mode; the first mode with a list also captures the bodies the bare routes answer. */
-async function benchMode (mode: Mode, rows: Row[], fixtures: Record<string, unknown>) {
+async function benchMode (mode: Mode, rows: Row[], fixtures: Record<string, unknown>, storms: Record<string, StormResult>) {
   const dataDir = await mkdtemp(join(tmpdir(), 'keyward-bench-'))
   // The cluster's workers share one port, so it is a fixed free one.
   const server = await start(mode === 'cluster' ? 'cluster.ts' : 'server.ts', environment(mode, dataDir, mode === 'cluster' ? await freePort() : 0))
@@ -230,6 +300,11 @@ async function benchMode (mode: Mode, rows: Row[], fixtures: Record<string, unkn
     for (const scenario of scenarios(mode, seeded)) {
       const m = await bench(server, scenario, mode !== 'cluster')
       rows.push({ scenario: scenario.name, mode, ...m, ratio: null, cpuRatio: null, reference: scenario.reference ?? 'bare hello', target: '' })
+    }
+    if (mode === 'embedded' && STORM_CONCURRENCY > 0) {
+      const result = await storm(server.url, seeded)
+      storms[mode] = result
+      console.log(`  held-key storm (${STORM_CONCURRENCY} creations/reveals in flight): verify p99 ${result.idleP99Ms} ms idle, ${result.stormP99Ms} ms during (${result.derivations} derivations, failures ${JSON.stringify(result.derivationFailures)}); health ${JSON.stringify(result.health)}: ${result.met ? 'met' : 'MISSED'} (p99 <= 2x idle, health 200)`)
     }
   } finally {
     await stop(server.proc)
@@ -296,9 +371,10 @@ async function main () {
   const rows: Row[] = []
   const all: Scenario[] = []
   const fixtures: Record<string, unknown> = {}
+  const storms: Record<string, StormResult> = {}
   console.log(`Keyward benchmark: ${DURATION}s per scenario, ${CONNECTIONS} connections; CPU per request over ${CPU_REQUESTS} requests x ${CPU_RUNS} runs, ${CPU_CONNECTIONS} connections; on ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`)
   console.log('Rate-limit tiers are raised for the bench (auth, key creation, heavy, general, verify failures), so the limiter does not refuse bench traffic.\n')
-  for (const mode of MODES as Mode[]) await benchMode(mode, rows, fixtures)
+  for (const mode of MODES as Mode[]) await benchMode(mode, rows, fixtures, storms)
   await benchReferences(rows, fixtures)
   for (const mode of MODES as Mode[]) all.push(...scenarios(mode, { accessToken: '', root: '', valid: '', limited: '', unknown: '', keyId: '' }))
   judge(rows, all)
@@ -318,10 +394,14 @@ async function main () {
     connections: CONNECTIONS,
     cpu: { requests: CPU_REQUESTS, runs: CPU_RUNS, connections: CPU_CONNECTIONS, clockTicks: CLOCK_TICKS },
     raisedTiers: RAISED_TIERS,
-    rows
+    rows,
+    storm: storms
   }, null, 2))
   console.log(`\nwritten to ${file}`)
   summarise(rows)
+  for (const [mode, result] of Object.entries(storms)) {
+    console.log(`held-key storm (${mode}): verify p99 ${result.idleP99Ms} -> ${result.stormP99Ms} ms (target <= 2x), health ${JSON.stringify(result.health)}: ${result.met ? 'met' : 'MISSED'}`)
+  }
   const failed = rows.filter((r) => r.errors > 0 || r.unexpected > 0)
   if (failed.length > 0) {
     console.error(`scenarios with errors or unexpected answers: ${failed.map((r) => `${r.mode}/${r.scenario}`).join(', ')}`)

@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { ErrorBody, type ErrorBodyType } from '../../schemas/error.ts'
-import { API_SECURITY_HEADERS } from './security-headers.ts'
+import { API_SECURITY_HEADERS, wantsSecurityHeaders } from './security-headers.ts'
 
 /** A failure the client can act on: a status, a stable code and a message safe to show. */
 export class AppError extends Error {
@@ -130,19 +130,20 @@ export function sendError (error: FastifyError | Error, request: FastifyRequest,
   } else {
     request.log.info({ code: body.code, statusCode: body.statusCode }, body.message)
   }
+  // An error may be raised before the route's own hook set them (authentication, under-pressure, a 404).
+  if (wantsSecurityHeaders(request)) reply.headers(API_SECURITY_HEADERS)
   if (headers !== undefined) reply.headers(headers)
   return reply.code(body.statusCode).type('application/json; charset=utf-8').send(body)
 }
 
 /** Fastify's frameworkErrors option: URL and constraint errors raised before routing. */
 export function frameworkErrorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-  // Raised before routing, so the onRequest hook that sets the security headers never ran.
-  reply.headers(API_SECURITY_HEADERS)
   sendError(error, request, reply)
 }
 
 /** Unknown routes answer 404 in the one error shape (set by the rate-limit plugin, which counts them). */
 export function notFoundHandler (request: FastifyRequest, reply: FastifyReply) {
+  reply.headers(API_SECURITY_HEADERS)
   reply.code(404).send(errorBody(request, 404, 'NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]?.slice(0, 200)} not found`))
 }
 

@@ -1,4 +1,5 @@
 import { scrypt as scryptCallback, type ScryptOptions } from 'node:crypto'
+import { availableParallelism } from 'node:os'
 import { AppError } from './errors.ts'
 
 /** scrypt parameters: N = 2^ln, block size r, parallelism p. */
@@ -42,8 +43,14 @@ export class KdfGate {
 }
 
 const THREAD_POOL_SIZE = Number(process.env.UV_THREADPOOL_SIZE) || 4
-/** One gate per process, as the thread pool is: half its threads, 16 waiting per thread (~1.5 s at the default cost). */
-export const kdfGate = new KdfGate(Math.max(1, Math.floor(THREAD_POOL_SIZE / 2)), 16 * Math.max(1, Math.floor(THREAD_POOL_SIZE / 2)))
+const HALF_POOL = Math.max(1, Math.floor(THREAD_POOL_SIZE / 2))
+/**
+ * One gate per process, as the thread pool is: half its threads, and never every core but one, since
+ * each derivation keeps a core busy and the event loop (verify, health) needs one of its own (on 2
+ * cores, two derivations tripled verify's p99 in the bench's storm). 16 may wait per half-pool
+ * thread, whatever the cores.
+ */
+export const kdfGate = new KdfGate(Math.max(1, Math.min(HALF_POOL, availableParallelism() - 1)), 16 * HALF_POOL)
 
 /** scrypt of a secret (NFKC-normalised) on the libuv thread pool, through the gate; also derives vault keys. */
 export function scrypt (secret: string, salt: Buffer, params: ScryptParams, gate: KdfGate = kdfGate): Promise<Buffer> {

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
 import helmet, { type HelmetOptions } from 'helmet'
 
@@ -62,15 +62,30 @@ export function helmetHeaders (options: HelmetOptions): Record<string, string> {
 /** The API's security headers, computed once; also set on framework errors raised before routing. */
 export const API_SECURITY_HEADERS = helmetHeaders(API_HELMET)
 
+/** Whether an answer on this route carries the API's set: false for machine-to-machine routes and HTML pages. */
+export function wantsSecurityHeaders (request: FastifyRequest): boolean {
+  return request.routeOptions.config?.securityHeaders !== false
+}
+
 /**
  * Security headers for the API (decision 005). @fastify/helmet rebuilds helmet's middleware on every
  * request, which halved throughput in our measurements; the API's policy never varies per request,
  * so helmet computes it once here and each answer gets the same header set in one call. HTML pages
  * replace this set with @fastify/helmet's in their own context (plugins/external/helmet.ts).
+ * The hook is bound per route, so a route that opts out (verify) runs none and no request reads
+ * its route options; answers that never reach it (404s, errors raised before it) get the set from
+ * plugins/app/errors.ts.
  */
 export default fp(async function securityHeadersPlugin (fastify: FastifyInstance) {
-  fastify.addHook('onRequest', (request, reply, done) => {
-    if (request.routeOptions.config.securityHeaders !== false) reply.headers(API_SECURITY_HEADERS)
-    done()
+  fastify.addHook('onRoute', (route) => {
+    if (route.config?.securityHeaders === false) return
+    // A page's context opts out in its own onRoute hook, which runs after this one: read the flag on first use.
+    let wanted: boolean | undefined
+    const setHeaders = (_request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
+      wanted ??= route.config?.securityHeaders !== false
+      if (wanted) reply.headers(API_SECURITY_HEADERS)
+      done()
+    }
+    route.onRequest = route.onRequest === undefined ? [setHeaders] : [setHeaders, ...[route.onRequest].flat()]
   })
 }, { name: 'security-headers' })

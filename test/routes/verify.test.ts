@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
+import { Agent, request } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import { DEFAULT_PREFIX, generateKey } from '../../plugins/app/keys/format.ts'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -373,5 +374,42 @@ describe('verification across instances and restarts', () => {
     const series = (await second.app.inject({ method: 'GET', url: `/api/keys/${keyId}/usage`, headers: user.headers })).json()
     assert.equal(series.total.units, 10, 'the 3 unflushed calls were flushed on shutdown')
     assert.ok((await second.app.store.getKey(user.user.id, keyId))?.lastUsedAt, 'lastUsedAt was written')
+  })
+})
+
+describe('verify on one keep-alive connection', () => {
+  it('the connection\'s caller memo keeps the bounds: a revoked verify key stops at once, a signed-out session within a second', async (ctx) => {
+    const t = await createTestApp(ctx, { JOBS_EMBEDDED: 'false' })
+    const url = await t.app.listen({ port: 0, host: '127.0.0.1' })
+    // One socket for every call, so each call after the first meets the memo.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    ctx.after(() => agent.destroy())
+    const sockets = new Set<unknown>()
+    const call = (authorization: string, key: string) => new Promise<{ status: number, code: string }>((resolve, reject) => {
+      const req = request(`${url}/api/keys/verify`, { method: 'POST', agent, headers: { authorization, 'content-type': 'application/json' } }, (res) => {
+        let body = ''
+        res.on('data', (chunk) => { body += chunk })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, code: JSON.parse(body).code }))
+      })
+      req.on('socket', (socket) => sockets.add(socket))
+      req.on('error', reject)
+      req.end(JSON.stringify({ key }))
+    })
+    const user = await registerUser(t.app)
+    const target = await issue(t, user)
+    const root = await issue(t, user, { scopes: ['keyward:verify'] })
+    for (let i = 0; i < 3; i++) assert.deepEqual(await call(`Bearer ${root.secret}`, target.secret), { status: 200, code: 'VALID' })
+    // Another credential on the same connection is checked on its own.
+    assert.equal((await call('Bearer kw_made_up', target.secret)).status, 401)
+    assert.equal((await call(`Bearer ${root.secret}`, target.secret)).code, 'VALID')
+    await t.app.inject({ method: 'DELETE', url: `/api/keys/${root.key.id}`, headers: user.headers })
+    assert.equal((await call(`Bearer ${root.secret}`, target.secret)).status, 401, 'a revoked verify key stops at once on a connection that used it')
+
+    const session = await registerUser(t.app)
+    const own = await issue(t, session)
+    assert.equal((await call(session.headers.authorization, own.secret)).code, 'VALID')
+    assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/logout', headers: session.headers })).statusCode, 204)
+    await until(async () => (await call(session.headers.authorization, own.secret)).status === 401, 1000, 'a signed-out session stops verifying on the connection within a second')
+    assert.equal(sockets.size, 1, 'every call went over one connection')
   })
 })

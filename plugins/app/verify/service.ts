@@ -65,6 +65,8 @@ export type VerifyInput = Static<typeof VerifyBody>
 export interface VerifyRequest {
   readonly ip: string
   readonly body: VerifyInput
+  /** The connection: a backend sends the same credential on every call of a keep-alive connection. */
+  readonly raw: { readonly socket: object | null }
 }
 
 /** Who is calling verify: the owner whose keys it may check, and the credential itself. */
@@ -73,6 +75,15 @@ export interface VerifyCaller {
   /** The credential's stable identity: `s:<session id>` for an access token, `k:<key id>` for a verify key. */
   id: string
   expiresAt: number
+  /** When the credential must be checked again (CALLER_TTL_MS after it was), whichever memo holds it. */
+  freshUntil: number
+}
+
+/** The last credential a connection presented and who it resolved to. */
+interface ConnectionMemo {
+  token: string
+  caller: VerifyCaller
+  generation: number
 }
 type Described = Pick<VerifyAnswer, 'keyId' | 'name' | 'environment'>
 
@@ -99,6 +110,10 @@ export interface VerifierDependencies {
  */
 export class Verifier {
   private readonly callers = new LRUCache<string, VerifyCaller>({ max: 100_000, ttl: CALLER_TTL_MS })
+  /** Per connection: the same credential string again skips its digest and the LRU (same 1 s bound). */
+  private readonly connections = new WeakMap<object, ConnectionMemo>()
+  /** Bumped when the callers are forgotten, so every connection's memo is dropped with them. */
+  private generation = 0
   readonly counts: Record<VerifyCode, number> = {
     VALID: 0, MALFORMED: 0, NOT_FOUND: 0, DISABLED: 0, REVOKED: 0, EXPIRED: 0, INSUFFICIENT_SCOPES: 0, RATE_LIMITED: 0, USAGE_EXCEEDED: 0
   }
@@ -149,10 +164,21 @@ export class Verifier {
    */
   verifyRequest (token: string | null, request: VerifyRequest): VerifyAnswer | Promise<VerifyAnswer> {
     if (token === null) throw unauthorized('A bearer access token or verify key is required')
-    const caller = this.caller(token)
-    if (caller instanceof Promise) {
-      return caller.then((resolved) => this.limited(resolved, token, request.body), (err) => this.deps.failures.refusedCredential(request.ip, err))
+    const socket = request.raw.socket
+    const memo = socket === null ? undefined : this.connections.get(socket)
+    if (memo !== undefined && memo.token === token && memo.generation === this.generation && this.isFresh(memo.caller)) {
+      return this.limited(memo.caller, token, request.body)
     }
+    const caller = this.caller(token)
+    // Captured before any wait: a memo filled after the callers were forgotten is born stale.
+    const generation = this.generation
+    if (caller instanceof Promise) {
+      return caller.then((resolved) => {
+        if (socket !== null) this.remember(socket, token, resolved, generation)
+        return this.limited(resolved, token, request.body)
+      }, (err) => this.deps.failures.refusedCredential(request.ip, err))
+    }
+    if (socket !== null) this.remember(socket, token, caller, generation)
     return this.limited(caller, token, request.body)
   }
 
@@ -174,12 +200,27 @@ export class Verifier {
       : this.deps.failures.screen(caller.id, input.client, result)
   }
 
+  private isFresh (caller: VerifyCaller): boolean {
+    const now = this.deps.clock.now()
+    return caller.freshUntil > now && caller.expiresAt > now
+  }
+
+  private remember (socket: object, token: string, caller: VerifyCaller, generation: number) {
+    const memo = this.connections.get(socket)
+    if (memo === undefined) this.connections.set(socket, { token, caller, generation })
+    else {
+      memo.token = token
+      memo.caller = caller
+      memo.generation = generation
+    }
+  }
+
   /** Resolves the bearer credential of a verify call to its caller (the cached object: no allocation on a hit). */
   caller (token: string): VerifyCaller | Promise<VerifyCaller> {
     // One-shot hashing (no hash object per call): the cache is keyed by a digest, never the credential.
     const id = hash('sha256', token, 'base64url')
     const cached = this.callers.get(id)
-    if (cached !== undefined && cached.expiresAt > this.deps.clock.now()) return cached
+    if (cached !== undefined && this.isFresh(cached)) return cached
     return this.resolveCaller(id, token)
   }
 
@@ -187,14 +228,14 @@ export class Verifier {
     let caller: VerifyCaller
     if (token.split('.').length === 3) {
       const principal = await this.deps.auth.authenticate(token)
-      caller = { ownerId: principal.id, id: `s:${principal.sessionId}`, expiresAt: principal.expiresAt }
+      caller = { ownerId: principal.id, id: `s:${principal.sessionId}`, expiresAt: principal.expiresAt, freshUntil: this.deps.clock.now() + CALLER_TTL_MS }
     } else {
       const key = isWellFormed(token) ? await this.deps.store.findCredentialByHash(lookupHash(token, this.deps.hashSecret)) : null
       const now = this.deps.clock.now()
       if (key === null || key.status !== 'active' || (key.expiresAt !== null && key.expiresAt <= now) || !key.scopes.includes(VERIFY_SCOPE)) {
         throw new AppError(401, 'INVALID_CREDENTIAL', 'The credential is not an access token or an active key with the keyward:verify scope')
       }
-      caller = { ownerId: key.ownerId, id: `k:${key.id}`, expiresAt: key.expiresAt ?? Number.MAX_SAFE_INTEGER }
+      caller = { ownerId: key.ownerId, id: `k:${key.id}`, expiresAt: key.expiresAt ?? Number.MAX_SAFE_INTEGER, freshUntil: now + CALLER_TTL_MS }
     }
     this.callers.set(digest, caller)
     return caller
@@ -308,5 +349,6 @@ export class Verifier {
   async forgetHashes (ownerId: string, hashes: string[]) {
     for (const hash of hashes) await this.deps.cache.delete(`verify:${ownerId}:${hash}`)
     this.callers.clear()
+    this.generation++
   }
 }

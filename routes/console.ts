@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
+import { PAGE_CSP } from '../plugins/app/security-headers.ts'
 import pageHelmet from '../plugins/external/helmet.ts'
 
 // public/ is not compiled into dist/: the built server reads the same folder as the sources.
@@ -30,23 +31,7 @@ const VIEWS = ['/console', '/console/keys', '/console/usage', '/console/audit', 
  * endpoints. Files carry an ETag and are revalidated on each load (no-cache).
  */
 export default async function consolePage (fastify: FastifyInstance) {
-  // Files of its own only: no inline script or style, no other origin, never framed.
-  await fastify.register(pageHelmet, {
-    contentSecurityPolicy: {
-      useDefaults: false,
-      directives: {
-        defaultSrc: ["'none'"],
-        scriptSrc: ["'self'"],
-        styleSrc: ["'self'"],
-        connectSrc: ["'self'"],
-        imgSrc: ["'self'", 'data:'],
-        fontSrc: ["'self'"],
-        frameAncestors: ["'none'"],
-        baseUri: ["'none'"],
-        formAction: ["'self'"]
-      }
-    }
-  })
+  await fastify.register(pageHelmet, { contentSecurityPolicy: PAGE_CSP })
   fastify.addHook('onRoute', (route) => { route.schema = { ...route.schema, hide: true, querystring: NO_INPUT } })
   await fastify.register(fastifyStatic, {
     root: PAGE_DIR,

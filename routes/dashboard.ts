@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
+import { PAGE_CSP } from '../plugins/app/security-headers.ts'
 import pageHelmet from '../plugins/external/helmet.ts'
 
 // public/ is not compiled into dist/: the built server reads the same folder as the sources.
@@ -19,22 +20,7 @@ const NO_INPUT = Type.Object({}, { additionalProperties: false })
  * Files carry an ETag and are revalidated on each load (no-cache), so a new release shows at once.
  */
 export default async function dashboard (fastify: FastifyInstance) {
-  // Its own scripts, styles and API calls, nothing else.
-  await fastify.register(pageHelmet, {
-    contentSecurityPolicy: {
-      useDefaults: false,
-      directives: {
-        defaultSrc: ["'none'"],
-        scriptSrc: ["'self'"],
-        styleSrc: ["'self'"],
-        connectSrc: ["'self'"],
-        imgSrc: ["'self'", 'data:'],
-        frameAncestors: ["'none'"],
-        baseUri: ["'none'"],
-        formAction: ["'self'"]
-      }
-    }
-  })
+  await fastify.register(pageHelmet, { contentSecurityPolicy: PAGE_CSP })
   fastify.addHook('onRoute', (route) => { route.schema = { ...route.schema, hide: true, querystring: NO_INPUT } })
   await fastify.register(fastifyStatic, {
     root: PAGE_DIR,

@@ -26,6 +26,28 @@ export const API_HELMET: HelmetOptions = {
   originAgentCluster: false
 }
 
+/**
+ * The HTML pages' policy (the console, the dashboard): their own files only, no inline script or
+ * style, no other origin, never framed, no HTML sinks. Keyward's policy, so it lives beside the API's.
+ */
+export const PAGE_CSP = {
+  useDefaults: false,
+  directives: {
+    defaultSrc: ["'none'"],
+    scriptSrc: ["'self'"],
+    styleSrc: ["'self'"],
+    connectSrc: ["'self'"],
+    imgSrc: ["'self'", 'data:'],
+    fontSrc: ["'self'"],
+    frameAncestors: ["'none'"],
+    baseUri: ["'none'"],
+    formAction: ["'self'"],
+    // No page script writes HTML from strings: the browser refuses innerHTML and its kin outright.
+    requireTrustedTypesFor: ["'script'"],
+    trustedTypes: ["'none'"]
+  }
+} satisfies HelmetOptions['contentSecurityPolicy']
+
 /** Runs helmet once against a recording response and returns the headers it sets. */
 export function helmetHeaders (options: HelmetOptions): Record<string, string> {
   const headers: Record<string, string> = {}

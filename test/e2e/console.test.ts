@@ -1,22 +1,21 @@
 /// <reference lib="dom" />
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import { after, before, describe, it } from 'node:test'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
-import { startServer, type RunningServer } from '../helpers/server.ts'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { launchChromium, skipWithoutChromium } from '../helpers/browser.ts'
+import { runToExit, startServer, type RunningServer } from '../helpers/server.ts'
+import { testStoreEnv } from '../helpers/store-env.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-// CI installs Debian's chromium (.ci/run); a developer machine without it skips this suite.
-const skip = !existsSync(CHROMIUM) && process.env.CI !== 'true' ? `no Chromium at ${CHROMIUM}` : false
 const ARTIFACTS = new URL('../artifacts/console/', import.meta.url).pathname
-const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 
 /** What went wrong in the page: errors, CSP violations, failed requests, 5xx and unexpected 4xx answers. */
 interface Watch { problems: string[], clientErrors: string[] }
 
-async function openConsole (browser: Browser, viewport = { width: 1366, height: 900 }): Promise<{ context: BrowserContext, page: Page, watch: Watch }> {
-  const context = await browser.newContext({ viewport })
+async function openConsole (browser: Browser, userAgent?: string): Promise<{ context: BrowserContext, page: Page, watch: Watch }> {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 900 }, ...(userAgent === undefined ? {} : { userAgent }) })
   // The CSP reports each violation to the page as an event: surface it where the test listens.
   await context.addInitScript(() => {
     document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI}`))
@@ -39,24 +38,40 @@ async function openConsole (browser: Browser, viewport = { width: 1366, height: 
   return { context, page, watch }
 }
 
-async function post (server: RunningServer, path: string, body: unknown, token?: string) {
+async function send (server: RunningServer, method: string, path: string, body?: unknown, token?: string) {
   const res = await fetch(`${server.url}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
-    body: JSON.stringify(body)
+    method,
+    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
+    body: body === undefined ? undefined : JSON.stringify(body)
   })
   return { status: res.status, body: await res.json() as Record<string, unknown> }
 }
 
-describe('the key owners console in headless Chromium', { skip }, () => {
+function post (server: RunningServer, path: string, body: unknown, token?: string) {
+  return send(server, 'POST', path, body, token)
+}
+
+async function signIn (page: Page, server: RunningServer, email: string, password: string) {
+  await page.goto(`${server.url}/console`)
+  await page.getByRole('heading', { name: 'Sign in to Keyward' }).waitFor()
+  await page.getByLabel('Email').fill(email)
+  await page.getByLabel('Password', { exact: true }).fill(password)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.getByRole('heading', { name: 'Keys', exact: true }).waitFor()
+}
+
+describe('the key owners console in headless Chromium', { skip: skipWithoutChromium }, () => {
   let server: RunningServer
   let browser: Browser
   let tmp: Awaited<ReturnType<typeof tempDir>>
+  // The server and the jobs command share one store.
+  const storeEnv = testStoreEnv()
 
   before(async () => {
     tmp = await tempDir('console')
     // The journey signs in several times and reveals, rotates and creates keys: well past the default tiers.
     server = await startServer({
+      ...storeEnv,
       DATA_DIR: tmp.dir,
       GENERAL_RATE_LIMIT_MAX: '100000',
       AUTH_RATE_LIMIT_MAX: '1000',
@@ -64,7 +79,7 @@ describe('the key owners console in headless Chromium', { skip }, () => {
       KEY_CREATE_RATE_LIMIT_MAX: '1000',
       USAGE_FLUSH_INTERVAL_MS: '200'
     })
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS })
+    browser = await launchChromium()
     mkdirSync(ARTIFACTS, { recursive: true })
   })
   after(async () => {
@@ -83,6 +98,21 @@ describe('the key owners console in headless Chromium', { skip }, () => {
       throw err
     } finally {
       await context.close()
+    }
+  })
+
+  it('reads a notification, opens a dialog from the keyboard, and manages the account from two browsers', async () => {
+    const first = await openConsole(browser)
+    const second = await openConsole(browser, 'Second browser')
+    try {
+      await accountJourney(server, { DATA_DIR: tmp.dir, ...storeEnv }, first, second)
+    } catch (err) {
+      await first.page.screenshot({ path: `${ARTIFACTS}account-failure.png`, fullPage: true }).catch(() => {})
+      await second.page.screenshot({ path: `${ARTIFACTS}account-failure-second.png`, fullPage: true }).catch(() => {})
+      throw err
+    } finally {
+      await first.context.close()
+      await second.context.close()
     }
   })
 
@@ -332,4 +362,140 @@ async function journey (server: RunningServer, context: BrowserContext, page: Pa
     'POST /api/auth/console/refresh 401',
     'DELETE /api/auth/me 403'
   ])
+}
+
+interface Opened { context: BrowserContext, page: Page, watch: Watch }
+
+async function accountJourney (server: RunningServer, storeEnv: Record<string, string>, first: Opened, second: Opened) {
+  const { page, watch } = first
+  const email = 'account@example.com'
+  const password = 'account password 1'
+  const newPassword = 'account password 2'
+  const passphrase = 'vault passphrase of the account'
+  const newPassphrase = 'the second vault passphrase'
+
+  // Made through the API: an account with a passphrase and a key that expires in three days.
+  const registered = await post(server, '/api/auth/register', { email, password })
+  assert.equal(registered.status, 201)
+  const token = String(registered.body.accessToken)
+  assert.equal((await send(server, 'PUT', '/api/vault/passphrase', { passphrase }, token)).status, 200)
+  const expiresAt = new Date(Date.now() + 3 * 86_400_000).toISOString()
+  const key = await post(server, '/api/keys', { kind: 'issued', name: 'Expiring soon', expiresAt }, token)
+  assert.equal(key.status, 201)
+
+  // The nightly expiry job, run now by the operators' command against the server's store, notifies the owner.
+  const job = await runToExit({ NODE_ENV: 'production', LOG_LEVEL: 'warn', ...storeEnv }, 'scripts/jobs.ts', 20_000, ['run', 'key-expiration'])
+  assert.equal(job.code, 0, job.output)
+  assert.equal(JSON.parse(job.output.trim().split('\n').pop() as string).result.expiringSoon, 1)
+
+  // The page's policy makes the browser refuse HTML written from a string (a page of its own, so its report stays out of the watch).
+  const probe = await first.context.newPage()
+  await probe.goto(`${server.url}/console`)
+  const written = await probe.evaluate(() => {
+    try {
+      document.createElement('div').innerHTML = '<img src=x>'
+      return 'written'
+    } catch (err) {
+      return (err as Error).name
+    }
+  })
+  assert.equal(written, 'TypeError')
+  await probe.close()
+
+  // The unread count shows in the navigation; marking the notification read takes it away.
+  await signIn(page, server, email, password)
+  const nav = page.getByRole('navigation', { name: 'Main' })
+  await nav.locator('.count[aria-label="1 unread"]').waitFor()
+  await nav.getByRole('link', { name: /Notifications/ }).click()
+  const inbox = page.locator('ul.inbox li.unread', { hasText: 'Expiring soon expires soon' })
+  await inbox.waitFor()
+  await inbox.getByRole('button', { name: /Mark read/ }).click()
+  await page.locator('ul.inbox li:not(.unread)', { hasText: 'Expiring soon expires soon' }).waitFor()
+  await nav.locator('.count').waitFor({ state: 'detached' })
+
+  // The new-key dialog from the keyboard alone: Tab to the button, Enter opens, Escape closes.
+  await nav.getByRole('link', { name: 'Keys' }).click()
+  await page.locator('.page-head button.primary:not([disabled])').waitFor()
+  for (let tabs = 0; await page.evaluate(() => document.activeElement?.textContent) !== 'New key'; tabs++) {
+    assert.ok(tabs < 30, 'New key is reachable with Tab')
+    await page.keyboard.press('Tab')
+  }
+  await page.keyboard.press('Enter')
+  await page.locator('dialog[open] form[aria-label="New key"]').waitFor()
+  assert.equal(await page.evaluate(() => document.activeElement?.closest('dialog[open]') !== null), true, 'focus is inside the dialog')
+  // A secret typed for a held key leaves the form when the kind changes to issued.
+  const create = page.locator('dialog form[aria-label="New key"]')
+  await create.getByLabel(/Held:/).check()
+  await create.getByLabel('Secret', { exact: true }).fill('sk_typed_then_abandoned_0123')
+  await create.getByLabel(/Issued:/).check()
+  await create.getByLabel(/Held:/).check()
+  assert.equal(await create.getByLabel('Secret', { exact: true }).inputValue(), '')
+  await page.keyboard.press('Escape')
+  await page.locator('dialog').waitFor({ state: 'detached' })
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'New key', 'focus returns to the button that opened the dialog')
+
+  // A second browser signs in; the first lists both sessions and ends the second one.
+  await signIn(second.page, server, email, password)
+  await nav.getByRole('link', { name: 'Account' }).click()
+  const other = page.locator('ul.sessions li', { hasText: 'Second browser' })
+  await other.waitFor()
+  assert.ok(await page.locator('ul.sessions li').count() >= 2, 'both browsers are listed')
+  assert.equal(await page.locator('ul.sessions li', { hasText: 'This browser' }).count(), 1)
+  await other.getByRole('button', { name: /^End/ }).click()
+  await other.waitFor({ state: 'detached' })
+  // The second browser's next call is refused, and it is back at the sign-in form, told why.
+  await second.page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Usage' }).click()
+  await second.page.getByRole('heading', { name: 'Sign in to Keyward' }).waitFor()
+  assert.match(String(await second.page.locator('.form-error').textContent()), /This session was ended/)
+
+  // Change the password: a wrong current one is refused at its field, then it changes.
+  const change = page.locator('form[aria-label="Change password"]')
+  await change.getByLabel('Current password').fill('not my password')
+  await change.getByLabel('New password').fill(newPassword)
+  await change.getByRole('button', { name: 'Change password' }).click()
+  const currentError = change.locator('.field:has(input[name=currentPassword]) .field-error')
+  await currentError.waitFor()
+  assert.match(String(await currentError.textContent()), /Wrong password/)
+  await change.getByLabel('Current password').fill(password)
+  await change.getByLabel('New password').fill(newPassword)
+  await change.getByRole('button', { name: 'Change password' }).click()
+  await change.getByText('Password changed.').waitFor()
+  assert.equal(await change.locator('.field-error').count(), 0)
+  assert.equal((await post(server, '/api/auth/login', { email, password })).status, 401, 'the old password no longer signs in')
+  const login = await post(server, '/api/auth/login', { email, password: newPassword })
+  assert.equal(login.status, 200, 'the new one does')
+
+  // Export: a JSON file with the account and its key, and no secret in it.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download my data' }).click()])
+  assert.match(download.suggestedFilename(), /^keyward-account-\d{4}-\d{2}-\d{2}\.json$/)
+  const text = await readFile(String(await download.path()), 'utf8')
+  const exported = JSON.parse(text) as { user: { email: string }, keys: Array<{ id: string, name: string }> }
+  assert.equal(exported.user.email, email)
+  assert.deepEqual(exported.keys.map((k) => [k.id, k.name]), [[(key.body.key as { id: string }).id, 'Expiring soon']])
+  assert.ok(!text.includes(String(key.body.secret)), 'the export holds no secret')
+
+  // Change the vault passphrase: a wrong current one is refused at its field, then it changes.
+  const vault = page.locator('form[aria-label="Change vault passphrase"]')
+  await vault.getByLabel('Current passphrase').fill('not the passphrase at all')
+  await vault.getByLabel('New passphrase').fill(newPassphrase)
+  await vault.getByLabel('Repeat the passphrase').fill(newPassphrase)
+  await vault.getByRole('button', { name: 'Change passphrase' }).click()
+  const passphraseError = vault.locator('.field:has(input[name=currentPassphrase]) .field-error')
+  await passphraseError.waitFor()
+  assert.match(String(await passphraseError.textContent()), /Wrong passphrase/)
+  await vault.getByLabel('Current passphrase').fill(passphrase)
+  await vault.getByRole('button', { name: 'Change passphrase' }).click()
+  await vault.getByText('Your vault passphrase is changed').waitFor()
+  const changed = await fetch(`${server.url}/api/audit?action=vault.passphrase_changed`, { headers: { authorization: `Bearer ${String(login.body.accessToken)}` } })
+  assert.equal((await changed.json() as { items: unknown[] }).items.length, 1)
+
+  assert.deepEqual(watch.problems, [])
+  assert.deepEqual(watch.clientErrors, [
+    'POST /api/auth/console/refresh 401',
+    'POST /api/auth/change-password 403',
+    'PUT /api/vault/passphrase 403'
+  ])
+  assert.deepEqual(second.watch.problems, [])
+  assert.equal(second.watch.clientErrors[0], 'POST /api/auth/console/refresh 401')
+  assert.ok(second.watch.clientErrors.length > 1 && second.watch.clientErrors.slice(1).every((e) => /^GET \/api\/usage\S* 401$/.test(e)), second.watch.clientErrors.join(', '))
 }

@@ -1,17 +1,15 @@
 /// <reference lib="dom" />
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
-import { chromium, type Browser } from 'playwright-core'
+import type { Browser } from 'playwright-core'
+import { launchChromium, skipWithoutChromium } from '../helpers/browser.ts'
 import { startServer, type RunningServer } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-// CI installs Debian's chromium (.ci/run); a developer machine without it skips this suite.
-const skip = !existsSync(CHROMIUM) && process.env.CI !== 'true' ? `no Chromium at ${CHROMIUM}` : false
 const ARTIFACTS = new URL('../artifacts/', import.meta.url).pathname
 
-describe('the operators dashboard in headless Chromium', { skip }, () => {
+describe('the operators dashboard in headless Chromium', { skip: skipWithoutChromium }, () => {
   let server: RunningServer
   let browser: Browser
   let tmp: Awaited<ReturnType<typeof tempDir>>
@@ -21,10 +19,7 @@ describe('the operators dashboard in headless Chromium', { skip }, () => {
   before(async () => {
     tmp = await tempDir('dashboard')
     server = await startServer({ DATA_DIR: tmp.dir, ADMIN_EMAILS: email, GENERAL_RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '1000' })
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-    })
+    browser = await launchChromium()
     mkdirSync(ARTIFACTS, { recursive: true })
   })
   after(async () => {

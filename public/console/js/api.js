@@ -1,16 +1,25 @@
 import { send } from './http.js'
-import { accessToken, refresh } from './session.js'
+import { accessToken, forget, refresh } from './session.js'
 
 const EXPIRED = new Set(['TOKEN_EXPIRED', 'INVALID_TOKEN', 'UNAUTHORIZED'])
 
-/** A call to the JSON API as the signed-in user; an expired access token is renewed once. */
+/**
+ * A call to the JSON API as the signed-in user; an expired access token is renewed once. A
+ * session ended elsewhere (another browser, a password change) signs this page out.
+ */
 export async function api (method, path, body) {
   const call = () => send(method, path, { body, headers: { authorization: 'Bearer ' + accessToken() } })
   try {
     return await call()
   } catch (err) {
-    if (err.status !== 401 || !EXPIRED.has(err.code)) throw err
-    await refresh()
+    if (err.status !== 401) throw err
+    if (!EXPIRED.has(err.code)) { forget(err); throw err }
+    try {
+      await refresh()
+    } catch (failed) {
+      if (failed.status === 401) forget(failed)
+      throw failed
+    }
     return call()
   }
 }

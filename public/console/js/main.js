@@ -1,7 +1,7 @@
 import { api } from './api.js'
 import { html, render, useEffect, useRef, useState } from './lib.js'
 import { usePath } from './router.js'
-import { currentUser, onSessionChange, restore, signOut } from './session.js'
+import { currentUser, endedReason, onSessionChange, restore, signOut } from './session.js'
 import { Loading } from './ui.js'
 import { AccountPage } from './pages/account.js'
 import { AuditPage } from './pages/audit.js'
@@ -52,7 +52,7 @@ function App () {
   const [problem, setProblem] = useState(null)
   const first = useRef(true)
   useEffect(() => {
-    const stop = onSessionChange(setUser)
+    const stop = onSessionChange((next) => { setProblem(endedReason()); setUser(next) })
     restore().then(setUser, (err) => { setProblem(err.text ?? String(err)); setUser(null) })
     return stop
   }, [])

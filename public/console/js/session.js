@@ -7,19 +7,23 @@ const BASE = '/api/auth/console'
 let access = null
 let refreshTimer = null
 let csrfToken = null
+let endedBy = null
 const listeners = new Set()
 
 export function accessToken () { return access === null ? null : access.token }
 export function currentUser () { return access === null ? null : access.user }
 export function onSessionChange (listener) { listeners.add(listener); return () => listeners.delete(listener) }
+/** Why the session ended without the person signing out here (for the sign-in page), or null. */
+export function endedReason () { return endedBy }
 
-function settle (answer) {
+function settle (answer, reason = null) {
   clearTimeout(refreshTimer)
+  endedBy = reason
   access = answer === null ? null : { token: answer.accessToken, user: answer.user }
   if (answer !== null) {
     // A minute before the access token expires (never sooner than 10 s from now).
     const inMs = Math.max(10, answer.expiresIn - 60) * 1000
-    refreshTimer = setTimeout(() => { refresh().catch(() => settle(null)) }, inMs)
+    refreshTimer = setTimeout(() => { refresh().catch((err) => settle(null, err.text ?? null)) }, inMs)
   }
   for (const listener of listeners) listener(currentUser())
   return currentUser()
@@ -71,5 +75,5 @@ export async function signOut (everywhere = false) {
   }
 }
 
-/** After the account is deleted the server has ended every session already. */
-export function forget () { settle(null) }
+/** The server has ended this session already: the account was deleted, or `reason` (an API error) says so. */
+export function forget (reason) { settle(null, reason?.text ?? null) }

@@ -1,3 +1,4 @@
+import { api, query } from './api.js'
 import { html, useEffect, useRef, useState } from './lib.js'
 import { asApiError } from './errors.js'
 
@@ -159,4 +160,29 @@ export function Pager ({ pager, nextCursor, label }) {
     <span>Page ${pager.page}</span>
     <button type="button" class="btn" disabled=${nextCursor === null || nextCursor === undefined} onClick=${() => pager.next(nextCursor)}>Next</button>
   </nav>`
+}
+
+/**
+ * A filtered list in pages: a change of filter settles for a moment, then reloads from the first
+ * page; an answer that arrives after a newer request was made is dropped. `reload` reloads on change.
+ */
+export function useFilteredList (path, initial, limit, reload) {
+  const [filters, setFilters] = useState(initial)
+  const [applied, setApplied] = useState(initial)
+  const [list, setList] = useState(null)
+  const [error, setError] = useState(null)
+  const pager = usePager()
+  useEffect(() => {
+    const timer = setTimeout(() => { setApplied(filters); pager.reset() }, 250)
+    return () => clearTimeout(timer)
+  }, [filters])
+  useEffect(() => {
+    let live = true
+    setError(null)
+    const trimmed = Object.fromEntries(Object.entries(applied).map(([k, v]) => [k, typeof v === 'string' ? v.trim() : v]))
+    api('GET', path + query({ ...trimmed, limit, cursor: pager.cursor }))
+      .then((page) => { if (live) setList(page) }, (err) => { if (live) setError(err) })
+    return () => { live = false }
+  }, [applied, pager.cursor, reload])
+  return { filters, setFilters, list, error, setError, pager }
 }

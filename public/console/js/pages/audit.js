@@ -1,6 +1,6 @@
-import { api, query } from '../api.js'
+import { api } from '../api.js'
 import { html, useEffect, useState, when } from '../lib.js'
-import { Busy, FormError, Loading, Pager, usePager } from '../ui.js'
+import { Busy, FormError, Loading, Pager, useFilteredList } from '../ui.js'
 
 const ACTIONS = ['', 'auth.register', 'auth.login', 'auth.login_failed', 'auth.logout', 'auth.logout_all', 'auth.password_changed', 'auth.session_revoked', 'auth.other_sessions_revoked', 'auth.refresh_reused', 'key.created', 'key.updated', 'key.rotated', 'key.revealed', 'key.revoked', 'key.expired', 'vault.passphrase_set', 'vault.passphrase_changed']
 
@@ -24,19 +24,7 @@ function ChainBadge () {
 }
 
 export function AuditPage () {
-  const [filters, setFilters] = useState({ action: '', keyId: '' })
-  const [applied, setApplied] = useState(filters)
-  const [list, setList] = useState(null)
-  const [error, setError] = useState(null)
-  const pager = usePager()
-  useEffect(() => {
-    const timer = setTimeout(() => { setApplied(filters); pager.reset() }, 250)
-    return () => clearTimeout(timer)
-  }, [filters])
-  useEffect(() => {
-    setError(null)
-    api('GET', '/api/audit' + query({ ...applied, keyId: applied.keyId.trim(), limit: 25, cursor: pager.cursor })).then(setList, setError)
-  }, [applied, pager.cursor])
+  const { filters, setFilters, list, error, pager } = useFilteredList('/api/audit', { action: '', keyId: '' }, 25)
   return html`<main id="main" tabindex="-1">
     <div class="page-head"><h1>Audit trail</h1><${ChainBadge} /></div>
     <p class="muted">Every change to your account and keys, newest first. Each event is linked to the one before by a hash, so an edited or removed event breaks the chain.</p>

@@ -93,6 +93,8 @@ export function CreateKeyForm ({ onCreated, onCancel }) {
   const action = useAction(FIELDS)
   const set = (name) => (value) => setForm({ ...form, [name]: value })
   const held = form.kind === 'held'
+  // An issued key has no secret to type: one typed for a held key is dropped, not kept unseen in the form.
+  const toIssued = () => setForm({ ...form, kind: 'issued', secret: '' })
   const submit = (e) => {
     e.preventDefault()
     action.run(async () => {
@@ -114,7 +116,7 @@ export function CreateKeyForm ({ onCreated, onCancel }) {
   const err = action.fieldError
   return html`<form onSubmit=${submit} novalidate aria-label="New key">
     <fieldset class="kinds"><legend>Kind of key</legend>
-      <label><input type="radio" name="kind" value="issued" checked=${!held} onChange=${() => set('kind')('issued')} /> Issued: Keyward generates it for your customers and verifies it</label>
+      <label><input type="radio" name="kind" value="issued" checked=${!held} onChange=${toIssued} /> Issued: Keyward generates it for your customers and verifies it</label>
       <label><input type="radio" name="kind" value="held" checked=${held} onChange=${() => set('kind')('held')} /> Held: a secret you were given (a provider's API key), stored encrypted</label>
     </fieldset>
     ${held && html`

@@ -1,7 +1,7 @@
-import { api, query } from '../api.js'
+import { api } from '../api.js'
 import { html, number, useEffect, useState, when } from '../lib.js'
 import { navigate } from '../router.js'
-import { Badge, Dialog, FormError, Loading, Pager, SecretOnce, usePager } from '../ui.js'
+import { Badge, Dialog, FormError, Loading, Pager, SecretOnce, useFilteredList } from '../ui.js'
 import { CreateKeyForm } from './key-form.js'
 import { PassphraseForm } from './vault.js'
 
@@ -38,28 +38,10 @@ function Text ({ label, value, onChange, type = 'text' }) {
 
 /** The keys list: counts, search, filters, sorting, paging, and the new-key dialog. */
 export function KeysPage ({ vault, onVaultChange }) {
-  const [filters, setFilters] = useState(EMPTY)
-  const [applied, setApplied] = useState(EMPTY)
-  const [list, setList] = useState(null)
   const [stats, setStats] = useState(null)
-  const [error, setError] = useState(null)
   const [creating, setCreating] = useState(false)
   const [created, setCreated] = useState(null)
-  const pager = usePager()
-
-  // Typing settles for a moment before the list reloads; choices apply at once.
-  useEffect(() => {
-    const timer = setTimeout(() => { setApplied(filters); pager.reset() }, 250)
-    return () => clearTimeout(timer)
-  }, [filters])
-
-  useEffect(() => {
-    let live = true
-    setError(null)
-    api('GET', '/api/keys' + query({ ...applied, limit: 20, cursor: pager.cursor }))
-      .then((page) => { if (live) setList(page) }, (err) => { if (live) setError(err) })
-    return () => { live = false }
-  }, [applied, pager.cursor, created])
+  const { filters, setFilters, list, error, setError, pager } = useFilteredList('/api/keys', EMPTY, 20, created)
 
   useEffect(() => {
     api('GET', '/api/keys/stats').then(setStats, setError)

@@ -116,6 +116,37 @@ describe('the key owners console in headless Chromium', { skip: skipWithoutChrom
     }
   })
 
+  it('keeps two tabs of one browser signed in when they reload and renew at the same moment', async () => {
+    const email = 'tabs@example.com'
+    const password = 'two tabs password 1'
+    assert.equal((await post(server, '/api/auth/register', { email, password })).status, 201)
+    const { context, page, watch } = await openConsole(browser)
+    try {
+      await signIn(page, server, email, password)
+      const other = await context.newPage()
+      const refreshes: number[] = []
+      for (const tab of [page, other]) tab.on('response', (r) => { if (r.url().endsWith('/api/auth/console/refresh')) refreshes.push(r.status()) })
+      await other.goto(`${server.url}/console`)
+      await other.getByRole('heading', { name: 'Keys', exact: true }).waitFor()
+      // Both tabs present the one single-use cookie at once; without turns the second would read
+      // as token reuse and end the session for both.
+      for (let round = 0; round < 3; round++) {
+        await Promise.all([page.reload(), other.reload()])
+        await page.getByRole('heading', { name: 'Keys', exact: true }).waitFor()
+        await other.getByRole('heading', { name: 'Keys', exact: true }).waitFor()
+      }
+      // Page loads rarely line up to the millisecond; the timers that renew the access token can.
+      const renew = (tab: Page) => tab.evaluate(async () => { await (await import('/console/js/session.js')).refresh() })
+      for (let round = 0; round < 3; round++) await Promise.all([renew(page), renew(other)])
+      assert.deepEqual(refreshes, Array(13).fill(200), 'the second tab opened, both reloaded three times, then both renewed three times at once')
+      assert.deepEqual(watch.problems, [])
+      // The first tab's only 4xx: the refresh at its first load, before it signed in.
+      assert.deepEqual(watch.clientErrors, ['POST /api/auth/console/refresh 401'])
+    } finally {
+      await context.close()
+    }
+  })
+
   it('at the default limits, tells a guesser when to try again', async () => {
     const dir = await tempDir('console-defaults')
     const defaults = await startServer({ DATA_DIR: dir.dir })

@@ -52,9 +52,17 @@ export async function signIn ({ email, password }) {
   return settle(await post('/login', { email, password }))
 }
 
+/**
+ * Refreshes take turns across this origin's tabs: two tabs presenting the same single-use cookie
+ * at once would read as token reuse and end the session; the second now sends the rotated cookie.
+ */
+function oneTabAtATime (task) {
+  return navigator.locks === undefined ? task() : navigator.locks.request('keyward-console-refresh', task)
+}
+
 /** At load and before the access token expires: the refresh cookie buys a new one (401 when signed out). */
 export async function refresh () {
-  return settle(await post('/refresh', {}))
+  return settle(await oneTabAtATime(() => post('/refresh', {})))
 }
 
 /** Restores the session at load; null when there is none. */

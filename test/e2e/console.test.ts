@@ -136,7 +136,7 @@ describe('the key owners console in headless Chromium', { skip: skipWithoutChrom
         await other.getByRole('heading', { name: 'Keys', exact: true }).waitFor()
       }
       // Page loads rarely line up to the millisecond; the timers that renew the access token can.
-      const renew = (tab: Page) => tab.evaluate(async () => { await (await import('/console/js/session.js')).refresh() })
+      const renew = (tab: Page) => tab.evaluate(async (session) => { await (await import(session)).refresh() }, '/console/js/session.js')
       for (let round = 0; round < 3; round++) await Promise.all([renew(page), renew(other)])
       assert.deepEqual(refreshes, Array(13).fill(200), 'the second tab opened, both reloaded three times, then both renewed three times at once')
       assert.deepEqual(watch.problems, [])

@@ -10,6 +10,10 @@
  * In embedded mode a held-key storm follows: verify's p99 with BENCH_STORM_CONCURRENCY (20) held-key
  * creations and reveals in flight against the same load alone, and health's answers meanwhile.
  *
+ * Last, a paired comparison for the scenarios with CPU targets: Keyward and the bare routes run
+ * side by side and their CPU runs alternate for BENCH_PAIRED_ROUNDS (5) rounds, so a host whose
+ * speed drifts during the bench cannot tilt the ratios.
+ *
  *   BENCH_DURATION=10 BENCH_CONNECTIONS=100 BENCH_MODES=embedded,redis BENCH_CPU_REQUESTS=20000 npm run bench
  */
 import { execFileSync } from 'node:child_process'
@@ -23,7 +27,7 @@ import { ROOT, start, stop } from './processes.ts'
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100)
-const MODES = (process.env.BENCH_MODES ?? 'embedded,metrics-off,cluster,redis').split(',')
+const MODES = (process.env.BENCH_MODES ?? 'embedded,metrics-off,cluster,redis').split(',').filter(Boolean)
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const WARMUP = Math.min(3, DURATION)
 const CPU_REQUESTS = Number(process.env.BENCH_CPU_REQUESTS ?? 20_000)
@@ -32,6 +36,8 @@ const CPU_RUNS = Number(process.env.BENCH_CPU_RUNS ?? 3)
 /** The held-key storm (issue 16, item 5): derivations kept in flight while verify is measured. */
 const STORM_CONCURRENCY = Number(process.env.BENCH_STORM_CONCURRENCY ?? 20)
 const STORM_SECONDS = Number(process.env.BENCH_STORM_SECONDS ?? 5)
+/** Rounds of the paired CPU comparison (Keyward and its bare route alternating); 0 skips it. */
+const PAIRED_ROUNDS = Number(process.env.BENCH_PAIRED_ROUNDS ?? 5)
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim())
 
 /** Every tier raised so the bench measures the work, not the limiter (stated in the report). */
@@ -179,19 +185,28 @@ async function cpuTimeUs (pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) * 1e6 / CLOCK_TICKS
 }
 
-/** Server CPU per request: the median over CPU_RUNS runs of CPU_REQUESTS requests each. */
+function median (values: number[]): number {
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number
+}
+
+/** One run of the scenario's fixed number of requests: the server's CPU µs per request, and the answers that failed. */
+async function cpuRun (pid: number, url: string, scenario: Omit<Scenario, 'mode'>) {
+  const amount = scenario.cpuRequests ?? CPU_REQUESTS
+  const before = await cpuTimeUs(pid)
+  const result = await load(url, scenario, { connections: CPU_CONNECTIONS, amount })
+  return { cpuUs: (await cpuTimeUs(pid) - before) / amount, failures: result.errors + result.timeouts + countUnexpected(result, scenario.expect) }
+}
+
+/** Server CPU per request: the median over CPU_RUNS runs. */
 async function cpuPerRequest (pid: number, url: string, scenario: Omit<Scenario, 'mode'>) {
   const runs: number[] = []
-  const amount = scenario.cpuRequests ?? CPU_REQUESTS
   let failures = 0
   for (let i = 0; i < CPU_RUNS; i++) {
-    const before = await cpuTimeUs(pid)
-    const result = await load(url, scenario, { connections: CPU_CONNECTIONS, amount })
-    runs.push((await cpuTimeUs(pid) - before) / amount)
-    failures += result.errors + result.timeouts + countUnexpected(result, scenario.expect)
+    const run = await cpuRun(pid, url, scenario)
+    runs.push(run.cpuUs)
+    failures += run.failures
   }
-  runs.sort((a, b) => a - b)
-  return { cpuUs: runs[Math.floor(runs.length / 2)] as number, failures }
+  return { cpuUs: median(runs), failures }
 }
 
 /** Warm-up, requests per second, then CPU per request (skipped for a cluster: its workers are other processes). */
@@ -283,6 +298,71 @@ async function storm (url: string, s: Awaited<ReturnType<typeof seed>>): Promise
   }
 }
 
+/** The bodies Keyward answers, for the bare routes to answer too. */
+async function captureFixtures (url: string, seeded: Awaited<ReturnType<typeof seed>>) {
+  const backend = { authorization: `Bearer ${seeded.root}`, 'content-type': 'application/json' }
+  return {
+    verify: await (await fetch(`${url}/api/keys/verify`, { method: 'POST', headers: backend, body: JSON.stringify({ key: seeded.valid }) })).json(),
+    list: await api(url, 'GET', '/api/keys?limit=20', undefined, seeded.accessToken),
+    health: await api(url, 'GET', '/api/health')
+  }
+}
+
+interface PairedResult {
+  scenario: string
+  reference: Reference
+  /** Medians over the rounds, and the median of each round's own ratio. */
+  cpuUs: number
+  referenceCpuUs: number
+  cpuRatio: number
+  ratios: number[]
+  failures: number
+}
+
+/**
+ * Keyward (embedded) and the bare routes served side by side, their CPU runs alternating round
+ * by round: when the host's speed drifts during the bench, both sides of each ratio move alike.
+ */
+async function paired (): Promise<PairedResult[]> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'keyward-bench-'))
+  const keyward = await start('server.ts', environment('embedded', dataDir, 0))
+  let bare: Awaited<ReturnType<typeof start>> | undefined
+  try {
+    const seeded = await seed(keyward.url)
+    const file = join(dataDir, 'fixtures.json')
+    await writeFile(file, JSON.stringify(await captureFixtures(keyward.url, seeded)))
+    bare = await start('bench/baseline.ts', { BASELINE_SHAPE: 'bare', BASELINE_FIXTURES: file })
+    const refs = references(true)
+    const results: PairedResult[] = []
+    for (const scenario of scenarios('embedded', seeded).filter((s) => s.target?.cpuUs !== undefined || s.target?.cpuRatio !== undefined)) {
+      const reference = refs.find((r) => r.reference === scenario.reference)
+      if (reference === undefined) continue
+      await measure(keyward.url, scenario, WARMUP)
+      await measure(bare.url, reference, WARMUP)
+      const mine: number[] = []
+      const theirs: number[] = []
+      const ratios: number[] = []
+      let failures = 0
+      for (let round = 0; round < PAIRED_ROUNDS; round++) {
+        const a = await cpuRun(keyward.proc.pid as number, keyward.url, scenario)
+        const b = await cpuRun(bare.proc.pid as number, bare.url, reference)
+        mine.push(a.cpuUs)
+        theirs.push(b.cpuUs)
+        ratios.push(a.cpuUs / b.cpuUs)
+        failures += a.failures + b.failures
+      }
+      const result = { scenario: scenario.name, reference: reference.reference, cpuUs: median(mine), referenceCpuUs: median(theirs), cpuRatio: median(ratios), ratios, failures }
+      console.log(`  ${scenario.name.padEnd(36)} ${result.cpuUs.toFixed(1)} µs vs ${reference.name} ${result.referenceCpuUs.toFixed(1)} µs: ${result.cpuRatio.toFixed(2)}x (rounds ${ratios.map((r) => r.toFixed(2)).join(' ')})`)
+      results.push(result)
+    }
+    return results
+  } finally {
+    if (bare !== undefined) await stop(bare.proc)
+    await stop(keyward.proc)
+    await rm(dataDir, { recursive: true, force: true })
+  }
+}
+
 /** Keyward's scenarios in one mode; the first mode with a list also captures the bodies the bare routes answer. */
 async function benchMode (mode: Mode, rows: Row[], fixtures: Record<string, unknown>, storms: Record<string, StormResult>) {
   const dataDir = await mkdtemp(join(tmpdir(), 'keyward-bench-'))
@@ -290,12 +370,7 @@ async function benchMode (mode: Mode, rows: Row[], fixtures: Record<string, unkn
   const server = await start(mode === 'cluster' ? 'cluster.ts' : 'server.ts', environment(mode, dataDir, mode === 'cluster' ? await freePort() : 0))
   try {
     const seeded = await seed(server.url)
-    if (fixtures.list === undefined && mode !== 'cluster' && mode !== 'metrics-off') {
-      const backend = { authorization: `Bearer ${seeded.root}`, 'content-type': 'application/json' }
-      fixtures.verify = await (await fetch(`${server.url}/api/keys/verify`, { method: 'POST', headers: backend, body: JSON.stringify({ key: seeded.valid }) })).json()
-      fixtures.list = await api(server.url, 'GET', '/api/keys?limit=20', undefined, seeded.accessToken)
-      fixtures.health = await api(server.url, 'GET', '/api/health')
-    }
+    if (fixtures.list === undefined && mode !== 'cluster' && mode !== 'metrics-off') Object.assign(fixtures, await captureFixtures(server.url, seeded))
     console.log(`${mode}:`)
     for (const scenario of scenarios(mode, seeded)) {
       const m = await bench(server, scenario, mode !== 'cluster')
@@ -376,6 +451,11 @@ async function main () {
   console.log('Rate-limit tiers are raised for the bench (auth, key creation, heavy, general, verify failures), so the limiter does not refuse bench traffic.\n')
   for (const mode of MODES as Mode[]) await benchMode(mode, rows, fixtures, storms)
   await benchReferences(rows, fixtures)
+  let pairs: PairedResult[] = []
+  if (PAIRED_ROUNDS > 0) {
+    console.log(`paired CPU comparison (embedded, ${PAIRED_ROUNDS} rounds, Keyward and its bare route alternating):`)
+    pairs = await paired()
+  }
   for (const mode of MODES as Mode[]) all.push(...scenarios(mode, { accessToken: '', root: '', valid: '', limited: '', unknown: '', keyId: '' }))
   judge(rows, all)
 
@@ -395,6 +475,7 @@ async function main () {
     cpu: { requests: CPU_REQUESTS, runs: CPU_RUNS, connections: CPU_CONNECTIONS, clockTicks: CLOCK_TICKS },
     raisedTiers: RAISED_TIERS,
     rows,
+    paired: pairs,
     storm: storms
   }, null, 2))
   console.log(`\nwritten to ${file}`)
@@ -402,9 +483,16 @@ async function main () {
   for (const [mode, result] of Object.entries(storms)) {
     console.log(`held-key storm (${mode}): verify p99 ${result.idleP99Ms} -> ${result.stormP99Ms} ms (target <= 2x), health ${JSON.stringify(result.health)}: ${result.met ? 'met' : 'MISSED'}`)
   }
-  const failed = rows.filter((r) => r.errors > 0 || r.unexpected > 0)
+  for (const pair of pairs) {
+    const target = all.find((s) => s.name === pair.scenario && s.mode === 'embedded')?.target
+    const checks: string[] = []
+    if (target?.cpuUs !== undefined) checks.push(`${pair.cpuUs <= target.cpuUs ? 'met' : 'MISSED'} (CPU <= ${target.cpuUs} µs)`)
+    if (target?.cpuRatio !== undefined) checks.push(`${pair.cpuRatio <= target.cpuRatio ? 'met' : 'MISSED'} (CPU <= ${target.cpuRatio}x)`)
+    console.log(`paired: ${pair.scenario} ${pair.cpuUs.toFixed(1)} µs, ${pair.cpuRatio.toFixed(2)}x ${pair.reference}: ${checks.join(', ')}`)
+  }
+  const failed = [...rows.filter((r) => r.errors > 0 || r.unexpected > 0).map((r) => `${r.mode}/${r.scenario}`), ...pairs.filter((p) => p.failures > 0).map((p) => `paired/${p.scenario}`)]
   if (failed.length > 0) {
-    console.error(`scenarios with errors or unexpected answers: ${failed.map((r) => `${r.mode}/${r.scenario}`).join(', ')}`)
+    console.error(`scenarios with errors or unexpected answers: ${failed.join(', ')}`)
     process.exitCode = 1
   }
 }

@@ -388,6 +388,18 @@ describe('keys, vault and audit routes', () => {
       assert.deepEqual(byName, ['internal tool', 'Payments API', 'LLM'])
     })
 
+    it('answers a cached page as JSON, and the next change shows at once in the same query', async () => {
+      const user = await registerUser(t.app)
+      const key = await createIssued(user, { name: 'before', tags: ['x'] })
+      const first = await call(user, 'GET', '/api/keys?limit=20')
+      const again = await call(user, 'GET', '/api/keys?limit=20')
+      assert.match(String(again.headers['content-type']), /^application\/json; charset=utf-8/)
+      assert.equal(again.body, first.body, 'a cache hit answers the same bytes')
+      assert.equal(again.json().items[0].name, 'before')
+      await call(user, 'PATCH', `/api/keys/${key.key.id}`, { name: 'after' })
+      assert.equal((await call(user, 'GET', '/api/keys?limit=20')).json().items[0].name, 'after')
+    })
+
     it('pages without duplicates or gaps while keys are added', async () => {
       const user = await registerUser(t.app)
       for (let i = 0; i < 7; i++) {

@@ -22,6 +22,9 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.addHook('onRequest', fastify.authenticate)
   const tags = ['keys']
   const security = [{ bearerAuth: [] }]
+  // A cached list page is one object until its cache entry goes: its JSON, made by the route's own
+  // serialiser, is kept beside it, so a cache hit is not serialised again.
+  const listJson = new WeakMap<object, string>()
 
   fastify.post('/', {
     config: { rateLimit: fastify.tier('keyCreation') },
@@ -49,7 +52,15 @@ const keys: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: KeyListQuery,
       response: { 200: KeyList, ...errorResponses(400, 401) }
     }
-  }, async (request) => fastify.keys.list(principalOf(request).id, request.query))
+  }, async (request, reply) => {
+    const page = await fastify.keys.list(principalOf(request).id, request.query)
+    let json = listJson.get(page)
+    if (json === undefined) {
+      json = reply.serialize(page) as string
+      listJson.set(page, json)
+    }
+    return reply.type('application/json; charset=utf-8').send(json as unknown as typeof page)
+  })
 
   fastify.get('/stats', {
     schema: {

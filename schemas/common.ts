@@ -8,6 +8,8 @@ export const Id = Type.String({ minLength: 1, maxLength: 200, description: 'Opaq
 export const IdParams = Type.Object({ id: Id }, { additionalProperties: false })
 export const Timestamp = Type.String({ format: 'date-time', description: 'ISO 8601, UTC' })
 export const NoContent = Type.Null({ description: 'No content' })
+/** The query string of a route that takes none: any name in it is refused, as routes with a query schema refuse unknown names. */
+export const NoQuery = Type.Object({}, { additionalProperties: false })
 
 /**
  * A value or null. Scalars become `type: [t, 'null']`, which fast-json-stringify serialises

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict'
-import { fork, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
 import { openFileLimit } from '../../config.ts'
-import type { HolderCommand, HolderReport, OpenReport, ProbeReport, StatusReport } from '../helpers/connection-holder.ts'
+import type { OpenReport, ProbeReport, StatusReport } from '../helpers/connection-holder.ts'
+import { ask, askAll, rssKiB, socketCount, spawnHolder } from '../helpers/holders.ts'
 import { onScopeEnd } from '../helpers/scope.ts'
 import { startServer, type RunningServer } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
@@ -26,7 +26,6 @@ const PAST_CAP = 400
 const VERIFY_SECONDS = 10
 const VERIFY_CONNECTIONS = 10
 const SLOW_HEADERS_TIMEOUT_MS = 2000
-const HOLDER = fileURLToPath(new URL('../helpers/connection-holder.ts', import.meta.url))
 
 const mib = (kib: number) => (kib / 1024).toFixed(0)
 const ms = (value: number) => value < 1 ? '<1' : String(value)
@@ -34,37 +33,6 @@ const ms = (value: number) => value < 1 ? '<1' : String(value)
 /** The kernel's slab memory, machine-wide (both ends of a loopback connection live here). */
 function slabKiB (): number {
   return Number(/^Slab:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1])
-}
-
-function rssKiB (pid: number): number {
-  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1])
-}
-
-/** Open sockets of a process, counted from its descriptor table. */
-function socketCount (pid: number): number {
-  let sockets = 0
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:')) sockets++
-    } catch {
-      // Closed between the listing and the read.
-    }
-  }
-  return sockets
-}
-
-function spawnHolder (): ChildProcess {
-  return fork(HOLDER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-}
-
-async function ask<T extends HolderReport> (holder: ChildProcess, command: HolderCommand): Promise<T> {
-  const answer = once(holder, 'message') as Promise<[T]>
-  holder.send(command)
-  return (await answer)[0]
-}
-
-async function askAll<T extends HolderReport> (holders: ChildProcess[], command: (i: number) => HolderCommand): Promise<T[]> {
-  return Promise.all(holders.map((h, i) => ask<T>(h, command(i))))
 }
 
 function merge (reports: OpenReport[]) {

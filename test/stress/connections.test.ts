@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict'
-import { fork, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import type { ChildProcess } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
-import { fileURLToPath } from 'node:url'
 import { FD_RESERVE, openFileLimit } from '../../config.ts'
-import type { HolderCommand, HolderReport, OpenReport, ProbeReport, StatusReport } from '../helpers/connection-holder.ts'
+import type { OpenReport, ProbeReport, StatusReport } from '../helpers/connection-holder.ts'
+import { askAll, rssKiB, socketCount, spawnHolder } from '../helpers/holders.ts'
 import { freePort, startServer, type RunningServer } from '../helpers/server.ts'
 import { tempDir } from '../helpers/tmp.ts'
 import { call, verifyLoad } from '../helpers/verify-load.ts'
@@ -32,7 +31,6 @@ const SOCKET_SLACK = 20
 const RSS_GROWTH_AFTER_KIB = 32 * 1024
 /** After release the kernel's slab keeps at most this share of its growth (TIME_WAIT entries for 60 s, caches). */
 const SLAB_KEPT_BOUND = 0.5
-const HOLDER = fileURLToPath(new URL('../helpers/connection-holder.ts', import.meta.url))
 
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const mib = (kib: number) => (kib / 1024).toFixed(0)
@@ -47,23 +45,6 @@ function tcpSockstat () {
   const line = /^TCP: (.*)$/m.exec(readFileSync('/proc/net/sockstat', 'utf8'))?.[1] ?? ''
   const field = (name: string) => Number(new RegExp(`${name} (\\d+)`).exec(line)?.[1] ?? 0)
   return { inuse: field('inuse'), tw: field('tw'), memPages: field('mem') }
-}
-
-function rssKiB (pid: number): number {
-  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1])
-}
-
-/** Open sockets of a process, counted from its descriptor table. */
-function socketCount (pid: number): number {
-  let sockets = 0
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:')) sockets++
-    } catch {
-      // Closed between the listing and the read.
-    }
-  }
-  return sockets
 }
 
 /** The cluster's workers: the processes whose parent is the primary and that run the server (tsx's esbuild is a child too). */
@@ -81,16 +62,6 @@ function workersOf (parent: number): number[] {
     }
   }
   return children.sort((a, b) => a - b)
-}
-
-async function ask<T extends HolderReport> (holder: ChildProcess, command: HolderCommand): Promise<T> {
-  const answer = once(holder, 'message') as Promise<[T]>
-  holder.send(command)
-  return (await answer)[0]
-}
-
-async function askAll<T extends HolderReport> (holders: ChildProcess[], command: (i: number) => HolderCommand): Promise<T[]> {
-  return Promise.all(holders.map((h, i) => ask<T>(h, command(i))))
 }
 
 interface WorkerFigures { pid: number, idleSockets: number, rssIdle: number, held: number, rssHeld: number, rssAfter: number, socketsAfter: number }
@@ -142,7 +113,7 @@ describe(`${TARGET} connections on one machine`, { timeout: 280_000, skip: unsup
     const { accessToken } = await call(url, '/api/auth/register', { email: 'many@example.com', password: 'many connections 1' }) as { accessToken: string }
     root = (await call(url, '/api/keys', { kind: 'issued', name: 'backend', scopes: ['keyward:verify'] }, accessToken) as { secret: string }).secret
     client = (await call(url, '/api/keys', { kind: 'issued', name: 'client' }, accessToken) as { secret: string }).secret
-    for (let i = 0; i < HOLDERS; i++) holders.push(fork(HOLDER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
+    for (let i = 0; i < HOLDERS; i++) holders.push(spawnHolder())
   })
 
   after(async () => {

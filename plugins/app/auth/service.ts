@@ -223,6 +223,14 @@ export class AuthService {
 
   async refresh (refreshToken: string, ctx: RequestContext): Promise<TokenPair> {
     const next = newRefreshToken()
+    const session = await this.consumeRefreshToken(refreshToken, next, ctx)
+    const user = await this.deps.store.getUser(session.userId)
+    if (user === null) throw new AppError(401, 'INVALID_REFRESH_TOKEN', 'The refresh token is invalid or expired')
+    return this.issueTokens(user, ctx, session, next)
+  }
+
+  /** Spends a refresh token (replaced by `next`) and returns its session; a reused one revokes the session. Throws 401. */
+  private async consumeRefreshToken (refreshToken: string, next: string, ctx: RequestContext): Promise<SessionRecord> {
     const outcome = await this.deps.store.rotateRefreshToken(hashRefreshToken(refreshToken), hashRefreshToken(next), this.deps.clock.now())
     if (outcome.status === 'reused') {
       await this.forgetSessions(outcome.session.userId)
@@ -230,9 +238,7 @@ export class AuthService {
       throw new AppError(401, 'REFRESH_TOKEN_REUSED', 'This refresh token was already used; the session has been revoked')
     }
     if (outcome.status === 'invalid') throw new AppError(401, 'INVALID_REFRESH_TOKEN', 'The refresh token is invalid or expired')
-    const user = await this.deps.store.getUser(outcome.session.userId)
-    if (user === null) throw new AppError(401, 'INVALID_REFRESH_TOKEN', 'The refresh token is invalid or expired')
-    return this.issueTokens(user, ctx, outcome.session, next)
+    return outcome.session
   }
 
   private sessionScope (userId: string) {
@@ -277,15 +283,21 @@ export class AuthService {
   }
 
   async logout (principal: Principal, ctx: RequestContext) {
-    await this.deps.store.revokeSession(principal.id, principal.sessionId, this.deps.clock.now(),
-      { action: 'auth.logout', sessionId: principal.sessionId, ip: ctx.ip })
-    await this.forgetSessions(principal.id)
+    await this.endSession(principal.id, principal.sessionId, ctx)
   }
 
   async logoutAll (principal: Principal, ctx: RequestContext): Promise<number> {
-    const count = await this.deps.store.revokeSessions(principal.id, this.deps.clock.now(), undefined,
-      { action: 'auth.logout_all', sessionId: principal.sessionId, ip: ctx.ip })
-    await this.forgetSessions(principal.id)
+    return this.endEverySession(principal.id, principal.sessionId, ctx)
+  }
+
+  private async endSession (userId: string, sessionId: string, ctx: RequestContext) {
+    await this.deps.store.revokeSession(userId, sessionId, this.deps.clock.now(), { action: 'auth.logout', sessionId, ip: ctx.ip })
+    await this.forgetSessions(userId)
+  }
+
+  private async endEverySession (userId: string, sessionId: string, ctx: RequestContext): Promise<number> {
+    const count = await this.deps.store.revokeSessions(userId, this.deps.clock.now(), undefined, { action: 'auth.logout_all', sessionId, ip: ctx.ip })
+    await this.forgetSessions(userId)
     return count
   }
 
@@ -295,16 +307,16 @@ export class AuthService {
    * unknown, used or expired ends nothing further and is not an error: signing out is idempotent.
    */
   async logoutWithRefreshToken (refreshToken: string, everywhere: boolean, ctx: RequestContext) {
-    let pair: TokenPair
+    let session: SessionRecord
     try {
-      pair = await this.refresh(refreshToken, ctx)
+      // Spent, not exchanged: no access token is signed for a session about to end.
+      session = await this.consumeRefreshToken(refreshToken, newRefreshToken(), ctx)
     } catch (err) {
       if (err instanceof AppError && err.statusCode === 401) return
       throw err
     }
-    const principal: Principal = { id: pair.user.id, role: pair.user.role, sessionId: pair.sessionId, expiresAt: this.deps.clock.now() }
-    if (everywhere) await this.logoutAll(principal, ctx)
-    else await this.logout(principal, ctx)
+    if (everywhere) await this.endEverySession(session.userId, session.id, ctx)
+    else await this.endSession(session.userId, session.id, ctx)
   }
 
   async me (principal: Principal): Promise<UserRecord> {

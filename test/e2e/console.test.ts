@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { mkdirSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { after, before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { launchChromium, skipWithoutChromium } from '../helpers/browser.ts'
 import { runToExit, startServer, type RunningServer } from '../helpers/server.ts'
@@ -36,6 +37,16 @@ async function openConsole (browser: Browser, userAgent?: string): Promise<{ con
     else if (response.status() >= 400) watch.clientErrors.push(`${response.request().method()} ${path} ${response.status()}`)
   })
   return { context, page, watch }
+}
+
+/**
+ * What `read` sees in the page once it equals `expected`, or its last reading after 5 s: the page
+ * moves focus in an effect after it renders, a moment after the click that opened or closed a dialog.
+ */
+async function settled<T> (page: Page, read: () => T, expected: T): Promise<T> {
+  let seen = await page.evaluate(read)
+  for (const deadline = Date.now() + 5000; seen !== expected && Date.now() < deadline; seen = await page.evaluate(read)) await sleep(50)
+  return seen
 }
 
 async function send (server: RunningServer, method: string, path: string, body?: unknown, token?: string) {
@@ -225,7 +236,7 @@ async function journey (server: RunningServer, context: BrowserContext, page: Pa
   await page.getByRole('heading', { name: /Stripe live/ }).waitFor()
   await page.getByRole('button', { name: 'Reveal' }).click()
   const reveal = page.locator('dialog')
-  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('type')), 'password', 'focus moves into the dialog')
+  assert.equal(await settled(page, () => document.activeElement?.getAttribute('type'), 'password'), 'password', 'focus moves into the dialog')
   await reveal.getByLabel('Vault passphrase').fill(passphrase)
   await reveal.getByRole('button', { name: 'Reveal' }).click()
   await page.getByTestId('revealed').waitFor()
@@ -234,7 +245,7 @@ async function journey (server: RunningServer, context: BrowserContext, page: Pa
   await page.getByTestId('revealed').waitFor({ state: 'detached' })
   assert.ok(!(await page.content()).includes(heldSecret), 'the plaintext left the page')
   await reveal.getByRole('button', { name: 'Close' }).last().click()
-  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Reveal', 'focus returns to the button that opened the dialog')
+  assert.equal(await settled(page, () => document.activeElement?.textContent, 'Reveal'), 'Reveal', 'focus returns to the button that opened the dialog')
 
   // An issued key: a bad prefix first (the API's message at the field, nothing created), then for real.
   await page.getByRole('link', { name: '← Keys' }).click()
@@ -453,7 +464,7 @@ async function accountJourney (server: RunningServer, storeEnv: Record<string, s
   }
   await page.keyboard.press('Enter')
   await page.locator('dialog[open] form[aria-label="New key"]').waitFor()
-  assert.equal(await page.evaluate(() => document.activeElement?.closest('dialog[open]') !== null), true, 'focus is inside the dialog')
+  assert.equal(await settled(page, () => document.activeElement?.closest('dialog[open]') !== null, true), true, 'focus is inside the dialog')
   // A secret typed for a held key leaves the form when the kind changes to issued.
   const create = page.locator('dialog form[aria-label="New key"]')
   await create.getByLabel(/Held:/).check()
@@ -463,7 +474,7 @@ async function accountJourney (server: RunningServer, storeEnv: Record<string, s
   assert.equal(await create.getByLabel('Secret', { exact: true }).inputValue(), '')
   await page.keyboard.press('Escape')
   await page.locator('dialog').waitFor({ state: 'detached' })
-  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'New key', 'focus returns to the button that opened the dialog')
+  assert.equal(await settled(page, () => document.activeElement?.textContent, 'New key'), 'New key', 'focus returns to the button that opened the dialog')
 
   // A second browser signs in; the first lists both sessions and ends the second one.
   await signIn(second.page, server, email, password)

@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Browser, BrowserContext, Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page, Request } from 'playwright-core'
 import { launchChromium, skipWithoutChromium } from '../helpers/browser.ts'
 import { runToExit, startServer, type RunningServer } from '../helpers/server.ts'
 import { testStoreEnv } from '../helpers/store-env.ts'
@@ -21,7 +21,7 @@ async function openConsole (browser: Browser, userAgent?: string): Promise<{ con
   await context.addInitScript(() => {
     document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI}`))
   })
-  const page = await context.newPage()
+  const page = track(await context.newPage())
   const watch: Watch = { problems: [], clientErrors: [] }
   page.on('pageerror', (err) => watch.problems.push(`page error: ${err.message}`))
   page.on('console', (msg) => {
@@ -60,6 +60,33 @@ async function send (server: RunningServer, method: string, path: string, body?:
 
 function post (server: RunningServer, path: string, body: unknown, token?: string) {
   return send(server, 'POST', path, body, token)
+}
+
+const inFlight = new WeakMap<Page, Set<Request>>()
+
+/** Counts the page's requests in flight, for `idle`. Call it before the page's first request. */
+function track (page: Page): Page {
+  const requests = new Set<Request>()
+  inFlight.set(page, requests)
+  page.on('request', (r) => requests.add(r))
+  page.on('requestfinished', (r) => requests.delete(r))
+  page.on('requestfailed', (r) => requests.delete(r))
+  return page
+}
+
+/**
+ * Waits until the page has had no request in flight for 250 ms. Playwright's 'networkidle' is a
+ * state of the last document load, so it misses what the page fetches after an in-page navigation
+ * such as signing in.
+ */
+async function idle (page: Page) {
+  const requests = inFlight.get(page)
+  assert.ok(requests !== undefined, 'idle() needs track(page) first')
+  const deadline = Date.now() + 15_000
+  for (let quiet = 0; quiet < 5; quiet = requests.size === 0 ? quiet + 1 : 0) {
+    assert.ok(Date.now() < deadline, `still in flight after 15 s: ${[...requests].map((r) => r.url()).join(', ')}`)
+    await sleep(50)
+  }
 }
 
 async function signIn (page: Page, server: RunningServer, email: string, password: string) {
@@ -134,18 +161,22 @@ describe('the key owners console in headless Chromium', { skip: skipWithoutChrom
     const { context, page, watch } = await openConsole(browser)
     try {
       await signIn(page, server, email, password)
-      const other = await context.newPage()
+      const other = track(await context.newPage())
       const refreshes: number[] = []
       for (const tab of [page, other]) tab.on('response', (r) => { if (r.url().endsWith('/api/auth/console/refresh')) refreshes.push(r.status()) })
       await other.goto(`${server.url}/console`)
       await other.getByRole('heading', { name: 'Keys', exact: true }).waitFor()
       // Both tabs present the one single-use cookie at once; without turns the second would read
       // as token reuse and end the session for both.
+      // Each reload waits for the page's own requests to finish: a reload aborts what is still in
+      // flight, and the watch counts an aborted request as a problem.
       for (let round = 0; round < 3; round++) {
+        await Promise.all([idle(page), idle(other)])
         await Promise.all([page.reload(), other.reload()])
         await page.getByRole('heading', { name: 'Keys', exact: true }).waitFor()
         await other.getByRole('heading', { name: 'Keys', exact: true }).waitFor()
       }
+      await Promise.all([idle(page), idle(other)])
       // Page loads rarely line up to the millisecond; the timers that renew the access token can.
       const renew = (tab: Page) => tab.evaluate(async (session) => { await (await import(session)).refresh() }, '/console/js/session.js')
       for (let round = 0; round < 3; round++) await Promise.all([renew(page), renew(other)])
@@ -370,6 +401,7 @@ async function journey (server: RunningServer, context: BrowserContext, page: Pa
   await page.setViewportSize({ width: 1366, height: 900 })
 
   // A reload keeps the session (the refresh cookie); signing out ends it; signing in again works.
+  await idle(page)
   await page.reload()
   await page.getByRole('heading', { name: /Customer A/ }).waitFor()
   await page.getByRole('button', { name: 'Sign out' }).click()

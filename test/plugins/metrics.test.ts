@@ -101,6 +101,11 @@ describe('/metrics', () => {
     assert.ok(metricValue(after, count, { route: '/api/keys/verify', status_class: '2xx' }) >= 2)
     assert.ok(metricValue(after, count, { route: '/api/auth/register' }) >= 1)
     assert.ok(metricValue(after, count, { status_class: '4xx' }) >= 1)
+    // Requests no route matched count under one label (never their path: it held a secret), 404s and 429s alike.
+    assert.equal(metricValue(after, count, { route: 'unmatched', status_class: '4xx' }), 6)
+    assert.equal(metricValue(after, count, { route: '/api/keys', method: 'GET', status_class: '2xx' }), 2)
+    // Every request counted in was counted out: only the scrape itself is in flight.
+    assert.equal(metricValue(after, 'keyward_http_requests_in_flight'), 1)
     assert.ok(metricValue(after, 'keyward_http_slow_requests_total', { route: '/api/auth/register' }) >= 1, 'registration with scrypt is over 1 ms')
     assert.ok(t.logs.text().includes('"msg":"slow request"'))
     assert.equal(metricValue(after, 'keyward_verifications_total', { code: 'VALID' }), 1)

@@ -1,39 +1,74 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onResponseHookHandler } from 'fastify'
 import type { MetricsRegistry } from './registry.ts'
 import type { MinuteWindow } from './window.ts'
 
+type Hook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
+type Child = ReturnType<MetricsRegistry['requests']['labels']>
+
+/** A route's hooks with one more: first for onRequest, last for onResponse. */
+function withHook<H> (hooks: H | H[] | undefined, hook: H, first: boolean): H[] {
+  const list = hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks]
+  return first ? [hook, ...list] : [...list, hook]
+}
+
 /**
- * Request metrics: one onRequest and one onResponse hook, built once. Each request costs a few
- * additions and one histogram observation; slow requests are also counted and logged.
+ * Request metrics: the in-flight count, one histogram observation, the minute window, and a count
+ * and a log line for slow requests.
+ *
+ * The hooks are bound to each route as it is added (`onRoute`), with its label already known, so a
+ * request reads no route options (Fastify builds that object on every read) and looks up its
+ * histogram child in a per-route table. Requests that no route matched (404s, and URLs refused
+ * before routing) are counted by two global hooks under the route label `unmatched`; they leave
+ * routed requests to the route's own pair.
  */
 export function addRequestHooks (fastify: FastifyInstance, metrics: MetricsRegistry, window: MinuteWindow, slowMs: number) {
-  // One labelled child per route and status class, looked up by a string: no label hashing per request.
-  const children = new Map<string, ReturnType<typeof metrics.requests.labels>>()
-  const child = (method: string, route: string, status: number) => {
-    const key = `${method} ${route} ${status}`
-    let found = children.get(key)
-    if (found === undefined) {
-      found = metrics.requests.labels(method, route, `${Math.floor(status / 100)}xx`)
-      children.set(key, found)
-    }
-    return found
-  }
-  fastify.addHook('onRequest', (_request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
+  const started: Hook = (_request, _reply, done) => {
     metrics.inFlight++
     done()
+  }
+
+  /** The onResponse hook of one route label: histogram children per method and status class, made on first use. */
+  const finished = (route: string): Hook => {
+    const children = new Map<string, Array<Child | undefined>>()
+    return (request, reply, done) => {
+      metrics.inFlight--
+      const ms = reply.elapsedTime
+      const status = reply.statusCode
+      const method = request.method
+      let byClass = children.get(method)
+      if (byClass === undefined) {
+        byClass = []
+        children.set(method, byClass)
+      }
+      const statusClass = Math.floor(status / 100)
+      let child = byClass[statusClass]
+      if (child === undefined) {
+        child = metrics.requests.labels(method, route, `${statusClass}xx`)
+        byClass[statusClass] = child
+      }
+      child.observe(ms / 1000)
+      const isSlow = ms > slowMs
+      if (isSlow) {
+        metrics.slowRequests.inc({ route })
+        request.log.warn({ route, method, durationMs: Math.round(ms), statusCode: status }, 'slow request')
+      }
+      window.record(status, ms, isSlow)
+      done()
+    }
+  }
+
+  fastify.addHook('onRoute', (route) => {
+    route.onRequest = withHook(route.onRequest, started as onRequestHookHandler, true)
+    route.onResponse = withHook(route.onResponse, finished(route.url) as onResponseHookHandler, false)
+  })
+
+  const unmatched = finished('unmatched')
+  fastify.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
+    if (request.is404) started(request, reply, done)
+    else done()
   })
   fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
-    metrics.inFlight--
-    const ms = reply.elapsedTime
-    const route = request.routeOptions.url ?? 'unmatched'
-    const status = reply.statusCode
-    child(request.method, route, status).observe(ms / 1000)
-    const isSlow = ms > slowMs
-    if (isSlow) {
-      metrics.slowRequests.inc({ route })
-      request.log.warn({ route, method: request.method, durationMs: Math.round(ms), statusCode: status }, 'slow request')
-    }
-    window.record(status, ms, isSlow)
-    done()
+    if (request.is404) unmatched(request, reply, done)
+    else done()
   })
 }

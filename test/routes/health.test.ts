@@ -41,6 +41,13 @@ describe('GET /api/health', () => {
     assert.equal(other.statusCode, 503)
     assert.equal(other.json().code, 'SERVICE_UNAVAILABLE')
     assert.equal(other.headers['retry-after'], '10')
+    // Shed before any other work: the hot path, and a route that would first authenticate (no 401).
+    for (const [method, url] of [['POST', '/api/keys/verify'], ['GET', '/api/keys']] as const) {
+      const shed = await local.app.inject({ method, url, ...(method === 'POST' ? { payload: { key: 'kw_x' } } : {}) })
+      assert.equal(shed.statusCode, 503, url)
+      assert.equal(shed.json().code, 'SERVICE_UNAVAILABLE')
+      assert.equal(shed.headers['retry-after'], '10')
+    }
   })
 
   it('reports Redis when it is configured', async (ctx) => {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ErrorRef } from '../../schemas/error.ts'
-import { HealthBody } from '../../schemas/health.ts'
+import { HealthBody, type HealthBodyType } from '../../schemas/health.ts'
 
 const routes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/health', {
@@ -13,11 +13,19 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       // Rate-limited like any route unless the caller is in RATE_LIMIT_ALLOW_CIDRS.
       response: { 200: HealthBody, 429: ErrorRef, 503: HealthBody }
     },
-    // Report the pressure in the body instead of being shed by under-pressure.
-    config: { pressureHandler: () => undefined }
-  }, async (_request, reply) => {
-    const report = await fastify.health.report()
-    return reply.code(report.status === 'unavailable' ? 503 : 200).send(report)
+    config: {
+      // Report the pressure in the body instead of being shed.
+      shedUnderPressure: false,
+      rateLimit: fastify.allowListed()
+    }
+  }, (_request, reply) => {
+    // 503 takes the instance out of a load balancer's rotation.
+    const answer = (report: HealthBodyType) => {
+      reply.code(report.status === 'unavailable' ? 503 : 200)
+      return report
+    }
+    const report = fastify.health.report()
+    return report instanceof Promise ? report.then(answer) : answer(report)
   })
 }
 

@@ -129,6 +129,10 @@ describe('tiers in the application', () => {
     let status = 200
     for (let i = 0; i < 5; i++) status = (await t.app.inject({ method: 'GET', url: '/api/health', remoteAddress: '198.51.100.4' })).statusCode
     assert.equal(status, 429, 'health from elsewhere counts in the general tier')
+    // The allow-list is health's (and /metrics'): an allowed address is counted on any other route.
+    const other = []
+    for (let i = 0; i < 10; i++) other.push((await t.app.inject({ method: 'GET', url: '/docs/json', remoteAddress: '127.0.0.9' })).statusCode)
+    assert.ok(other.includes(429), `an allowed address on another route: ${other.join(', ')}`)
   })
 
   it('the verify-failure tier refuses a caller\'s failing calls past the limit, never its valid keys', async () => {

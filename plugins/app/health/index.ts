@@ -4,7 +4,7 @@ import type { HealthBodyType } from '../../../schemas/health.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    health: { report (): Promise<HealthBodyType> }
+    health: { report (): HealthBodyType | Promise<HealthBodyType> }
   }
 }
 
@@ -32,9 +32,9 @@ export default fp(async function healthPlugin (fastify: FastifyInstance) {
     }
   }
 
-  async function dependencies (): Promise<DependencyState> {
-    const now = Date.now()
-    if (last !== null && now - last.at < CHECK_TTL_MS) return last.state
+  /** The last check while it is fresh (no promise, the common case), else the check in flight. */
+  function dependencies (): DependencyState | Promise<DependencyState> {
+    if (last !== null && Date.now() - last.at < CHECK_TTL_MS) return last.state
     inflight ??= checkDependencies().then((state) => {
       last = { at: Date.now(), state }
       return state
@@ -42,8 +42,7 @@ export default fp(async function healthPlugin (fastify: FastifyInstance) {
     return inflight
   }
 
-  async function report (): Promise<HealthBodyType> {
-    const deps = await dependencies()
+  function build (deps: DependencyState): HealthBodyType {
     const usage = fastify.memoryUsage()
     const underPressure = fastify.isUnderPressure()
     const status = underPressure || !deps.store.ok ? 'unavailable' : deps.redis.ok ? 'ok' : 'degraded'
@@ -60,6 +59,12 @@ export default fp(async function healthPlugin (fastify: FastifyInstance) {
         rssBytes: usage.rssBytes
       }
     }
+  }
+
+  /** The report: built at once while the dependency check is fresh (load balancers poll often), else after it. */
+  function report (): HealthBodyType | Promise<HealthBodyType> {
+    const deps = dependencies()
+    return deps instanceof Promise ? deps.then(build) : build(deps)
   }
 
   fastify.decorate('health', { report })

@@ -13,6 +13,8 @@ declare module 'fastify' {
     /** Route `config.rateLimit` for a tier: `{ config: { rateLimit: fastify.tier('auth') } }`. */
     tier (name: Exclude<TierName, 'general' | 'verify' | 'verifyFailures'>): RateLimitOptions
     tierPolicies: Record<TierName, TierPolicy>
+    /** Route `config.rateLimit` for the general tier, never counting callers from RATE_LIMIT_ALLOW_CIDRS (health and metrics). */
+    allowListed (): RateLimitOptions
   }
 }
 
@@ -24,7 +26,7 @@ const byUser = (request: FastifyRequest) => request.principal?.id ?? `ip:${clien
  * The rate-limit tiers on @fastify/rate-limit. Its store is ours: counts, progressive blocks and
  * strikes live in Redis when REDIS_URL is set (shared by every process) and fall back to process
  * memory when Redis cannot be reached. The general tier covers every route that names no other
- * tier; health and metrics from RATE_LIMIT_ALLOW_CIDRS are never limited.
+ * tier; health and metrics from RATE_LIMIT_ALLOW_CIDRS are never limited (`allowListed()`).
  */
 export default fp(async function rateLimitPlugin (fastify: FastifyInstance) {
   const { rateLimits } = fastify.config
@@ -59,8 +61,19 @@ export default fp(async function rateLimitPlugin (fastify: FastifyInstance) {
     }
   }
 
-  const exempt = proxyAddr.compile(rateLimits.allowCidrs)
-  const exemptPaths = new Set(['/api/health', '/metrics'])
+  // Whether an address is in RATE_LIMIT_ALLOW_CIDRS, remembered per address text: proxy-addr parses
+  // the address on every call, and a load balancer polls health from the same few addresses.
+  const inAllowList = proxyAddr.compile(rateLimits.allowCidrs)
+  const allowed = new Map<string, boolean>()
+  const exempt = (request: FastifyRequest) => {
+    let found = allowed.get(request.ip)
+    if (found === undefined) {
+      if (allowed.size >= 1024) allowed.clear()
+      found = inAllowList(request.ip, 0)
+      allowed.set(request.ip, found)
+    }
+    return found
+  }
 
   await fastify.register(rateLimit, {
     global: true,
@@ -69,7 +82,6 @@ export default fp(async function rateLimitPlugin (fastify: FastifyInstance) {
     keyGenerator: byIp,
     store: TierStore as never,
     enableDraftSpec: true,
-    allowList: (request) => exemptPaths.has(request.routeOptions.url ?? '') && exempt(request.ip, 0),
     errorResponseBuilder: (_request, context) =>
       new AppError(context.statusCode, 'RATE_LIMITED', `Too many requests; retry in ${context.after}`)
   })
@@ -79,6 +91,7 @@ export default fp(async function rateLimitPlugin (fastify: FastifyInstance) {
 
   fastify.decorate('limiter', limiter)
   fastify.decorate('tierPolicies', policies)
+  fastify.decorate('allowListed', (): RateLimitOptions => ({ allowList: exempt }))
   fastify.decorate('tier', (name: Exclude<TierName, 'general' | 'verify' | 'verifyFailures'>): RateLimitOptions => {
     const policy = policies[name]
     return {

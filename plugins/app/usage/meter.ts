@@ -3,12 +3,20 @@ import type { Clock } from '../clock.ts'
 import { hourStart, monthStart, nextMonthStart } from '../store/shared.ts'
 import type { UsageDelta, UsageStore, UsageTotal } from '../store/types/index.ts'
 
-interface Known {
+/** What this process knows of one key's usage: one map lookup per verify call finds all of it. */
+interface KeyUsage {
+  /** The UTC month `units` and `syncedAt` are about. */
   month: number
   /** Units recorded in the store for the month, as of syncedAt (all processes). */
   units: number
   syncedAt: number
   refreshing: Promise<void> | null
+  /** This process's units charged in `pendingMonth` and not yet written (gathered, in flight or unsent). */
+  pendingMonth: number
+  pendingUnits: number
+  /** The key's delta for its latest hour in the batch being gathered (generation `batch`), if any. */
+  current: Pending | null
+  batch: number
 }
 
 type Pending = UsageDelta
@@ -28,10 +36,11 @@ export interface MeterStats {
  * processes charged in about two flush intervals (unflushed, plus not yet re-read).
  */
 export class UsageMeter {
+  /** The batch being gathered: one delta per key and hour, keyed `${keyId}:${hour}`. */
   private pending = new Map<string, Pending>()
-  /** Unflushed units per `${keyId}:${month}`, so a limit check costs one map lookup. */
-  private pendingUnitsByMonth = new Map<string, number>()
-  private known = new Map<string, Known>()
+  /** Bumped each time the gathered batch is taken for writing. */
+  private batch = 0
+  private keys = new Map<string, KeyUsage>()
   private timer: NodeJS.Timeout | null = null
   private flushing: Promise<void> | null = null
   /** The batch whose last write failed, sent again under the same id before anything newer. */
@@ -70,11 +79,30 @@ export class UsageMeter {
     return this.month.start
   }
 
+  /** The key's record, moved to `month` if it was about an earlier one. */
+  private record (keyId: string, month: number): KeyUsage {
+    let k = this.keys.get(keyId)
+    if (k === undefined) {
+      k = { month, units: 0, syncedAt: 0, refreshing: null, pendingMonth: month, pendingUnits: 0, current: null, batch: -1 }
+      this.keys.set(keyId, k)
+    } else if (k.month !== month) {
+      k.month = month
+      k.units = 0
+      k.syncedAt = 0
+    }
+    return k
+  }
+
+  private static unflushed (k: KeyUsage, month: number): number {
+    return k.pendingMonth === month ? k.pendingUnits : 0
+  }
+
   /** What `used` answers, read now (after any refresh a caller waited for). */
   usedNow (keyId: string): number {
-    const known = this.known.get(keyId)
+    const k = this.keys.get(keyId)
+    if (k === undefined) return 0
     const month = this.monthOf(this.clock.now())
-    return (known !== undefined && known.month === month ? known.units : 0) + this.pendingUnits(keyId, month)
+    return (k.month === month ? k.units : 0) + UsageMeter.unflushed(k, month)
   }
 
   /**
@@ -85,47 +113,52 @@ export class UsageMeter {
   used (ownerId: string, keyId: string): number | Promise<number> {
     const now = this.clock.now()
     const month = this.monthOf(now)
-    let known = this.known.get(keyId)
-    if (known === undefined || known.month !== month) {
-      known = { month, units: 0, syncedAt: 0, refreshing: null }
-      this.known.set(keyId, known)
+    const k = this.record(keyId, month)
+    if (now - k.syncedAt > this.options.flushIntervalMs) {
+      return this.refresh(ownerId, keyId, k).then(() => (k.month === month ? k.units : 0) + UsageMeter.unflushed(k, month))
     }
-    if (now - known.syncedAt > this.options.flushIntervalMs) {
-      const k = known
-      return this.refresh(ownerId, keyId, k).then(() => k.units + this.pendingUnits(keyId, month))
-    }
-    return known.units + this.pendingUnits(keyId, month)
+    return k.units + UsageMeter.unflushed(k, month)
   }
 
-  private refresh (ownerId: string, keyId: string, known: Known): Promise<void> {
-    known.refreshing ??= this.store.monthlyUsage(ownerId, known.month, [keyId]).then((totals) => {
-      // Units this process flushed after the read began are already in `known`; never go backwards.
+  private refresh (ownerId: string, keyId: string, k: KeyUsage): Promise<void> {
+    const month = k.month
+    k.refreshing ??= this.store.monthlyUsage(ownerId, month, [keyId]).then((totals) => {
+      // A read of a month that has since ended says nothing of the new one.
+      if (k.month !== month) return
+      // Units this process flushed after the read began are already in `units`; never go backwards.
       const units = totals[0]?.units ?? 0
-      if (units > known.units) known.units = units
-      known.syncedAt = this.clock.now()
-    }).finally(() => { known.refreshing = null })
-    return known.refreshing
-  }
-
-  private pendingUnits (keyId: string, month: number): number {
-    return this.pendingUnitsByMonth.get(`${keyId}:${month}`) ?? 0
+      if (units > k.units) k.units = units
+      k.syncedAt = this.clock.now()
+    }).finally(() => { k.refreshing = null })
+    return k.refreshing
   }
 
   /** Adds a charge; it reaches the store at the next flush. */
   charge (ownerId: string, keyId: string, units: number) {
     const now = this.clock.now()
     const hour = hourStart(now)
-    const slot = `${keyId}:${hour}`
-    const monthSlot = `${keyId}:${this.monthOf(now)}`
-    this.pendingUnitsByMonth.set(monthSlot, (this.pendingUnitsByMonth.get(monthSlot) ?? 0) + units)
-    const pending = this.pending.get(slot)
-    if (pending === undefined) {
-      this.pending.set(slot, { ownerId, keyId, hour, units, requests: 1, lastUsedAt: now })
-    } else {
-      pending.units += units
-      pending.requests++
-      pending.lastUsedAt = now
+    const month = this.monthOf(now)
+    const k = this.record(keyId, month)
+    if (k.pendingMonth !== month) {
+      k.pendingMonth = month
+      k.pendingUnits = 0
     }
+    k.pendingUnits += units
+    // The same key in the same hour and batch (nearly every call): no slot text, no batch lookup.
+    let pending = k.batch === this.batch && k.current !== null && k.current.hour === hour ? k.current : undefined
+    if (pending === undefined) {
+      const slot = `${keyId}:${hour}`
+      pending = this.pending.get(slot)
+      if (pending === undefined) {
+        pending = { ownerId, keyId, hour, units: 0, requests: 0, lastUsedAt: now }
+        this.pending.set(slot, pending)
+      }
+      k.current = pending
+      k.batch = this.batch
+    }
+    pending.units += units
+    pending.requests++
+    pending.lastUsedAt = now
   }
 
   /** Writes every pending delta in one batch; failed batches are kept and retried. */
@@ -144,6 +177,7 @@ export class UsageMeter {
     if (this.pending.size === 0) return
     const batch = [...this.pending.values()]
     this.pending = new Map()
+    this.batch++
     const batchId = randomUUID()
     let totals: UsageTotal[]
     try {
@@ -171,24 +205,23 @@ export class UsageMeter {
     const now = this.clock.now()
     for (const d of batch) {
       this.counters.flushedUnits += d.units
-      const monthSlot = `${d.keyId}:${monthStart(d.hour)}`
-      const left = (this.pendingUnitsByMonth.get(monthSlot) ?? 0) - d.units
-      if (left > 0) this.pendingUnitsByMonth.set(monthSlot, left)
-      else this.pendingUnitsByMonth.delete(monthSlot)
+      const k = this.keys.get(d.keyId)
+      // Written now, so no longer unflushed (charges of an earlier month stopped counting when it ended).
+      if (k !== undefined && k.pendingMonth === monthStart(d.hour)) k.pendingUnits = Math.max(0, k.pendingUnits - d.units)
     }
     for (const total of totals) {
-      const known = this.known.get(total.keyId)
-      if (known !== undefined && known.month === total.month) {
-        known.units = total.units
-        known.syncedAt = now
+      const k = this.keys.get(total.keyId)
+      if (k !== undefined && k.month === total.month) {
+        k.units = total.units
+        k.syncedAt = now
       }
     }
   }
 
   /** Takes in a total recorded outside the meter (an idempotent usage record). */
   observe (total: UsageTotal) {
-    const known = this.known.get(total.keyId)
-    if (known !== undefined && known.month === total.month && total.units > known.units) known.units = total.units
+    const k = this.keys.get(total.keyId)
+    if (k !== undefined && k.month === total.month && total.units > k.units) k.units = total.units
   }
 
   stats (): MeterStats {

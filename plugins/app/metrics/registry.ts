@@ -2,6 +2,7 @@ import { performance as perf } from 'node:perf_hooks'
 import type { FastifyInstance } from 'fastify'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { OperationObserver, TimedStoreOperation } from '../store/timed.ts'
+import { RequestDurations } from './request-durations.ts'
 
 /**
  * Keyward's prom-client instruments, in a registry of their own (each app has one). Built before
@@ -14,7 +15,7 @@ export class MetricsRegistry {
   inFlight = 0
   /** Jobs and webhook deliveries waiting, as of the last scrape (an alert rule reads it). */
   queueBacklog = 0
-  readonly requests: Histogram<'method' | 'route' | 'status_class'>
+  readonly requests: RequestDurations
   readonly slowRequests: Counter<'route'>
   readonly alertTransitions: Counter<'alert' | 'status'>
   private readonly storeOperations: Histogram<'operation'>
@@ -22,13 +23,7 @@ export class MetricsRegistry {
   constructor (slowRequestMs: number) {
     const registers = [this.registry]
     collectDefaultMetrics({ register: this.registry, prefix: 'keyward_' })
-    this.requests = new Histogram({
-      name: 'keyward_http_request_duration_seconds',
-      help: 'Request duration by route and status class (its _count is the request count)',
-      labelNames: ['method', 'route', 'status_class'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-      registers
-    })
+    this.requests = new RequestDurations([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], this.registry)
     this.slowRequests = new Counter({ name: 'keyward_http_slow_requests_total', help: `Requests slower than ${slowRequestMs} ms`, labelNames: ['route'], registers })
     this.alertTransitions = new Counter({ name: 'keyward_alerts_total', help: 'Alert transitions', labelNames: ['alert', 'status'], registers })
     this.storeOperations = new Histogram({

@@ -3,7 +3,7 @@ import type { MetricsRegistry } from './registry.ts'
 import type { MinuteWindow } from './window.ts'
 
 type Hook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
-type Child = ReturnType<MetricsRegistry['requests']['labels']>
+type Series = ReturnType<MetricsRegistry['requests']['series']>
 
 /** A route's hooks with one more: first for onRequest, last for onResponse. */
 function withHook<H> (hooks: H | H[] | undefined, hook: H, first: boolean): H[] {
@@ -17,7 +17,7 @@ function withHook<H> (hooks: H | H[] | undefined, hook: H, first: boolean): H[] 
  *
  * The hooks are bound to each route as it is added (`onRoute`), with its label already known, so a
  * request reads no route options (Fastify builds that object on every read) and looks up its
- * histogram child in a per-route table. Requests that no route matched (404s, and URLs refused
+ * histogram series in a per-route table. Requests that no route matched (404s, and URLs refused
  * before routing) are counted by two global hooks under the route label `unmatched`; they leave
  * routed requests to the route's own pair.
  */
@@ -27,9 +27,9 @@ export function addRequestHooks (fastify: FastifyInstance, metrics: MetricsRegis
     done()
   }
 
-  /** The onResponse hook of one route label: histogram children per method and status class, made on first use. */
+  /** The onResponse hook of one route label: histogram series per method and status class, made on first use. */
   const finished = (route: string): Hook => {
-    const children = new Map<string, Array<Child | undefined>>()
+    const children = new Map<string, Array<Series | undefined>>()
     return (request, reply, done) => {
       metrics.inFlight--
       const ms = reply.elapsedTime
@@ -41,12 +41,12 @@ export function addRequestHooks (fastify: FastifyInstance, metrics: MetricsRegis
         children.set(method, byClass)
       }
       const statusClass = Math.floor(status / 100)
-      let child = byClass[statusClass]
-      if (child === undefined) {
-        child = metrics.requests.labels(method, route, `${statusClass}xx`)
-        byClass[statusClass] = child
+      let series = byClass[statusClass]
+      if (series === undefined) {
+        series = metrics.requests.series(method, route, `${statusClass}xx`)
+        byClass[statusClass] = series
       }
-      child.observe(ms / 1000)
+      metrics.requests.observe(series, ms / 1000)
       const isSlow = ms > slowMs
       if (isSlow) {
         metrics.slowRequests.inc({ route })

@@ -4,10 +4,10 @@ import { fileURLToPath } from 'node:url'
 /** The project's root: the bench's servers run from it. */
 export const ROOT = fileURLToPath(new URL('../', import.meta.url))
 
-/** Starts a server entry under tsx and resolves once it prints where it listens. */
-export function start (entry: string, env: Record<string, string>): Promise<{ proc: ChildProcess, url: string }> {
+/** Starts a server entry under tsx (from `cwd`, this checkout by default) and resolves once it prints where it listens. */
+export function start (entry: string, env: Record<string, string>, cwd = ROOT): Promise<{ proc: ChildProcess, url: string }> {
   const proc = spawn(process.execPath, ['--import', 'tsx', entry], {
-    cwd: ROOT,
+    cwd,
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })

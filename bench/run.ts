@@ -14,6 +14,9 @@
  * side by side and their CPU runs alternate for BENCH_PAIRED_ROUNDS (5) rounds, so a host whose
  * speed drifts during the bench cannot tilt the ratios.
  *
+ * With redis among BENCH_MODES, verify in Redis mode is paired with embedded mode the same way.
+ * BENCH_AGAINST=<folder of another checkout> adds the same pairing of this checkout against that one.
+ *
  *   BENCH_DURATION=10 BENCH_CONNECTIONS=100 BENCH_MODES=embedded,redis BENCH_CPU_REQUESTS=20000 npm run bench
  */
 import { execFileSync } from 'node:child_process'
@@ -38,6 +41,8 @@ const STORM_CONCURRENCY = Number(process.env.BENCH_STORM_CONCURRENCY ?? 20)
 const STORM_SECONDS = Number(process.env.BENCH_STORM_SECONDS ?? 5)
 /** Rounds of the paired CPU comparison (Keyward and its bare route alternating); 0 skips it. */
 const PAIRED_ROUNDS = Number(process.env.BENCH_PAIRED_ROUNDS ?? 5)
+/** Another checkout of Keyward to compare this one with, paired like the bare routes (pairedKeywards). */
+const AGAINST = process.env.BENCH_AGAINST
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim())
 
 /** Every tier raised so the bench measures the work, not the limiter (stated in the report). */
@@ -118,6 +123,9 @@ async function seed (url: string) {
   const foreign = await api(url, 'POST', '/api/keys', { kind: 'issued', name: 'foreign' }, other.accessToken)
   return { accessToken, root: root.secret as string, valid: valid.secret as string, limited: limited.secret as string, unknown: foreign.secret as string, keyId: valid.key.id as string }
 }
+
+/** For reading the scenarios' names and targets without a server. */
+const NO_SEED = { accessToken: '', root: '', valid: '', limited: '', unknown: '', keyId: '' }
 
 function scenarios (mode: Mode, s: Awaited<ReturnType<typeof seed>>): Scenario[] {
   const verify = (key: string) => JSON.stringify({ key })
@@ -310,7 +318,7 @@ async function captureFixtures (url: string, seeded: Awaited<ReturnType<typeof s
 
 interface PairedResult {
   scenario: string
-  reference: Reference
+  reference: string
   /** Medians over the rounds, and the median of each round's own ratio. */
   cpuUs: number
   referenceCpuUs: number
@@ -319,14 +327,35 @@ interface PairedResult {
   failures: number
 }
 
-/**
- * Keyward (embedded) and the bare routes served side by side, their CPU runs alternating round
- * by round: when the host's speed drifts during the bench, both sides of each ratio move alike.
- */
+type Served = Awaited<ReturnType<typeof start>>
+const withCpuTarget = (s: Scenario) => s.target?.cpuUs !== undefined || s.target?.cpuRatio !== undefined
+
+/** Warms both sides, then alternates their CPU runs for PAIRED_ROUNDS rounds: a drifting host moves both sides of each ratio alike. */
+async function alternate (mine: { server: Served, scenario: Omit<Scenario, 'mode'> }, theirs: { server: Served, scenario: Omit<Scenario, 'mode'>, name: string, reference: string }): Promise<PairedResult> {
+  await measure(mine.server.url, mine.scenario, WARMUP)
+  await measure(theirs.server.url, theirs.scenario, WARMUP)
+  const a: number[] = []
+  const b: number[] = []
+  const ratios: number[] = []
+  let failures = 0
+  for (let round = 0; round < PAIRED_ROUNDS; round++) {
+    const x = await cpuRun(mine.server.proc.pid as number, mine.server.url, mine.scenario)
+    const y = await cpuRun(theirs.server.proc.pid as number, theirs.server.url, theirs.scenario)
+    a.push(x.cpuUs)
+    b.push(y.cpuUs)
+    ratios.push(x.cpuUs / y.cpuUs)
+    failures += x.failures + y.failures
+  }
+  const result = { scenario: mine.scenario.name, reference: theirs.reference, cpuUs: median(a), referenceCpuUs: median(b), cpuRatio: median(ratios), ratios, failures }
+  console.log(`  ${mine.scenario.name.padEnd(36)} ${result.cpuUs.toFixed(1)} µs vs ${theirs.name} ${result.referenceCpuUs.toFixed(1)} µs: ${result.cpuRatio.toFixed(2)}x (rounds ${ratios.map((r) => r.toFixed(2)).join(' ')})`)
+  return result
+}
+
+/** Keyward (embedded) and the bare routes served side by side, their CPU runs alternating. */
 async function paired (): Promise<PairedResult[]> {
   const dataDir = await mkdtemp(join(tmpdir(), 'keyward-bench-'))
   const keyward = await start('server.ts', environment('embedded', dataDir, 0))
-  let bare: Awaited<ReturnType<typeof start>> | undefined
+  let bare: Served | undefined
   try {
     const seeded = await seed(keyward.url)
     const file = join(dataDir, 'fixtures.json')
@@ -334,32 +363,40 @@ async function paired (): Promise<PairedResult[]> {
     bare = await start('bench/baseline.ts', { BASELINE_SHAPE: 'bare', BASELINE_FIXTURES: file })
     const refs = references(true)
     const results: PairedResult[] = []
-    for (const scenario of scenarios('embedded', seeded).filter((s) => s.target?.cpuUs !== undefined || s.target?.cpuRatio !== undefined)) {
+    for (const scenario of scenarios('embedded', seeded).filter(withCpuTarget)) {
       const reference = refs.find((r) => r.reference === scenario.reference)
       if (reference === undefined) continue
-      await measure(keyward.url, scenario, WARMUP)
-      await measure(bare.url, reference, WARMUP)
-      const mine: number[] = []
-      const theirs: number[] = []
-      const ratios: number[] = []
-      let failures = 0
-      for (let round = 0; round < PAIRED_ROUNDS; round++) {
-        const a = await cpuRun(keyward.proc.pid as number, keyward.url, scenario)
-        const b = await cpuRun(bare.proc.pid as number, bare.url, reference)
-        mine.push(a.cpuUs)
-        theirs.push(b.cpuUs)
-        ratios.push(a.cpuUs / b.cpuUs)
-        failures += a.failures + b.failures
-      }
-      const result = { scenario: scenario.name, reference: reference.reference, cpuUs: median(mine), referenceCpuUs: median(theirs), cpuRatio: median(ratios), ratios, failures }
-      console.log(`  ${scenario.name.padEnd(36)} ${result.cpuUs.toFixed(1)} µs vs ${reference.name} ${result.referenceCpuUs.toFixed(1)} µs: ${result.cpuRatio.toFixed(2)}x (rounds ${ratios.map((r) => r.toFixed(2)).join(' ')})`)
-      results.push(result)
+      results.push(await alternate({ server: keyward, scenario }, { server: bare, scenario: reference, name: reference.name, reference: reference.reference }))
     }
     return results
   } finally {
     if (bare !== undefined) await stop(bare.proc)
     await stop(keyward.proc)
     await rm(dataDir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * Two Keyward servers side by side, same scenarios, CPU runs alternating: this checkout in
+ * `mine` mode against `theirs` (another mode, or another checkout's folder).
+ */
+async function pairedKeywards (mine: Mode, theirs: { mode: Mode, folder?: string, name: string }, names: string[]): Promise<PairedResult[]> {
+  const dirs = [await mkdtemp(join(tmpdir(), 'keyward-bench-')), await mkdtemp(join(tmpdir(), 'keyward-bench-'))] as const
+  const servers: Served[] = []
+  try {
+    servers.push(await start('server.ts', environment(mine, dirs[0], 0)))
+    servers.push(await start('server.ts', environment(theirs.mode, dirs[1], 0), theirs.folder))
+    const [here, there] = servers as [Served, Served]
+    const other = scenarios(theirs.mode, await seed(there.url))
+    const results: PairedResult[] = []
+    for (const scenario of scenarios(mine, await seed(here.url)).filter((s) => names.includes(s.name))) {
+      const counterpart = other.find((s) => s.name === scenario.name) as Scenario
+      results.push(await alternate({ server: here, scenario }, { server: there, scenario: counterpart, name: theirs.name, reference: theirs.name }))
+    }
+    return results
+  } finally {
+    for (const server of servers) await stop(server.proc)
+    for (const dir of dirs) await rm(dir, { recursive: true, force: true })
   }
 }
 
@@ -452,11 +489,23 @@ async function main () {
   for (const mode of MODES as Mode[]) await benchMode(mode, rows, fixtures, storms)
   await benchReferences(rows, fixtures)
   let pairs: PairedResult[] = []
+  let against: PairedResult[] = []
+  let redisPair: PairedResult | undefined
   if (PAIRED_ROUNDS > 0) {
     console.log(`paired CPU comparison (embedded, ${PAIRED_ROUNDS} rounds, Keyward and its bare route alternating):`)
     pairs = await paired()
+    const valid = 'verify (valid, cached)'
+    if (MODES.includes('redis')) {
+      console.log(`Redis mode against embedded (verify, ${PAIRED_ROUNDS} rounds alternating; target <= 1.10):`)
+      redisPair = (await pairedKeywards('redis', { mode: 'embedded', name: 'embedded' }, [valid]))[0]
+    }
+    if (AGAINST !== undefined) {
+      // BENCH_AGAINST: another checkout (its folder, dependencies installed, e.g. a git worktree of an earlier commit).
+      console.log(`this checkout against ${AGAINST} (embedded, ${PAIRED_ROUNDS} rounds alternating; below 1 is this checkout cheaper):`)
+      against = await pairedKeywards('embedded', { mode: 'embedded', folder: AGAINST, name: AGAINST }, scenarios('embedded', NO_SEED).filter(withCpuTarget).map((x) => x.name))
+    }
   }
-  for (const mode of MODES as Mode[]) all.push(...scenarios(mode, { accessToken: '', root: '', valid: '', limited: '', unknown: '', keyId: '' }))
+  for (const mode of MODES as Mode[]) all.push(...scenarios(mode, NO_SEED))
   judge(rows, all)
 
   console.log('\n| scenario | mode | CPU µs/request | CPU ratio | req/s (median) | p50 ms | p99 ms | req/s ratio | reference | errors | unexpected status | target |')
@@ -476,6 +525,8 @@ async function main () {
     raisedTiers: RAISED_TIERS,
     rows,
     paired: pairs,
+    redisPaired: redisPair,
+    against,
     storm: storms
   }, null, 2))
   console.log(`\nwritten to ${file}`)
@@ -483,14 +534,17 @@ async function main () {
   for (const [mode, result] of Object.entries(storms)) {
     console.log(`held-key storm (${mode}): verify p99 ${result.idleP99Ms} -> ${result.stormP99Ms} ms (target <= 2x), health ${JSON.stringify(result.health)}: ${result.met ? 'met' : 'MISSED'}`)
   }
+  // The paired comparison runs in embedded mode whatever BENCH_MODES says: judge it by embedded's targets.
+  const embedded = scenarios('embedded', NO_SEED)
   for (const pair of pairs) {
-    const target = all.find((s) => s.name === pair.scenario && s.mode === 'embedded')?.target
+    const target = embedded.find((s) => s.name === pair.scenario)?.target
     const checks: string[] = []
     if (target?.cpuUs !== undefined) checks.push(`${pair.cpuUs <= target.cpuUs ? 'met' : 'MISSED'} (CPU <= ${target.cpuUs} µs)`)
     if (target?.cpuRatio !== undefined) checks.push(`${pair.cpuRatio <= target.cpuRatio ? 'met' : 'MISSED'} (CPU <= ${target.cpuRatio}x)`)
     console.log(`paired: ${pair.scenario} ${pair.cpuUs.toFixed(1)} µs, ${pair.cpuRatio.toFixed(2)}x ${pair.reference}: ${checks.join(', ')}`)
   }
-  const failed = [...rows.filter((r) => r.errors > 0 || r.unexpected > 0).map((r) => `${r.mode}/${r.scenario}`), ...pairs.filter((p) => p.failures > 0).map((p) => `paired/${p.scenario}`)]
+  if (redisPair !== undefined) console.log(`paired: verify with Redis ${redisPair.cpuUs.toFixed(1)} µs, ${redisPair.cpuRatio.toFixed(2)}x embedded: ${redisPair.cpuRatio <= 1.1 ? 'met' : 'MISSED'} (<= 1.10x)`)
+  const failed = [...rows.filter((r) => r.errors > 0 || r.unexpected > 0).map((r) => `${r.mode}/${r.scenario}`), ...[...pairs, ...against, ...(redisPair === undefined ? [] : [redisPair])].filter((p) => p.failures > 0).map((p) => `paired/${p.scenario}`)]
   if (failed.length > 0) {
     console.error(`scenarios with errors or unexpected answers: ${failed.join(', ')}`)
     process.exitCode = 1

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { createInstances, createTestApp, ManualClock, registerUser, TEST_SECRETS, type TestApp } from '../helpers/app.ts'
+import { oneConnection } from '../helpers/one-connection.ts'
 import { testDir } from '../helpers/tmp.ts'
 import { b64url, signHs256 } from '../helpers/tokens.ts'
 import { anonymousOwner } from '../../plugins/app/store/shared.ts'
@@ -530,5 +531,31 @@ describe('revocation across instances sharing Redis', () => {
     const res = await b.app.inject({ method: 'GET', url: '/api/auth/me', headers: user.headers })
     assert.equal(res.statusCode, 401)
     assert.equal(res.json().code, 'SESSION_REVOKED')
+  })
+})
+
+describe('access tokens on one keep-alive connection', () => {
+  it('a token checked once on a connection is not checked again, and nothing else rides on that: other, forged and revoked tokens are refused', async (ctx) => {
+    const t = await createTestApp(ctx, { JOBS_EMBEDDED: 'false' })
+    // One socket for every call, so each call after the first meets the connection's memo.
+    const connection = oneConnection(ctx, await t.app.listen({ port: 0, host: '127.0.0.1' }))
+    const me = (authorization: string) => connection.send('GET', '/api/auth/me', { authorization })
+    const alice = await registerUser(t.app, { email: 'alice.memo@example.com' })
+    const bob = await registerUser(t.app, { email: 'bob.memo@example.com' })
+    for (let i = 0; i < 3; i++) assert.equal((await me(alice.headers.authorization)).body.email, 'alice.memo@example.com')
+    // Another token on the same connection is checked on its own and answers for its own user.
+    assert.equal((await me(bob.headers.authorization)).body.email, 'bob.memo@example.com')
+    // Alice's payload under a signature that is not the server's, then Bob's signature on Alice's payload.
+    const [header, payload, signature] = alice.accessToken.split('.') as [string, string, string]
+    const forged = `${header}.${payload}.${signature.slice(0, -2)}${signature.endsWith('AA') ? 'BB' : 'AA'}`
+    assert.equal((await me(`Bearer ${alice.accessToken}`)).status, 200)
+    assert.equal((await me(`Bearer ${forged}`)).body.code, 'INVALID_TOKEN')
+    assert.equal((await me(`Bearer ${header}.${payload}.${bob.accessToken.split('.')[2]}`)).body.code, 'INVALID_TOKEN')
+    assert.equal((await me(`Bearer ${b64url({ alg: 'none', typ: 'JWT' })}.${payload}.`)).body.code, 'INVALID_TOKEN')
+    // A signed-out session stops at once on the connection that used its token.
+    assert.equal((await me(alice.headers.authorization)).status, 200)
+    assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/logout', headers: alice.headers })).statusCode, 204)
+    assert.equal((await me(alice.headers.authorization)).body.code, 'SESSION_REVOKED')
+    assert.equal(connection.sockets.size, 1, 'every call went over one connection')
   })
 })

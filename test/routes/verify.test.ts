@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import { Agent, request } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import { DEFAULT_PREFIX, generateKey } from '../../plugins/app/keys/format.ts'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createInstances, createTestApp, ManualClock, registerUser, type TestApp } from '../helpers/app.ts'
 import { startRedis } from '../helpers/redis.ts'
+import { oneConnection } from '../helpers/one-connection.ts'
 import { freePort } from '../helpers/server.ts'
 import { testDir } from '../helpers/tmp.ts'
 import { until } from '../helpers/until.ts'
@@ -380,21 +380,12 @@ describe('verification across instances and restarts', () => {
 describe('verify on one keep-alive connection', () => {
   it('the connection\'s caller memo keeps the bounds: a revoked verify key stops at once, a signed-out session within a second', async (ctx) => {
     const t = await createTestApp(ctx, { JOBS_EMBEDDED: 'false' })
-    const url = await t.app.listen({ port: 0, host: '127.0.0.1' })
     // One socket for every call, so each call after the first meets the memo.
-    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
-    ctx.after(() => agent.destroy())
-    const sockets = new Set<unknown>()
-    const call = (authorization: string, key: string) => new Promise<{ status: number, code: string }>((resolve, reject) => {
-      const req = request(`${url}/api/keys/verify`, { method: 'POST', agent, headers: { authorization, 'content-type': 'application/json' } }, (res) => {
-        let body = ''
-        res.on('data', (chunk) => { body += chunk })
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, code: JSON.parse(body).code }))
-      })
-      req.on('socket', (socket) => sockets.add(socket))
-      req.on('error', reject)
-      req.end(JSON.stringify({ key }))
-    })
+    const connection = oneConnection(ctx, await t.app.listen({ port: 0, host: '127.0.0.1' }))
+    const call = async (authorization: string, key: string) => {
+      const res = await connection.send('POST', '/api/keys/verify', { authorization }, { key })
+      return { status: res.status, code: res.body.code as string }
+    }
     const user = await registerUser(t.app)
     const target = await issue(t, user)
     const root = await issue(t, user, { scopes: ['keyward:verify'] })
@@ -410,6 +401,6 @@ describe('verify on one keep-alive connection', () => {
     assert.equal((await call(session.headers.authorization, own.secret)).code, 'VALID')
     assert.equal((await t.app.inject({ method: 'POST', url: '/api/auth/logout', headers: session.headers })).statusCode, 204)
     await until(async () => (await call(session.headers.authorization, own.secret)).status === 401, 1000, 'a signed-out session stops verifying on the connection within a second')
-    assert.equal(sockets.size, 1, 'every call went over one connection')
+    assert.equal(connection.sockets.size, 1, 'every call went over one connection')
   })
 })

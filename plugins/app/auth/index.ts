@@ -56,7 +56,7 @@ export default fp(async function authPlugin (fastify: FastifyInstance) {
   fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
     const token = bearerToken(request)
     if (token === null) throw unauthorized('A bearer access token is required')
-    request.principal = await service.authenticate(token)
+    request.principal = await service.authenticate(token, request.raw.socket ?? undefined)
   })
 
   fastify.decorate('requireRole', function requireRole (role: Role) {

@@ -2,7 +2,6 @@ import { AppError, notFound } from '../errors.ts'
 import type { TwoLayerCache } from '../cache/cache.ts'
 import type { Clock } from '../clock.ts'
 import { isId, newId } from '../store/ids.ts'
-import { canonicalJson } from '../store/shared.ts'
 import type { AuditStore, KeyPatch, KeyRecord, KeysStore, KeySortField, KeyStats, KeyStatus, KeyVersionRecord } from '../store/types/index.ts'
 import { DecryptionError, open, seal } from '../vault/crypto.ts'
 import type { VaultService } from '../vault/service.ts'
@@ -200,7 +199,8 @@ export class KeyService {
       after
     }
     const gen = await this.deps.cache.generation(this.scope(ownerId))
-    return this.deps.cache.get(`keys:list:${ownerId}:${gen}:${canonicalJson(query)}`, async () => {
+    // The query is built above in one fixed field order (the cursor's too), so plain JSON is already canonical.
+    return this.deps.cache.get(`keys:list:${ownerId}:${gen}:${JSON.stringify(query)}`, async () => {
       const page = await this.deps.store.listKeys(ownerId, query)
       return { items: page.items.map(keyView), nextCursor: page.next === null ? null : encodeCursor(order, page.next) }
     }, { ttlMs: LIST_TTL_MS })

@@ -9,6 +9,7 @@ import { launchChromium, skipWithoutChromium } from '../helpers/browser.ts'
 import { runToExit, startServer, type RunningServer } from '../helpers/server.ts'
 import { testStoreEnv } from '../helpers/store-env.ts'
 import { tempDir } from '../helpers/tmp.ts'
+import { until } from '../helpers/until.ts'
 
 const ARTIFACTS = new URL('../artifacts/console/', import.meta.url).pathname
 
@@ -82,11 +83,11 @@ function track (page: Page): Page {
 async function idle (page: Page) {
   const requests = inFlight.get(page)
   assert.ok(requests !== undefined, 'idle() needs track(page) first')
-  const deadline = Date.now() + 15_000
-  for (let quiet = 0; quiet < 5; quiet = requests.size === 0 ? quiet + 1 : 0) {
-    assert.ok(Date.now() < deadline, `still in flight after 15 s: ${[...requests].map((r) => r.url()).join(', ')}`)
-    await sleep(50)
-  }
+  let quietSince = Date.now()
+  await until(() => {
+    if (requests.size > 0) quietSince = Date.now()
+    return Date.now() - quietSince >= 250
+  }, 15_000, () => `still in flight: ${[...requests].map((r) => r.url()).join(', ')}`)
 }
 
 async function signIn (page: Page, server: RunningServer, email: string, password: string) {

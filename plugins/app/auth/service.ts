@@ -256,9 +256,8 @@ export class AuthService {
     await this.deps.cache.bumpGeneration(this.sessionScope(userId))
   }
 
-  /** Resolves an access token to its caller, or throws 401. */
   /**
-   * The caller of an access token: signature, claims and expiry, then its session (re-read at
+   * The caller of an access token, or a 401: signature, claims and expiry, then its session (re-read at
    * least every second). `connection` (the request's socket) lets a keep-alive connection that
    * presents the same token again skip the signature check, which never changes for a token.
    */

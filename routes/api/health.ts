@@ -13,10 +13,12 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       // Rate-limited like any route unless the caller is in RATE_LIMIT_ALLOW_CIDRS.
       response: { 200: HealthBody, 429: ErrorRef, 503: HealthBody }
     },
+    // The general tier, except for callers in RATE_LIMIT_ALLOW_CIDRS (load balancers, probes).
+    onRequest: fastify.allowListed,
     config: {
       // Report the pressure in the body instead of being shed.
       shedUnderPressure: false,
-      rateLimit: fastify.allowListed()
+      rateLimit: false
     }
   }, (_request, reply) => {
     // 503 takes the instance out of a load balancer's rotation.

@@ -86,87 +86,102 @@ describe('progressive blocking', () => {
   })
 })
 
-describe('tiers in the application', () => {
-  let t: TestApp
-  const prefix = testPrefix('tiers')
-  before(async () => {
-    t = await createTestApp({ GENERAL_RATE_LIMIT_MAX: '3', VERIFY_FAILURE_LIMIT_MAX: '3', REDIS_URL, REDIS_PREFIX: prefix })
-  })
-  after(async () => {
-    await t.close()
-    await dropPrefix(prefix)
-  })
+// Embedded mode (no Redis) is what a default install runs: the tiers count in process memory.
+for (const shared of [true, false]) {
+  describe(`tiers in the application (${shared ? 'Redis' : 'embedded, no Redis'})`, () => {
+    let t: TestApp
+    const prefix = testPrefix('tiers')
+    before(async () => {
+      t = await createTestApp({ GENERAL_RATE_LIMIT_MAX: '3', VERIFY_FAILURE_LIMIT_MAX: '3', METRICS_TOKEN: 'tiers-metrics-token-0123456789', ...(shared ? { REDIS_URL, REDIS_PREFIX: prefix } : {}) })
+    })
+    after(async () => {
+      await t.close()
+      await dropPrefix(prefix)
+    })
 
-  it('the general tier: RateLimit headers on allowed answers, then 429 RATE_LIMITED with Retry-After', async () => {
-    const user = await registerUser(t.app)
-    const ip = '198.51.100.1'
-    const get = () => t.app.inject({ method: 'GET', url: '/api/auth/me', headers: user.headers, remoteAddress: ip })
-    const first = await get()
-    assert.equal(first.statusCode, 200)
-    assert.equal(first.headers['ratelimit-limit'], '3')
-    assert.equal(first.headers['ratelimit-remaining'], '2')
-    assert.ok(Number(first.headers['ratelimit-reset']) > 0)
-    await get()
-    await get()
-    const limited = await get()
-    assert.equal(limited.statusCode, 429)
-    assert.deepEqual(Object.keys(limited.json()).sort(), ERROR_KEYS)
-    assert.equal(limited.json().code, 'RATE_LIMITED')
-    assert.equal(limited.headers['retry-after'], String(15 * 60), 'blocked for the first block duration')
-    assert.equal(limited.headers['ratelimit-remaining'], '0')
-    assert.equal((await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: user.headers, remoteAddress: '198.51.100.2' })).statusCode, 200, 'another IP')
-  })
+    it('the general tier: RateLimit headers on allowed answers, then 429 RATE_LIMITED with Retry-After', async () => {
+      const user = await registerUser(t.app)
+      const ip = '198.51.100.1'
+      const get = () => t.app.inject({ method: 'GET', url: '/api/auth/me', headers: user.headers, remoteAddress: ip })
+      const first = await get()
+      assert.equal(first.statusCode, 200)
+      assert.equal(first.headers['ratelimit-limit'], '3')
+      assert.equal(first.headers['ratelimit-remaining'], '2')
+      assert.ok(Number(first.headers['ratelimit-reset']) > 0)
+      await get()
+      await get()
+      const limited = await get()
+      assert.equal(limited.statusCode, 429)
+      assert.deepEqual(Object.keys(limited.json()).sort(), ERROR_KEYS)
+      assert.equal(limited.json().code, 'RATE_LIMITED')
+      assert.equal(limited.headers['retry-after'], String(15 * 60), 'blocked for the first block duration')
+      assert.equal(limited.headers['ratelimit-remaining'], '0')
+      assert.equal((await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: user.headers, remoteAddress: '198.51.100.2' })).statusCode, 200, 'another IP')
+    })
 
-  it('never applies to verify calls; health from an allowed address is never limited', async () => {
-    const user = await registerUser(t.app)
-    const key = (await t.app.inject({ method: 'POST', url: '/api/keys', headers: user.headers, payload: { kind: 'issued', name: 'x' } })).json().secret
-    for (let i = 0; i < 10; i++) {
-      const res = await t.app.inject({ method: 'POST', url: '/api/keys/verify', headers: user.headers, payload: { key }, remoteAddress: '198.51.100.3' })
+    it('never applies to verify calls; health from an allowed address is never limited', async () => {
+      const user = await registerUser(t.app)
+      const key = (await t.app.inject({ method: 'POST', url: '/api/keys', headers: user.headers, payload: { kind: 'issued', name: 'x' } })).json().secret
+      for (let i = 0; i < 10; i++) {
+        const res = await t.app.inject({ method: 'POST', url: '/api/keys/verify', headers: user.headers, payload: { key }, remoteAddress: '198.51.100.3' })
+        assert.equal(res.statusCode, 200)
+        assert.equal(res.headers['ratelimit-limit'], undefined)
+      }
+      for (let i = 0; i < 10; i++) assert.equal((await t.app.inject({ method: 'GET', url: '/api/health' })).statusCode, 200)
+      const counted = await t.app.inject({ method: 'GET', url: '/api/health', remoteAddress: '198.51.100.4' })
+      assert.equal(counted.headers['ratelimit-limit'], '3', 'health from elsewhere carries the general tier\'s headers')
+      assert.equal(counted.headers['ratelimit-remaining'], '2')
+      assert.equal((await t.app.inject({ method: 'GET', url: '/docs/json', remoteAddress: '198.51.100.4' })).headers['ratelimit-remaining'], '1', 'one count with the other routes')
+      let status = 200
+      for (let i = 0; i < 3; i++) status = (await t.app.inject({ method: 'GET', url: '/api/health', remoteAddress: '198.51.100.4' })).statusCode
+      assert.equal(status, 429, 'health from elsewhere counts in the general tier')
+      const refused = await t.app.inject({ method: 'GET', url: '/api/health', remoteAddress: '198.51.100.4' })
+      assert.equal(refused.json().code, 'RATE_LIMITED')
+      assert.ok(Number(refused.headers['retry-after']) > 0)
+      const scrape = (remoteAddress?: string) => t.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer tiers-metrics-token-0123456789' }, ...(remoteAddress === undefined ? {} : { remoteAddress }) })
+      for (let i = 0; i < 5; i++) assert.equal((await scrape()).statusCode, 200, 'metrics from an allowed address are never limited')
+      const scrapes = []
+      for (let i = 0; i < 5; i++) scrapes.push((await scrape('198.51.100.14')).statusCode)
+      assert.deepEqual(scrapes, [200, 200, 200, 429, 429], 'metrics from elsewhere count in the general tier')
+      // The allow-list is health's (and /metrics'): an allowed address is counted on any other route.
+      const other = []
+      for (let i = 0; i < 10; i++) other.push((await t.app.inject({ method: 'GET', url: '/docs/json', remoteAddress: '127.0.0.9' })).statusCode)
+      assert.ok(other.includes(429), `an allowed address on another route: ${other.join(', ')}`)
+    })
+
+    it('the verify-failure tier refuses a caller\'s failing calls past the limit, never its valid keys', async () => {
+      const user = await registerUser(t.app)
+      const key = (await t.app.inject({ method: 'POST', url: '/api/keys', headers: user.headers, payload: { kind: 'issued', name: 'x' } })).json().secret
+      const verify = (k: string, headers = user.headers) => t.app.inject({ method: 'POST', url: '/api/keys/verify', headers, payload: { key: k }, remoteAddress: '198.51.100.5' })
+      for (let i = 0; i < 3; i++) assert.equal((await verify('kw_guess' + i)).json().code, 'MALFORMED')
+      assert.equal((await verify(key)).json().code, 'VALID', 'valid answers do not count')
+      const refused = await verify('kw_guess')
+      assert.equal(refused.statusCode, 429, 'the exceeding call is refused, and starts the block')
+      assert.deepEqual(Object.keys(refused.json()).sort(), ERROR_KEYS)
+      assert.equal(refused.json().code, 'RATE_LIMITED')
+      assert.equal(refused.headers['retry-after'], String(15 * 60))
+      assert.equal((await verify(key)).json().code, 'VALID', 'the caller\'s valid keys still verify')
+      const other = await registerUser(t.app)
+      assert.equal((await verify('kw_guess', other.headers)).json().code, 'MALFORMED', 'other callers, even from the same address, are unaffected')
+    })
+
+    it('the admin report lists the tiers and the blocked clients', async () => {
+      const admin = await registerUser(t.app)
+      await t.app.auth.setRole(admin.email, 'admin')
+      const res = await t.app.inject({ method: 'GET', url: '/api/system/rate-limits', headers: admin.headers })
       assert.equal(res.statusCode, 200)
-      assert.equal(res.headers['ratelimit-limit'], undefined)
-    }
-    for (let i = 0; i < 10; i++) assert.equal((await t.app.inject({ method: 'GET', url: '/api/health' })).statusCode, 200)
-    let status = 200
-    for (let i = 0; i < 5; i++) status = (await t.app.inject({ method: 'GET', url: '/api/health', remoteAddress: '198.51.100.4' })).statusCode
-    assert.equal(status, 429, 'health from elsewhere counts in the general tier')
-    // The allow-list is health's (and /metrics'): an allowed address is counted on any other route.
-    const other = []
-    for (let i = 0; i < 10; i++) other.push((await t.app.inject({ method: 'GET', url: '/docs/json', remoteAddress: '127.0.0.9' })).statusCode)
-    assert.ok(other.includes(429), `an allowed address on another route: ${other.join(', ')}`)
+      const report = res.json()
+      assert.equal(report.store, shared ? 'redis' : 'memory')
+      assert.equal(report.fallbackActive, false)
+      assert.deepEqual(report.tiers.map((x: { name: string }) => x.name), ['general', 'auth', 'keyCreation', 'heavy', 'verify', 'verifyFailures'])
+      const clients = report.blocked.map((b: { tier: string, client: string }) => `${b.tier}/${b.client}`)
+      assert.ok(clients.includes('general/198.51.100.1'), clients.join(','))
+      assert.ok(clients.some((c: string) => c.startsWith('verifyFailures/s:')), clients.join(','))
+      const user = await registerUser(t.app)
+      assert.equal((await t.app.inject({ method: 'GET', url: '/api/system/rate-limits', headers: user.headers })).statusCode, 403)
+    })
   })
-
-  it('the verify-failure tier refuses a caller\'s failing calls past the limit, never its valid keys', async () => {
-    const user = await registerUser(t.app)
-    const key = (await t.app.inject({ method: 'POST', url: '/api/keys', headers: user.headers, payload: { kind: 'issued', name: 'x' } })).json().secret
-    const verify = (k: string, headers = user.headers) => t.app.inject({ method: 'POST', url: '/api/keys/verify', headers, payload: { key: k }, remoteAddress: '198.51.100.5' })
-    for (let i = 0; i < 3; i++) assert.equal((await verify('kw_guess' + i)).json().code, 'MALFORMED')
-    assert.equal((await verify(key)).json().code, 'VALID', 'valid answers do not count')
-    const refused = await verify('kw_guess')
-    assert.equal(refused.statusCode, 429, 'the exceeding call is refused, and starts the block')
-    assert.deepEqual(Object.keys(refused.json()).sort(), ERROR_KEYS)
-    assert.equal(refused.json().code, 'RATE_LIMITED')
-    assert.equal(refused.headers['retry-after'], String(15 * 60))
-    assert.equal((await verify(key)).json().code, 'VALID', 'the caller\'s valid keys still verify')
-    const other = await registerUser(t.app)
-    assert.equal((await verify('kw_guess', other.headers)).json().code, 'MALFORMED', 'other callers, even from the same address, are unaffected')
-  })
-
-  it('the admin report lists the tiers and the blocked clients', async () => {
-    const admin = await registerUser(t.app)
-    await t.app.auth.setRole(admin.email, 'admin')
-    const res = await t.app.inject({ method: 'GET', url: '/api/system/rate-limits', headers: admin.headers })
-    assert.equal(res.statusCode, 200)
-    const report = res.json()
-    assert.equal(report.store, 'redis')
-    assert.equal(report.fallbackActive, false)
-    assert.deepEqual(report.tiers.map((x: { name: string }) => x.name), ['general', 'auth', 'keyCreation', 'heavy', 'verify', 'verifyFailures'])
-    const clients = report.blocked.map((b: { tier: string, client: string }) => `${b.tier}/${b.client}`)
-    assert.ok(clients.includes('general/198.51.100.1'), clients.join(','))
-    assert.ok(clients.some((c: string) => c.startsWith('verifyFailures/s:')), clients.join(','))
-    const user = await registerUser(t.app)
-    assert.equal((await t.app.inject({ method: 'GET', url: '/api/system/rate-limits', headers: user.headers })).statusCode, 403)
-  })
-})
+}
 
 describe('the verify tier', () => {
   it('is off by default, and when set limits each caller credential', async (ctx) => {

@@ -41,7 +41,7 @@ function exposeMetrics (fastify: FastifyInstance, contentType: string, text: () 
     fastify.addHook('onReady', async () => { await listenMetrics(server, metrics.host, metrics.port) })
     fastify.addHook('onClose', async () => { await server.close() })
   } else if (metrics.token !== undefined) {
-    fastify.get('/metrics', { schema: { hide: true }, config: { rateLimit: fastify.allowListed() } }, metricsHandler({ token: metrics.token, contentType, text }))
+    fastify.get('/metrics', { schema: { hide: true }, onRequest: fastify.allowListed, config: { rateLimit: false } }, metricsHandler({ token: metrics.token, contentType, text }))
   }
   // Under the cluster the primary serves METRICS_PORT and says so; a worker speaks only for its own /metrics.
   if (!inKeywardCluster() || metrics.token !== undefined) {

@@ -1,6 +1,6 @@
 import proxyAddr from '@fastify/proxy-addr'
 import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { AppError, notFoundHandler } from '../errors.ts'
 import { clientAddressKey } from './client-address.ts'
@@ -13,8 +13,11 @@ declare module 'fastify' {
     /** Route `config.rateLimit` for a tier: `{ config: { rateLimit: fastify.tier('auth') } }`. */
     tier (name: Exclude<TierName, 'general' | 'verify' | 'verifyFailures'>): RateLimitOptions
     tierPolicies: Record<TierName, TierPolicy>
-    /** Route `config.rateLimit` for the general tier, never counting callers from RATE_LIMIT_ALLOW_CIDRS (health and metrics). */
-    allowListed (): RateLimitOptions
+    /**
+     * The general tier for callers outside RATE_LIMIT_ALLOW_CIDRS, as a route's onRequest hook (health
+     * and metrics): `{ onRequest: fastify.allowListed, config: { rateLimit: false } }`.
+     */
+    allowListed: onRequestHookHandler
   }
 }
 
@@ -26,7 +29,7 @@ const byUser = (request: FastifyRequest) => request.principal?.id ?? `ip:${clien
  * The rate-limit tiers on @fastify/rate-limit. Its store is ours: counts, progressive blocks and
  * strikes live in Redis when REDIS_URL is set (shared by every process) and fall back to process
  * memory when Redis cannot be reached. The general tier covers every route that names no other
- * tier; health and metrics from RATE_LIMIT_ALLOW_CIDRS are never limited (`allowListed()`).
+ * tier; health and metrics from RATE_LIMIT_ALLOW_CIDRS are never limited (`allowListed`).
  */
 export default fp(async function rateLimitPlugin (fastify: FastifyInstance) {
   const { rateLimits } = fastify.config
@@ -53,7 +56,9 @@ export default fp(async function rateLimitPlugin (fastify: FastifyInstance) {
     }
 
     incr (key: string, cb: (err: Error | null, res?: { current: number, ttl: number }) => void, timeWindow: number, max: number) {
-      limiter.hit(this.tier, key, timeWindow, max).then((hit) => cb(null, { current: hit.current, ttl: hit.ttl }), (err) => cb(err))
+      const hit = limiter.hit(this.tier, key, timeWindow, max)
+      if (hit instanceof Promise) hit.then((h) => cb(null, { current: h.current, ttl: h.ttl }), (err) => cb(err))
+      else cb(null, { current: hit.current, ttl: hit.ttl })
     }
 
     child (routeOptions: { tier?: string }) {
@@ -91,7 +96,13 @@ export default fp(async function rateLimitPlugin (fastify: FastifyInstance) {
 
   fastify.decorate('limiter', limiter)
   fastify.decorate('tierPolicies', policies)
-  fastify.decorate('allowListed', (): RateLimitOptions => ({ allowList: exempt }))
+  // An allowed caller answers without entering @fastify/rate-limit (an async hook that reads the
+  // route's options on every call); anyone else is counted by its general-tier handler, as on any route.
+  const general = fastify.rateLimit()
+  fastify.decorate('allowListed', function (this: FastifyInstance, request, reply, done) {
+    if (exempt(request)) done()
+    else general.call(this, request, reply).then(() => done(), done)
+  } satisfies onRequestHookHandler)
   fastify.decorate('tier', (name: Exclude<TierName, 'general' | 'verify' | 'verifyFailures'>): RateLimitOptions => {
     const policy = policies[name]
     return {

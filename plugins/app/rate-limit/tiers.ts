@@ -154,21 +154,27 @@ export class TierLimiter {
     return hit
   }
 
-  async hit (tier: string, client: string, windowMs: number, max: number): Promise<Hit> {
-    const { redis, policy } = this.options
-    if (redis !== null) {
-      const k = this.keys(tier, client)
-      try {
-        const [current, ttl, blocked, newBlock] = await redis.keywardTierHit(k.count, k.block, k.strikes, windowMs, max, policy.blockMs, policy.maxBlockMs, STRIKE_MEMORY_MS)
-        this.setFallback(false)
-        return this.record({ current, ttl, blocked: blocked === 1, newBlock: newBlock === 1 })
-      } catch (err) {
-        this.setFallback(true, err)
-        this.fallbackHits++
-      }
+  /** One hit: from Redis when it is configured (a promise), else from process memory at once. */
+  hit (tier: string, client: string, windowMs: number, max: number): Hit | Promise<Hit> {
+    return this.options.redis === null ? this.hitMemory(tier, client, windowMs, max) : this.hitShared(this.options.redis, tier, client, windowMs, max)
+  }
+
+  private async hitShared (redis: Redis, tier: string, client: string, windowMs: number, max: number): Promise<Hit> {
+    const { policy } = this.options
+    const k = this.keys(tier, client)
+    try {
+      const [current, ttl, blocked, newBlock] = await redis.keywardTierHit(k.count, k.block, k.strikes, windowMs, max, policy.blockMs, policy.maxBlockMs, STRIKE_MEMORY_MS)
+      this.setFallback(false)
+      return this.record({ current, ttl, blocked: blocked === 1, newBlock: newBlock === 1 })
+    } catch (err) {
+      this.setFallback(true, err)
+      this.fallbackHits++
     }
-    const hit = this.memory.hit(`${tier}:${client}`, windowMs, max, policy)
-    return this.record(hit)
+    return this.hitMemory(tier, client, windowMs, max)
+  }
+
+  private hitMemory (tier: string, client: string, windowMs: number, max: number): Hit {
+    return this.record(this.memory.hit(`${tier}:${client}`, windowMs, max, this.options.policy))
   }
 
   /** Every client blocked now, by tier (shared store and this process's memory). */

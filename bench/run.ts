@@ -45,6 +45,14 @@ const PAIRED_ROUNDS = Number(process.env.BENCH_PAIRED_ROUNDS ?? 5)
 const AGAINST = process.env.BENCH_AGAINST
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim())
 
+/**
+ * Issue 16 set verify's bound at 40 µs on a host where the bare POST with verify's schemas took
+ * 23 µs. Absolute microseconds move with the host (the same bare POST has taken 35 to 100 µs here
+ * on other days); the same bound as a ratio to the bare POST measured in the same run does not.
+ * Both are reported; the ratio is the one a run on any host can meet or miss.
+ */
+const VERIFY_CPU_RATIO = Number((40 / 23).toFixed(2))
+
 /** Every tier raised so the bench measures the work, not the limiter (stated in the report). */
 const RAISED_TIERS = {
   AUTH_RATE_LIMIT_MAX: '1000000',
@@ -133,7 +141,7 @@ function scenarios (mode: Mode, s: Awaited<ReturnType<typeof seed>>): Scenario[]
   const user = { authorization: `Bearer ${s.accessToken}` }
   const onVerify = { reference: 'bare POST' as const }
   const all: Scenario[] = [
-    { name: 'verify (valid, cached)', mode, method: 'POST', path: '/api/keys/verify', headers: backend, body: verify(s.valid), expect: 200, ...onVerify, target: mode === 'embedded' ? { ratio: 0.6, p99Ms: 5, cpuUs: 40 } : mode === 'redis' ? { ratio: 0.55 } : undefined },
+    { name: 'verify (valid, cached)', mode, method: 'POST', path: '/api/keys/verify', headers: backend, body: verify(s.valid), expect: 200, ...onVerify, target: mode === 'embedded' ? { ratio: 0.6, p99Ms: 5, cpuUs: 40, cpuRatio: VERIFY_CPU_RATIO } : mode === 'redis' ? { ratio: 0.55 } : undefined },
     { name: 'verify (malformed)', mode, method: 'POST', path: '/api/keys/verify', headers: backend, body: verify('kw_not-a-real-key'), expect: 200, ...onVerify },
     { name: 'verify (unknown key)', mode, method: 'POST', path: '/api/keys/verify', headers: backend, body: verify(s.unknown), expect: 200, ...onVerify },
     { name: 'verify (per-key rate limit)', mode, method: 'POST', path: '/api/keys/verify', headers: backend, body: verify(s.limited), expect: 200, ...onVerify, target: mode === 'redis' ? { ratio: 0.4 } : undefined },
@@ -471,6 +479,13 @@ function summarise (rows: Row[]) {
   if (single?.cpuUs != null && without?.cpuUs != null) {
     const cost = single.cpuUs / without.cpuUs - 1
     console.log(`metrics cost on verify: ${(cost * 100).toFixed(1)}% of CPU per request (target <= 5%): ${cost <= 0.05 ? 'met' : 'MISSED'}`)
+  }
+  // p99 at a fixed number of connections is bounded below by connections / throughput (Little's law),
+  // so the bare POST's own p99 in this run says what this host allows.
+  const bare = rows.find((r) => r.reference === 'bare POST' && r.mode === 'baseline')
+  if (single !== undefined && bare !== undefined) {
+    const floor = (rps: number) => (CONNECTIONS / rps * 1000).toFixed(1)
+    console.log(`verify p99 ${single.p99Ms} ms at ${CONNECTIONS} connections (target <= 5 ms); the bare POST's p99 in this run: ${bare.p99Ms} ms. Mean latency is connections / req/s: ${floor(single.requestsPerSecond)} ms for verify, ${floor(bare.requestsPerSecond)} ms for the bare POST`)
   }
   const shared = verify('redis')
   if (single?.cpuUs != null && shared?.cpuUs != null) {

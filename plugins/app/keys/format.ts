@@ -1,5 +1,4 @@
 import { createHmac, createSecretKey, hash, randomBytes, type KeyObject } from 'node:crypto'
-import { crc32 } from 'node:zlib'
 import { KEY_BODY_LENGTH as BODY_LENGTH, KEY_CHECKSUM_LENGTH as CHECKSUM_LENGTH, MAX_KEY_LENGTH, PREFIX_PATTERN } from '../../../schemas/keys.ts'
 
 /**
@@ -10,9 +9,6 @@ import { KEY_BODY_LENGTH as BODY_LENGTH, KEY_CHECKSUM_LENGTH as CHECKSUM_LENGTH,
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
 export const DEFAULT_PREFIX = 'kw_'
 const PREFIX_RE = new RegExp(PREFIX_PATTERN)
-/** A stored prefix: the pattern plus the underscore normalisePrefix may add. */
-const STORED_PREFIX_RE = /^[A-Za-z][A-Za-z0-9_]{0,16}$/
-const BASE62_TAIL = /^[0-9A-Za-z]+$/
 /** Characters of the body shown in `start`, after the prefix. */
 const START_CHARS = 4
 
@@ -25,8 +21,26 @@ function base62 (value: bigint, length: number): string {
   return out
 }
 
+/** CRC-32 (IEEE 802.3, zlib's) table: the checksum runs in JS, so a verification makes no native call for it. */
+const CRC_TABLE = (() => {
+  const table = new Int32Array(256)
+  for (let n = 0; n < 256; n++) {
+    let c = n
+    for (let k = 0; k < 8; k++) c = (c & 1) !== 0 ? 0xEDB88320 ^ (c >>> 1) : c >>> 1
+    table[n] = c
+  }
+  return table
+})()
+
+/** zlib's crc32 of the first `end` characters of an ASCII text (its UTF-8 bytes are its char codes). */
+export function crc32Ascii (text: string, end = text.length): number {
+  let c = -1
+  for (let i = 0; i < end; i++) c = (CRC_TABLE[(c ^ text.charCodeAt(i)) & 0xff] as number) ^ (c >>> 8)
+  return (c ^ -1) >>> 0
+}
+
 function checksum (payload: string): string {
-  let n = crc32(payload)
+  let n = crc32Ascii(payload)
   let out = ''
   for (let i = 0; i < CHECKSUM_LENGTH; i++) {
     out = ALPHABET[n % 62] + out
@@ -48,14 +62,42 @@ export function generateKey (prefix: string): { secret: string, start: string } 
   return { secret: payload + checksum(payload), start: prefix + body.slice(0, START_CHARS) }
 }
 
-/** True when the candidate has the shape and checksum of an issued key (no lookup involved). */
+const LETTER = 1
+const DIGIT = 2
+const UNDERSCORE = 4
+/** The class of each ASCII character a key may hold (0: none). */
+const CHAR_CLASS = (() => {
+  const classes = new Uint8Array(128)
+  for (const c of ALPHABET) classes[c.charCodeAt(0)] = /\d/.test(c) ? DIGIT : LETTER
+  classes['_'.charCodeAt(0)] = UNDERSCORE
+  return classes
+})()
+const ALPHABET_CODES = Uint8Array.from(ALPHABET, (c) => c.charCodeAt(0))
+
+/**
+ * True when the candidate has the shape and checksum of an issued key (no lookup involved): a
+ * stored prefix (a letter, then up to 16 letters, digits or underscores), a base62 body, and the
+ * base62 CRC-32 of both. One pass over the characters, with no regular expression, slice or
+ * native call: it runs on every verification, and each of those cost microseconds there.
+ */
 export function isWellFormed (candidate: string): boolean {
   const length = candidate.length
   if (length < BODY_LENGTH + CHECKSUM_LENGTH + 2 || length > MAX_KEY_LENGTH) return false
-  const payload = candidate.slice(0, length - CHECKSUM_LENGTH)
-  const prefix = payload.slice(0, payload.length - BODY_LENGTH)
-  if (!STORED_PREFIX_RE.test(prefix) || !BASE62_TAIL.test(candidate.slice(prefix.length))) return false
-  return checksum(payload) === candidate.slice(length - CHECKSUM_LENGTH)
+  const payloadEnd = length - CHECKSUM_LENGTH
+  const prefixEnd = payloadEnd - BODY_LENGTH
+  let crc = -1
+  for (let i = 0; i < payloadEnd; i++) {
+    const code = candidate.charCodeAt(i)
+    const kind = code < 128 ? CHAR_CLASS[code] as number : 0
+    if (i === 0 ? kind !== LETTER : i < prefixEnd ? kind === 0 : (kind & (LETTER | DIGIT)) === 0) return false
+    crc = (CRC_TABLE[(crc ^ code) & 0xff] as number) ^ (crc >>> 8)
+  }
+  let n = (crc ^ -1) >>> 0
+  for (let i = length - 1; i >= payloadEnd; i--) {
+    if (candidate.charCodeAt(i) !== ALPHABET_CODES[n % 62]) return false
+    n = Math.floor(n / 62)
+  }
+  return true
 }
 
 /** SHA-256's block size: HMAC pads its key to it. */

@@ -10,7 +10,6 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       description: '200 while the service can serve (status ok, or degraded when Redis is unreachable and memory fallbacks are in use); 503 when under pressure or the store is unreachable.',
       tags: ['system'],
       security: [],
-      // Rate-limited like any route unless the caller is in RATE_LIMIT_ALLOW_CIDRS.
       response: { 200: HealthBody, 429: ErrorRef, 503: HealthBody }
     },
     // The general tier, except for callers in RATE_LIMIT_ALLOW_CIDRS (load balancers, probes).

@@ -77,7 +77,7 @@ const ALPHABET_CODES = Uint8Array.from(ALPHABET, (c) => c.charCodeAt(0))
 /**
  * True when the candidate has the shape and checksum of an issued key (no lookup involved): a
  * stored prefix (a letter, then up to 16 letters, digits or underscores), a base62 body, and the
- * base62 CRC-32 of both. One pass over the characters, with no regular expression, slice or
+ * base62 CRC-32 of both. A loop over the characters, with no regular expression, slice or
  * native call: it runs on every verification, and each of those cost microseconds there.
  */
 export function isWellFormed (candidate: string): boolean {
@@ -85,14 +85,13 @@ export function isWellFormed (candidate: string): boolean {
   if (length < BODY_LENGTH + CHECKSUM_LENGTH + 2 || length > MAX_KEY_LENGTH) return false
   const payloadEnd = length - CHECKSUM_LENGTH
   const prefixEnd = payloadEnd - BODY_LENGTH
-  let crc = -1
   for (let i = 0; i < payloadEnd; i++) {
     const code = candidate.charCodeAt(i)
     const kind = code < 128 ? CHAR_CLASS[code] as number : 0
     if (i === 0 ? kind !== LETTER : i < prefixEnd ? kind === 0 : (kind & (LETTER | DIGIT)) === 0) return false
-    crc = (CRC_TABLE[(crc ^ code) & 0xff] as number) ^ (crc >>> 8)
   }
-  let n = (crc ^ -1) >>> 0
+  // Every character checked is ASCII, so its char codes are the payload's bytes.
+  let n = crc32Ascii(candidate, payloadEnd)
   for (let i = length - 1; i >= payloadEnd; i--) {
     if (candidate.charCodeAt(i) !== ALPHABET_CODES[n % 62]) return false
     n = Math.floor(n / 62)

@@ -48,6 +48,9 @@ export async function connectRedis (url: string, options: { name?: string, conne
     connectTimeout: options.connectTimeoutMs ?? 5000,
     commandTimeout: options.commandTimeoutMs ?? 300,
     connectionName: options.name ?? 'keyward',
+    // Commands issued in the same turn of the event loop (concurrent verify calls' bucket, usage
+    // and tier scripts) leave in one write and come back in one read: one round trip per batch.
+    enableAutoPipelining: true,
     retryStrategy: (times) => Math.min(100 * 2 ** times, 2000)
   })
   // Errors are surfaced through command failures and health; without a listener ioredis would print them.

@@ -15,7 +15,8 @@
  * speed drifts during the bench cannot tilt the ratios.
  *
  * With redis among BENCH_MODES, verify in Redis mode is paired with embedded mode the same way.
- * BENCH_AGAINST=<folder of another checkout> adds the same pairing of this checkout against that one.
+ * BENCH_AGAINST=<folder of another checkout> adds the same pairing of this checkout against that one
+ * (with redis among BENCH_MODES, also verify with a per-key limit in Redis mode).
  *
  *   BENCH_DURATION=10 BENCH_CONNECTIONS=100 BENCH_MODES=embedded,redis BENCH_CPU_REQUESTS=20000 npm run bench
  */
@@ -518,6 +519,11 @@ async function main () {
       // BENCH_AGAINST: another checkout (its folder, dependencies installed, e.g. a git worktree of an earlier commit).
       console.log(`this checkout against ${AGAINST} (embedded, ${PAIRED_ROUNDS} rounds alternating; below 1 is this checkout cheaper):`)
       against = await pairedKeywards('embedded', { mode: 'embedded', folder: AGAINST, name: AGAINST }, scenarios('embedded', NO_SEED).filter(withCpuTarget).map((x) => x.name))
+      if (MODES.includes('redis')) {
+        // What only Redis mode runs (the shared bucket's script per call) is paired in Redis mode.
+        console.log(`this checkout against ${AGAINST} (Redis mode, ${PAIRED_ROUNDS} rounds alternating; below 1 is this checkout cheaper):`)
+        against.push(...await pairedKeywards('redis', { mode: 'redis', folder: AGAINST, name: `${AGAINST} (Redis)` }, ['verify (per-key rate limit)']))
+      }
     }
   }
   for (const mode of MODES as Mode[]) all.push(...scenarios(mode, NO_SEED))

@@ -138,11 +138,22 @@ describe('POST /api/keys/verify', () => {
   it('RATE_LIMITED: a token bucket of `limit` per window with a `burst` capacity', async () => {
     const user = await registerUser(t.app)
     const { secret } = await issue(t, user, { rateLimit: { limit: 10, windowMs: 10_000, burst: 3 } })
-    const codes = []
-    for (let i = 0; i < 4; i++) codes.push((await check(user, { key: secret })).code)
-    assert.deepEqual(codes, ['VALID', 'VALID', 'VALID', 'RATE_LIMITED'], 'a burst of 3')
+    const start = clock.now()
+    const at = (ms: number) => new Date(start + ms).toISOString()
+    const answers = []
+    for (let i = 0; i < 4; i++) answers.push(await check(user, { key: secret }))
+    assert.deepEqual(answers.map((a) => a.code), ['VALID', 'VALID', 'VALID', 'RATE_LIMITED'], 'a burst of 3')
+    // The bucket is full again one second per missing token later, in the answer of every call.
+    assert.deepEqual(answers.map((a) => a.ratelimit), [
+      { limit: 10, remaining: 2, resetAt: at(1000) },
+      { limit: 10, remaining: 1, resetAt: at(2000) },
+      { limit: 10, remaining: 0, resetAt: at(3000) },
+      { limit: 10, remaining: 0, resetAt: at(3000) }
+    ])
     clock.advance(1000)
-    assert.equal((await check(user, { key: secret })).code, 'VALID', 'one token per second refills')
+    const refilled = await check(user, { key: secret })
+    assert.equal(refilled.code, 'VALID', 'one token per second refills')
+    assert.deepEqual(refilled.ratelimit, { limit: 10, remaining: 0, resetAt: at(4000) })
     assert.equal((await check(user, { key: secret })).code, 'RATE_LIMITED')
   })
 

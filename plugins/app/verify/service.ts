@@ -119,6 +119,9 @@ export class Verifier {
   }
 
   private resetCache = { month: 0, until: 0, text: '' }
+  /** The last bucket refill time written out: the calls of one millisecond share its text. */
+  private bucketResetMs = Number.NaN
+  private bucketResetText = ''
 
   constructor (private readonly deps: VerifierDependencies) {}
 
@@ -277,7 +280,7 @@ export class Verifier {
 
   private afterBucket (ownerId: string, t: Target, input: VerifyInput, now: number, described: Described, bucket: BucketResult) {
     const limit = t.rateLimit as KeyRateLimit
-    const ratelimit = { limit: limit.limit, remaining: bucket.remaining, resetAt: new Date(bucket.resetAt).toISOString() }
+    const ratelimit = { limit: limit.limit, remaining: bucket.remaining, resetAt: this.bucketReset(bucket.resetAt) }
     if (!bucket.allowed) return this.count({ valid: false, code: 'RATE_LIMITED', ...described, ratelimit })
     return this.charge(ownerId, t, input, now, described, ratelimit)
   }
@@ -324,6 +327,15 @@ export class Verifier {
       usage: { used: used + cost, limit, remaining: limit === null ? null : limit - used - cost, resetAt },
       ratelimit
     })
+  }
+
+  /** A bucket's refill time as ISO text, computed again only when the millisecond changes. */
+  private bucketReset (ms: number): string {
+    if (ms !== this.bucketResetMs) {
+      this.bucketResetText = new Date(ms).toISOString()
+      this.bucketResetMs = ms
+    }
+    return this.bucketResetText
   }
 
   /** The start of the next UTC month as ISO text, computed once per month. */

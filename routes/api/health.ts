@@ -1,6 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply } from 'fastify'
 import { ErrorRef } from '../../schemas/error.ts'
 import { HealthBody, type HealthBodyType } from '../../schemas/health.ts'
+
+/** 503 takes the instance out of a load balancer's rotation. */
+function answer (reply: FastifyReply, report: HealthBodyType): HealthBodyType {
+  reply.code(report.status === 'unavailable' ? 503 : 200)
+  return report
+}
 
 const routes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/health', {
@@ -20,13 +27,8 @@ const routes: FastifyPluginAsyncTypebox = async (fastify) => {
       rateLimit: false
     }
   }, (_request, reply) => {
-    // 503 takes the instance out of a load balancer's rotation.
-    const answer = (report: HealthBodyType) => {
-      reply.code(report.status === 'unavailable' ? 503 : 200)
-      return report
-    }
     const report = fastify.health.report()
-    return report instanceof Promise ? report.then(answer) : answer(report)
+    return report instanceof Promise ? report.then((r) => answer(reply, r)) : answer(reply, report)
   })
 }
 

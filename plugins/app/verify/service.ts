@@ -6,6 +6,7 @@ import type { TwoLayerCache } from '../cache/cache.ts'
 import type { Clock } from '../clock.ts'
 import { isWellFormed, lookupHash } from '../keys/format.ts'
 import { monthStart, nextMonthStart } from '../store/shared.ts'
+import { iso } from '../time.ts'
 import type { Environment, KeyRateLimit, KeyRecord, KeysStore } from '../store/types/index.ts'
 import type { TierLimiter } from '../rate-limit/tiers.ts'
 import type { UsageMeter } from '../usage/meter.ts'
@@ -142,7 +143,7 @@ export class Verifier {
         metadata: key.metadata,
         status: key.status,
         expiresAt: key.expiresAt,
-        expiresAtIso: key.expiresAt === null ? null : new Date(key.expiresAt).toISOString(),
+        expiresAtIso: iso(key.expiresAt),
         graceEndsAt: version.version === key.version ? null : (version.graceEndsAt ?? 0),
         monthlyLimit: key.monthlyLimit,
         rateLimit: key.rateLimit
@@ -332,7 +333,7 @@ export class Verifier {
   /** A bucket's refill time as ISO text, computed again only when the millisecond changes. */
   private bucketReset (ms: number): string {
     if (ms !== this.bucketResetMs) {
-      this.bucketResetText = new Date(ms).toISOString()
+      this.bucketResetText = iso(ms)
       this.bucketResetMs = ms
     }
     return this.bucketResetText
@@ -342,7 +343,7 @@ export class Verifier {
   private resetAt (now: number): string {
     if (now >= this.resetCache.until) {
       const next = nextMonthStart(now)
-      this.resetCache = { month: monthStart(now), until: next, text: new Date(next).toISOString() }
+      this.resetCache = { month: monthStart(now), until: next, text: iso(next) }
     }
     return this.resetCache.text
   }

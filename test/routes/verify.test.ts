@@ -406,6 +406,9 @@ describe('verify on one keep-alive connection', () => {
     assert.equal((await call(`Bearer ${root.secret}`, target.secret)).code, 'VALID')
     await t.app.inject({ method: 'DELETE', url: `/api/keys/${root.key.id}`, headers: user.headers })
     assert.equal((await call(`Bearer ${root.secret}`, target.secret)).status, 401, 'a revoked verify key stops at once on a connection that used it')
+    // Another connection finds the caller in the verifier's LRU, which the revocation made stale too.
+    const elsewhere = await t.app.inject({ method: 'POST', url: '/api/keys/verify', headers: { authorization: `Bearer ${root.secret}` }, payload: { key: target.secret } })
+    assert.equal(elsewhere.statusCode, 401, 'a revoked verify key stops at once on any connection')
 
     const session = await registerUser(t.app)
     const own = await issue(t, session)

@@ -16,8 +16,8 @@
  * speed drifts during the bench cannot tilt the ratios.
  *
  * With redis among BENCH_MODES, verify in Redis mode is paired with embedded mode the same way.
- * BENCH_AGAINST=<folder of another checkout> adds the same pairing of this checkout against that one
- * (with redis among BENCH_MODES, also verify with a per-key limit in Redis mode).
+ * BENCH_AGAINST=<folder of another checkout> adds the same pairing of this checkout against that one,
+ * and key creation (with redis among BENCH_MODES, also verify with a per-key limit in Redis mode).
  *
  *   BENCH_DURATION=10 BENCH_CONNECTIONS=100 BENCH_MODES=embedded,redis BENCH_CPU_REQUESTS=20000 npm run bench
  */
@@ -537,7 +537,8 @@ async function main () {
     if (AGAINST !== undefined) {
       // BENCH_AGAINST: another checkout (its folder, dependencies installed, e.g. a git worktree of an earlier commit).
       console.log(`this checkout against ${AGAINST} (embedded, ${PAIRED_ROUNDS} rounds alternating; below 1 is this checkout cheaper):`)
-      against = await pairedKeywards('embedded', { mode: 'embedded', folder: AGAINST, name: AGAINST }, scenarios('embedded', NO_SEED).filter(withCpuTarget).map((x) => x.name))
+      // Key creation too: the one write path that every key change shares (the verifier forgets on it).
+      against = await pairedKeywards('embedded', { mode: 'embedded', folder: AGAINST, name: AGAINST }, [...scenarios('embedded', NO_SEED).filter(withCpuTarget).map((x) => x.name), 'create key'])
       if (MODES.includes('redis')) {
         // What only Redis mode runs (the shared bucket's script per call) is paired in Redis mode.
         console.log(`this checkout against ${AGAINST} (Redis mode, ${PAIRED_ROUNDS} rounds alternating; below 1 is this checkout cheaper):`)

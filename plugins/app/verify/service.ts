@@ -112,11 +112,11 @@ export interface VerifierDependencies {
  */
 export class Verifier {
   /**
-   * Resolved callers by credential digest. Freshness is the caller's own (`isFresh`), not a TTL of
-   * the LRU: lru-cache resets all of its `max` slots when its last entry expires or is cleared
-   * (about 0.3 ms at 100,000), which a TTL or a `clear()` on every key change would pay.
+   * Resolved callers by credential digest. The TTL bounds staleness in real time whatever the
+   * injected clock says; key changes make entries stale by generation, never by `clear()`:
+   * lru-cache resets all of its `max` slots on a clear (about 0.3 ms at 100,000).
    */
-  private readonly callers = new LRUCache<string, VerifyCaller>({ max: 100_000 })
+  private readonly callers = new LRUCache<string, VerifyCaller>({ max: 100_000, ttl: CALLER_TTL_MS })
   /** Per connection: the same credential string again skips its digest and the LRU (same 1 s bound). */
   private readonly connections = new WeakMap<object, ConnectionMemo>()
   /** Bumped when keys change: every caller resolved before, in the LRU or a connection's memo, is stale. */
@@ -366,7 +366,8 @@ export class Verifier {
   }
 
   async forgetHashes (ownerId: string, hashes: string[]) {
-    for (const hash of hashes) await this.deps.cache.delete(`verify:${ownerId}:${hash}`)
+    // First: every caller resolved before this change is stale from now on, even if a delete fails.
     this.generation++
+    for (const hash of hashes) await this.deps.cache.delete(`verify:${ownerId}:${hash}`)
   }
 }

@@ -180,8 +180,14 @@ function countUnexpected (result: autocannon.Result, expect: number) {
 }
 
 /** The scenario's requests, for a duration or a fixed amount. */
-function load (url: string, scenario: Omit<Scenario, 'mode'>, run: { connections: number, duration?: number, amount?: number }) {
-  return autocannon({ url: url + scenario.path, method: scenario.method, headers: scenario.headers, body: scenario.body, ...run })
+type LoadRun = { connections: number, duration?: number, amount?: number }
+
+function loadOptions (url: string, scenario: Omit<Scenario, 'mode'>, run: LoadRun): autocannon.Options {
+  return { url: url + scenario.path, method: scenario.method, headers: scenario.headers, body: scenario.body, ...run }
+}
+
+function load (url: string, scenario: Omit<Scenario, 'mode'>, run: LoadRun) {
+  return autocannon(loadOptions(url, scenario, run))
 }
 
 /**
@@ -189,11 +195,10 @@ function load (url: string, scenario: Omit<Scenario, 'mode'>, run: { connections
  * hrtime, fractional). Its own histogram has whole milliseconds, too coarse for a bound of 2x on a
  * p99 of 1 ms.
  */
-async function loadTimed (url: string, scenario: Omit<Scenario, 'mode'>, run: { connections: number, duration?: number }) {
+async function loadTimed (url: string, scenario: Omit<Scenario, 'mode'>, run: LoadRun) {
   const latencies: number[] = []
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    const options = { url: url + scenario.path, method: scenario.method, headers: scenario.headers, body: scenario.body, ...run }
-    autocannon(options, (err, done) => (err ? reject(err) : resolve(done))).on('response', (_client, statusCode, _bytes, responseTime) => {
+    autocannon(loadOptions(url, scenario, run), (err, done) => (err ? reject(err) : resolve(done))).on('response', (_client, statusCode, _bytes, responseTime) => {
       if (statusCode >= 200 && statusCode < 300) latencies.push(responseTime)
     })
   })
